@@ -1,0 +1,2 @@
+app_name = "features_api"
+urlpatterns: list = []

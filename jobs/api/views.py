@@ -1,0 +1,53 @@
+from django.http import FileResponse
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from jobs import selectors, services
+from jobs.api.serializers import JobOutputSerializer
+from mlplatform.api import NotFoundError, Pagination
+
+
+class JobListApi(APIView):
+    @extend_schema(
+        parameters=[OpenApiParameter("kind", str), OpenApiParameter("status", str)],
+        responses=JobOutputSerializer(many=True),
+    )
+    def get(self, request: Request) -> Response:
+        jobs = selectors.job_list(
+            kind=request.query_params.get("kind"), status=request.query_params.get("status")
+        )
+        paginator = Pagination()
+        page = paginator.paginate_queryset(jobs, request, view=self)
+        data = JobOutputSerializer(page, many=True, context={"request": request}).data
+        return paginator.get_paginated_response(data)
+
+
+class JobDetailApi(APIView):
+    @extend_schema(responses=JobOutputSerializer)
+    def get(self, request: Request, job_id: int) -> Response:
+        job = selectors.job_get(job_id=job_id)
+        return Response(JobOutputSerializer(job, context={"request": request}).data)
+
+
+class JobCancelApi(APIView):
+    @extend_schema(request=None, responses=JobOutputSerializer)
+    def post(self, request: Request, job_id: int) -> Response:
+        job = services.job_cancel(job=selectors.job_get(job_id=job_id))
+        return Response(JobOutputSerializer(job, context={"request": request}).data)
+
+
+class JobOutputApi(APIView):
+    @extend_schema(responses={(200, "application/octet-stream"): bytes})
+    def get(self, request: Request, job_id: int) -> FileResponse:
+        job = selectors.job_get(job_id=job_id)
+        if not job.output:
+            raise NotFoundError(f"Job {job_id} has no output (status: {job.status}).")
+        filename = job.output.name.rsplit("/", 1)[-1]
+        return FileResponse(
+            job.output.open("rb"),
+            as_attachment=True,
+            filename=filename,
+            content_type=job.output_content_type or "application/octet-stream",
+        )

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class MlplatformConfig(AppConfig):
+    name = "mlplatform"
+    verbose_name = "Platform"

@@ -1,0 +1,39 @@
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from rest_framework.authtoken.models import Token
+
+DEMO_USER = "admin"
+DEMO_PASSWORD = "admin"  # noqa: S105 - printed on purpose: a local demo account
+
+
+class Command(BaseCommand):
+    help = "Create a demo admin user and load the demo model and feature group (idempotent)."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        user_model = get_user_model()
+        user, created = user_model.objects.get_or_create(
+            username=DEMO_USER, defaults={"is_staff": True, "is_superuser": True}
+        )
+        if created:
+            user.set_password(DEMO_PASSWORD)
+            user.save()
+        token, _ = Token.objects.get_or_create(user=user)
+
+        # Each app loads its own demo content; imported here so a missing app fails loudly.
+        from features.demo import demo_load as features_demo
+        from registry.demo import demo_load as registry_demo
+
+        for line in features_demo(user=user):
+            self.stdout.write(line)
+        for line in registry_demo(user=user):
+            self.stdout.write(line)
+
+        self.stdout.write(self.style.SUCCESS("Demo ready."))
+        self.stdout.write(
+            f"  Web UI:   http://127.0.0.1:8000/   (user {DEMO_USER!r}, password "
+            f"{DEMO_PASSWORD!r}{'' if created else ', unless you changed it'})"
+        )
+        self.stdout.write(f"  API token: {token.key}")
+        self.stdout.write("  API docs: http://127.0.0.1:8000/api/docs/")

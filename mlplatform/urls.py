@@ -1,0 +1,23 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from mlplatform import health, views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("admin/", admin.site.urls),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("api/v1/features/", include("features.api.urls")),
+    path("api/v1/jobs/", include("jobs.api.urls")),
+    path("api/v1/", include("registry.api.urls")),
+    # Serving owns the predict routes under /api/v1/, and /mlflow/, /v2/ and /metrics.
+    path("", include("serving.api.urls")),
+    path("models/", include("registry.urls")),
+    path("features/", include("features.urls")),
+    path("jobs/", include("jobs.urls")),
+    path("serving/", include("serving.urls")),
+]

@@ -1,0 +1,132 @@
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.db import models
+from django.urls import reverse
+
+
+class RegisteredModel(models.Model):
+    name = models.SlugField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+    owner = models.ForeignKey(
+        Group,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="registered_models",
+        help_text="The team whose members may add versions and move aliases.",
+    )
+    tags = models.JSONField(default=dict, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("registry:model-detail", kwargs={"name": self.name})
+
+
+def artifact_path(instance: "ModelVersion", filename: str) -> str:
+    # The client's file name is never used: it could traverse paths or collide.
+    return f"artifacts/{instance.model_id}/{instance.sha256}.{instance.format}"
+
+
+class ModelVersion(models.Model):
+    class Format(models.TextChoices):
+        SKOPS = "skops"
+        JOBLIB = "joblib"
+        PICKLE = "pickle"
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        READY = "ready"
+        REJECTED = "rejected"
+
+    model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="versions")
+    version = models.PositiveIntegerField()
+    artifact = models.FileField(upload_to=artifact_path, max_length=300)
+    sha256 = models.CharField(max_length=64, db_index=True)
+    size_bytes = models.BigIntegerField(default=0)
+    format = models.CharField(max_length=10, choices=Format.choices)
+    status = models.CharField(
+        max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True
+    )
+    status_message = models.TextField(blank=True)
+    # {"sklearn": "1.9.1", "numpy": …, "scipy": …, "python": …, "trained_with_sklearn": …}
+    library_versions = models.JSONField(default=dict, blank=True)
+    # {"inputs": [{"name", "dtype"}], "outputs": [{"name", "dtype"}], "task", "classes",
+    #  "n_features", "has_predict_proba", "named_columns", "estimator"}
+    signature = models.JSONField(default=dict, blank=True)
+    input_example = models.JSONField(null=True, blank=True)
+    metrics = models.JSONField(default=dict, blank=True)
+    tags = models.JSONField(default=dict, blank=True)
+    description = models.TextField(blank=True)
+    feature_service = models.ForeignKey(
+        "features.FeatureService",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="model_versions",
+    )
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["model", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["model", "version"], name="unique_model_version"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model.name} v{self.version}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("registry:model-detail", kwargs={"name": self.model.name}) + (
+            f"#v{self.version}"
+        )
+
+
+class ModelAlias(models.Model):
+    model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="aliases")
+    alias = models.SlugField(max_length=64)
+    version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="aliases")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["model", "alias"]
+        constraints = [
+            models.UniqueConstraint(fields=["model", "alias"], name="unique_model_alias"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model.name}@{self.alias} → v{self.version.version}"
+
+
+class AliasChange(models.Model):
+    """Audit trail: who moved which alias, when, from which version to which."""
+
+    model = models.ForeignKey(
+        RegisteredModel, on_delete=models.CASCADE, related_name="alias_changes"
+    )
+    alias = models.SlugField(max_length=64)
+    from_version = models.PositiveIntegerField(null=True, blank=True)
+    to_version = models.PositiveIntegerField(null=True, blank=True)  # null: alias deleted
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    changed_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-changed_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.model.name}@{self.alias}: {self.from_version} → {self.to_version}"

@@ -1,0 +1,96 @@
+"""Infer what a fitted estimator takes and returns, from the estimator itself."""
+
+from typing import Any
+
+import numpy as np
+from sklearn.base import is_classifier, is_clusterer, is_outlier_detector, is_regressor
+
+# dtype names clients see; everything numeric is decoded to float64 unless declared otherwise.
+JSON_DTYPES = ("float64", "int64", "bool", "string")
+
+
+def _task_of(estimator: Any) -> str:
+    if is_classifier(estimator):
+        return "classification"
+    if is_regressor(estimator):
+        return "regression"
+    if is_outlier_detector(estimator):
+        return "anomaly_detection"
+    if is_clusterer(estimator):
+        return "clustering"
+    return "other"
+
+
+def _dtype_of_values(values: list[Any]) -> str:
+    present = [v for v in values if v is not None]
+    if present and all(isinstance(v, bool) for v in present):
+        return "bool"
+    if present and all(isinstance(v, int) and not isinstance(v, bool) for v in present):
+        return "int64"
+    if present and all(isinstance(v, str) for v in present):
+        return "string"
+    return "float64"
+
+
+def to_jsonable(value: Any) -> Any:
+    """numpy scalars and arrays to plain Python, for JSON fields."""
+    if isinstance(value, np.ndarray):
+        return [to_jsonable(v) for v in value.tolist()]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    return value
+
+
+def _describe(estimator: Any) -> str:
+    steps = getattr(estimator, "steps", None)
+    if steps:
+        return " → ".join(type(step).__name__ for _, step in steps)
+    return type(estimator).__name__
+
+
+def signature_infer(estimator: Any, *, input_example: list[dict[str, Any]] | None = None) -> dict:
+    """Ordered input columns with dtypes, task kind, classes and available outputs."""
+    names = getattr(estimator, "feature_names_in_", None)
+    n_features = getattr(estimator, "n_features_in_", None)
+    named = names is not None
+    if names is not None:
+        columns = [str(name) for name in names]
+    elif n_features is not None:
+        columns = [f"f{i}" for i in range(int(n_features))]
+    elif input_example:
+        columns = list(input_example[0].keys())
+    else:
+        columns = []
+    inputs = []
+    for column in columns:
+        values = [row.get(column) for row in input_example or [] if isinstance(row, dict)]
+        inputs.append({"name": column, "dtype": _dtype_of_values(values) if values else "float64"})
+
+    task = _task_of(estimator)
+    classes = getattr(estimator, "classes_", None)
+    has_proba = hasattr(estimator, "predict_proba")
+    outputs: list[dict[str, Any]] = [{"name": "predict", "dtype": "float64"}]
+    if classes is not None:
+        outputs[0]["dtype"] = _dtype_of_values(to_jsonable(classes))
+    elif task in ("clustering", "anomaly_detection"):
+        outputs[0]["dtype"] = "int64"
+    if has_proba:
+        outputs.append(
+            {
+                "name": "predict_proba",
+                "dtype": "float64",
+                "shape": [-1, len(classes) if classes is not None else -1],
+            }
+        )
+    return {
+        "inputs": inputs,
+        "outputs": outputs,
+        "task": task,
+        "classes": to_jsonable(classes) if classes is not None else None,
+        "n_features": int(n_features) if n_features is not None else len(columns),
+        "has_predict_proba": has_proba,
+        "named_columns": named,
+        "estimator": _describe(estimator),
+    }

@@ -1,0 +1,2 @@
+app_name = "serving_api"
+urlpatterns: list = []

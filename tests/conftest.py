@@ -1,0 +1,157 @@
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from tests.workers import WorkerProcess
+
+# Playwright's sync API runs an event loop in the test thread; the ORM calls made beside it
+# are still synchronous and safe.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+CHROMIUM = os.environ.get("MLPLATFORM_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def _on_postgres() -> bool:
+    return settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+
+
+def _services_required() -> bool:
+    return os.environ.get("MLPLATFORM_REQUIRE_SERVICES") == "1"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """In the services pass, unreachable PostgreSQL or Redis fails the run; it never skips."""
+    if not _services_required():
+        return
+    import redis
+
+    problems = []
+    if not _on_postgres():
+        problems.append("MLPLATFORM_REQUIRE_SERVICES=1 but DATABASE_URL is not PostgreSQL")
+    else:
+        import psycopg
+
+        db = settings.DATABASES["default"]
+        try:
+            psycopg.connect(
+                host=db["HOST"],
+                port=db["PORT"] or 5432,
+                user=db["USER"],
+                password=db["PASSWORD"],
+                dbname="postgres",
+                connect_timeout=5,
+            ).close()
+        except psycopg.Error as exc:
+            problems.append(f"PostgreSQL unreachable: {exc}")
+    broker = settings.CELERY_BROKER_URL
+    if not broker.startswith("redis"):
+        problems.append("MLPLATFORM_REQUIRE_SERVICES=1 but CELERY_BROKER_URL is not Redis")
+    else:
+        try:
+            redis.Redis.from_url(broker, socket_timeout=5).ping()
+        except redis.RedisError as exc:
+            problems.append(f"Redis unreachable: {exc}")
+    if problems:
+        pytest.exit("; ".join(problems), returncode=3)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if _on_postgres() or _services_required():
+        return
+    skip = pytest.mark.skip(reason="PostgreSQL-only; runs in the PostgreSQL + Redis pass")
+    for item in items:
+        if "postgres" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _clean_var() -> None:
+    """Each run starts with empty media and an empty embedded broker queue."""
+    for path in (Path(settings.MEDIA_ROOT), Path(settings.BROKER_DIR)):
+        shutil.rmtree(path, ignore_errors=True)
+    Path(settings.MEDIA_ROOT).mkdir(parents=True, exist_ok=True)
+    for folder in getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", {}).values():
+        if isinstance(folder, str) and folder.startswith("/"):
+            Path(folder).mkdir(parents=True, exist_ok=True)
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup: Any, django_db_blocker: Any) -> Iterator[WorkerProcess]:
+    """One real worker process for the session; tests using it must be transaction=True."""
+    from mlplatform.celery import app
+
+    with django_db_blocker.unblock():
+        app.control.purge()
+    worker = WorkerProcess(name="session", concurrency=2).start()
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture
+def start_worker(django_db_setup: Any) -> Iterator[Any]:
+    """Factory for extra workers a test kills or runs side by side; all stopped afterwards."""
+    started: list[WorkerProcess] = []
+
+    def start(**kwargs: Any) -> WorkerProcess:
+        worker = WorkerProcess(**kwargs).start()
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+@pytest.fixture
+def user(django_user_model: Any) -> Any:
+    return django_user_model.objects.create_user(username="alice", password="pw-alice-123")
+
+
+@pytest.fixture
+def api_client(user: Any) -> APIClient:
+    client = APIClient()
+    token, _ = Token.objects.get_or_create(user=user)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return client
+
+
+@pytest.fixture
+def anon_client() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any, live_server: Any) -> Iterator[Any]:
+    context = browser.new_context(base_url=live_server.url)
+    context.set_default_timeout(20_000)
+    page = context.new_page()
+    yield page
+    context.close()
