@@ -16,14 +16,15 @@ ENV PATH="/opt/venv/bin:$PATH" \
     MLPLATFORM_VAR_DIR=/var/lib/mlplatform \
     WEB_BIND=0.0.0.0 \
     PORT=8000
-RUN groupadd --system app && useradd --system --gid app --home-dir /app app \
-    && mkdir -p /var/lib/mlplatform && chown app:app /var/lib/mlplatform
+RUN groupadd --system --gid 10001 app \
+    && useradd --system --uid 10001 --gid app --home-dir /app app \
+    && mkdir -p /var/lib/mlplatform && chown 10001:10001 /var/lib/mlplatform
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
-COPY --chown=app:app . .
+COPY --chown=10001:10001 . .
 RUN DJANGO_SECRET_KEY=collectstatic-only DJANGO_ALLOWED_HOSTS=localhost \
     python manage.py collectstatic --noinput -v 0
-USER app
+USER 10001
 EXPOSE 8000
-HEALTHCHECK --interval=30s --timeout=3s CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz').status != 200)"
-CMD ["sh", "-c", "gunicorn mlplatform.wsgi --bind 0.0.0.0:${PORT} --workers ${WEB_CONCURRENCY:-2} --access-logfile -"]
+HEALTHCHECK --interval=30s --timeout=3s CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2)"]
+CMD ["gunicorn", "mlplatform.wsgi", "--config", "python:mlplatform.gunicorn"]

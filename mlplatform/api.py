@@ -38,10 +38,14 @@ class BearerOrTokenAuthentication(TokenAuthentication):
     """Accepts `Authorization: Token <key>` and `Authorization: Bearer <key>`."""
 
     def authenticate(self, request: Any) -> Any:
-        header = request.META.get("HTTP_AUTHORIZATION", "")
-        if header[:7].lower() == "bearer ":
-            request.META["HTTP_AUTHORIZATION"] = "Token " + header[7:]
-        return super().authenticate(request)
+        parts = request.headers.get("authorization", "").split()
+        if not parts or parts[0].lower() not in ("token", "bearer"):
+            return None
+        if len(parts) != 2:
+            raise exceptions.AuthenticationFailed(
+                "Invalid Authorization header: expected 'Token <key>' or 'Bearer <key>'."
+            )
+        return self.authenticate_credentials(parts[1])
 
     def authenticate_header(self, request: Any) -> str:
         return "Token"

@@ -1,6 +1,8 @@
 """Liveness and readiness probes; no auth, no session, cheap enough to be hit every second."""
 
+import os
 import uuid
+from pathlib import Path
 
 from django.conf import settings
 from django.core.files.base import ContentFile
@@ -25,13 +27,16 @@ def _check_database() -> None:
 
 
 def _check_broker() -> None:
+    url = celery_app.conf.broker_url or ""
+    if url.startswith("filesystem"):
+        # The embedded transport "connects" even when its folder is unusable; check the folder.
+        folder = Path(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"])
+        folder.mkdir(parents=True, exist_ok=True)
+        if not os.access(folder, os.W_OK):
+            raise OSError(f"broker folder {folder} is not writable")
+        return
     with celery_app.connection_for_write() as conn:
         conn.ensure_connection(max_retries=1, timeout=2)
-        if conn.transport_cls == "filesystem" or settings.CELERY_BROKER_URL.startswith(
-            "filesystem"
-        ):
-            # The filesystem transport "connects" even when its folder is unusable; probe it.
-            conn.default_channel.client  # noqa: B018
 
 
 def _check_storage() -> None:

@@ -83,7 +83,7 @@ class WorkerProcess:
     def stop(self, *, timeout: float = 30) -> None:
         if not self.process or self.process.poll() is not None:
             return
-        os.killpg(self.process.pid, signal.SIGTERM)
+        self.process.terminate()  # warm shutdown: the main process stops its pool children
         try:
             self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:

@@ -8,7 +8,7 @@ from django.conf import settings
 
 def test_check_deploy_passes_with_production_settings():
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"},
         "DJANGO_SETTINGS_MODULE": "mlplatform.settings.production",
         "DJANGO_SECRET_KEY": "x" * 20 + "-a-long-random-production-secret-" + "y" * 20,
         "DJANGO_ALLOWED_HOSTS": "mlplatform.example.com",
