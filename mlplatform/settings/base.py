@@ -10,6 +10,7 @@ environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 # Everything the platform writes locally (SQLite, media, the embedded broker) lives here.
 VAR_DIR = Path(env("MLPLATFORM_VAR_DIR", default=str(BASE_DIR / "var"))).resolve()
+VAR_DIR.mkdir(parents=True, exist_ok=True)  # SQLite cannot create its own parent folder
 
 SECRET_KEY = env("DJANGO_SECRET_KEY", default="dev-only-insecure-key-change-me")
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
