@@ -1,0 +1,105 @@
+"""Per-process LRU of loaded estimators, keyed by artifact sha256.
+
+Keyed by content, not by version id: two versions with the same bytes share one estimator, and a
+version whose artifact changed (it cannot, but if storage were tampered with) is a different key.
+Every load goes through `registry.selectors.estimator_load`, which re-checks the sha256.
+"""
+
+import threading
+from collections import OrderedDict
+from typing import Any
+
+from django.conf import settings
+
+from registry.models import ModelVersion
+from registry.selectors import estimator_load
+
+
+class EstimatorCache:
+    """Thread-safe LRU; a miss loads outside the global lock so other models keep serving."""
+
+    def __init__(self) -> None:
+        self._items: OrderedDict[str, Any] = OrderedDict()
+        self._lock = threading.Lock()
+        # One lock per key being loaded: concurrent misses on the same model load it once.
+        self._loading: dict[str, threading.Lock] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, version: ModelVersion) -> Any:
+        key = version.sha256
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                self.hits += 1
+                _count("hit")
+                return self._items[key]
+            load_lock = self._loading.setdefault(key, threading.Lock())
+        with load_lock:
+            with self._lock:
+                if key in self._items:  # loaded by another thread while we waited
+                    self._items.move_to_end(key)
+                    self.hits += 1
+                    _count("hit")
+                    return self._items[key]
+                self.misses += 1
+                _count("miss")
+            estimator = estimator_load(version=version)
+            with self._lock:
+                self._items[key] = estimator
+                self._items.move_to_end(key)
+                size = max(1, int(settings.MLPLATFORM_MODEL_CACHE_SIZE))
+                while len(self._items) > size:
+                    self._items.popitem(last=False)
+                self._loading.pop(key, None)
+                _loaded_gauge(len(self._items))
+            return estimator
+
+    def contains(self, sha256: str) -> bool:
+        with self._lock:
+            return sha256 in self._items
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._items)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self.hits = 0
+            self.misses = 0
+            _loaded_gauge(0)
+
+
+_cache = EstimatorCache()
+
+
+def estimator_for(version: ModelVersion) -> Any:
+    """The loaded estimator of a ready version, from this process's LRU (loading it on a miss).
+
+    Raises:
+        registry.artifacts.ArtifactIntegrityError: the stored bytes changed since upload.
+        registry.artifacts.ArtifactLoadError: the version is not ready or cannot be loaded.
+    """
+    return _cache.get(version)
+
+
+def cache_stats() -> dict[str, int]:
+    return {"hits": _cache.hits, "misses": _cache.misses, "loaded": len(_cache)}
+
+
+def cache_clear() -> None:
+    _cache.clear()
+
+
+def _count(outcome: str) -> None:
+    # Imported lazily: the metrics module may be configured for multi-process mode at startup.
+    from serving import metrics
+
+    metrics.record_cache(outcome)
+
+
+def _loaded_gauge(count: int) -> None:
+    from serving import metrics
+
+    metrics.record_loaded(count)

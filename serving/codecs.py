@@ -1,0 +1,633 @@
+"""Payloads ↔ arrays: the one decoding layer behind every prediction protocol and batch scoring.
+
+JSON bodies are decoded straight into a float64 matrix in the signature's column order; a pandas
+DataFrame is built only when the estimator was fitted on one (`named_columns`) or a column holds
+strings. Every check raises `InputError`, whose JSON body names the offending field and row.
+Row numbers are 0-based positions in the request (or `row_offset` + position for frames).
+"""
+
+import csv
+import io
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from django.conf import settings
+
+from mlplatform.api import ApplicationError
+
+OUTPUTS = ("predict", "predict_proba")
+Matrix = np.ndarray | pd.DataFrame
+
+_NUMERIC = frozenset({int, float})
+_BOOLISH = frozenset({bool, int})
+_STRING = frozenset({str})
+_TYPE_NAMES = {str: "a string", bool: "a boolean", list: "an array", dict: "an object"}
+
+
+class InputError(ApplicationError):
+    """Bad prediction input; the response body is `{"detail", "field", "row"}`."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        row: int | None = None,
+        status_code: int | None = None,
+    ):
+        super().__init__(message, extra={"field": field, "row": row}, status_code=status_code)
+        self.field = field
+        self.row = row
+
+
+@dataclass
+class Batch:
+    """A decoded request: columns of Python values (or one row-major block) plus options."""
+
+    columns: dict[str, Any]
+    n_rows: int
+    outputs: list[str] = field(default_factory=lambda: ["predict"])
+    # Columns the client may send that are not model inputs (entity keys of a feature service).
+    request_id: str | None = None
+
+
+def signature_columns(signature: dict) -> list[str]:
+    return [column["name"] for column in signature.get("inputs") or []]
+
+
+def _dtypes(signature: dict) -> dict[str, str]:
+    return {c["name"]: c.get("dtype") or "float64" for c in signature.get("inputs") or []}
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    return _TYPE_NAMES.get(type(value), type(value).__name__)
+
+
+def _check_row_count(n_rows: int, *, field: str) -> None:
+    if n_rows == 0:
+        raise InputError("The input is empty: send at least one row.", field=field)
+    limit = int(settings.MLPLATFORM_MAX_BATCH_ROWS)
+    if n_rows > limit:
+        raise InputError(
+            f"{n_rows} rows exceed the limit of {limit} rows per request "
+            "(MLPLATFORM_MAX_BATCH_ROWS); use a batch job for more.",
+            field=field,
+        )
+
+
+# --- one column of values → a validated array ----------------------------------------------
+
+
+def _numeric(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _bad_value(name: str, values: Sequence[Any], allowed: frozenset, expected: str, offset: int):
+    for position, value in enumerate(values):
+        if type(value) not in allowed:
+            if value is None:
+                problem = "a missing value (null)"
+            elif isinstance(value, str) and expected == "a number" and _numeric(value):
+                problem = f"the string {value[:40]!r} (numeric strings are not accepted)"
+            elif isinstance(value, str):
+                problem = f"the string {value[:40]!r}"
+            else:
+                problem = _type_name(value)
+            return InputError(
+                f"Column '{name}', row {offset + position}: expected {expected}, got {problem}.",
+                field=name,
+                row=offset + position,
+            )
+    return None
+
+
+def _non_finite(name: str, array: np.ndarray, offset: int) -> InputError:
+    position = int(np.flatnonzero(~np.isfinite(array))[0])
+    return InputError(
+        f"Column '{name}', row {offset + position}: NaN and Infinity are not accepted.",
+        field=name,
+        row=offset + position,
+    )
+
+
+def column_array(name: str, values: Any, dtype: str, *, offset: int = 0) -> np.ndarray:
+    """Validate one column (a list of JSON values or a 1-D array) and return it as an array."""
+    if isinstance(values, pd.Series):
+        values = values.to_numpy()
+    if isinstance(values, np.ndarray):
+        return _ndarray_column(name, values, dtype, offset)
+    if dtype == "string":
+        error = _bad_value(name, values, _STRING, "a string", offset)
+        if error is not None:
+            raise error
+        return np.asarray(values, dtype=object)
+    allowed, expected = (_BOOLISH, "a boolean") if dtype == "bool" else (_NUMERIC, "a number")
+    if not set(map(type, values)) <= allowed:
+        error = _bad_value(name, values, allowed, expected, offset)
+        if error is not None:
+            raise error
+    try:
+        array = np.asarray(values, dtype=np.float64 if dtype != "int64" else None)
+    except OverflowError:
+        position = next(
+            (i for i, v in enumerate(values) if isinstance(v, int) and abs(v) > 2**1023), 0
+        )
+        raise InputError(
+            f"Column '{name}', row {offset + position}: number out of range.",
+            field=name,
+            row=offset + position,
+        ) from None
+    if array.dtype.kind not in "iub":
+        if array.dtype.kind != "f":
+            array = array.astype(np.float64)
+        if not np.isfinite(array).all():
+            raise _non_finite(name, array, offset)
+    return array
+
+
+def _ndarray_column(name: str, array: np.ndarray, dtype: str, offset: int) -> np.ndarray:
+    kind = array.dtype.kind
+    if dtype == "string":
+        if kind in "OUS":
+            values = array.tolist()
+            error = _bad_value(name, values, _STRING, "a string", offset)
+            if error is not None:
+                raise error
+            return array.astype(object)
+        raise InputError(
+            f"Column '{name}': expected strings, got {array.dtype} values.", field=name
+        )
+    if kind in "iub":
+        return array
+    if kind == "f":
+        if not np.isfinite(array).all():
+            raise _non_finite(name, array, offset)
+        return array
+    # object / string columns from CSV or Parquet: report the first value that is not a number.
+    values = [v.item() if isinstance(v, np.generic) else v for v in array.tolist()]
+    clean = [None if isinstance(v, float) and math.isnan(v) else v for v in values]
+    allowed, expected = (_BOOLISH, "a boolean") if dtype == "bool" else (_NUMERIC, "a number")
+    error = _bad_value(name, clean, allowed, expected, offset)
+    if error is not None:
+        raise error
+    return column_array(name, clean, dtype, offset=offset)
+
+
+# --- columns → what the estimator's predict takes -----------------------------------------
+
+
+def columns_to_matrix(
+    columns: dict[str, Any],
+    signature: dict,
+    *,
+    n_rows: int,
+    allow_extra: Iterable[str] | bool = (),
+    row_offset: int = 0,
+) -> Matrix:
+    """Validate named columns against the signature and assemble them in signature order.
+
+    `allow_extra=True` ignores any column the model does not take; an iterable names the only
+    extra columns allowed (e.g. entity keys). Raises InputError naming the column (and row).
+    """
+    dtypes = _dtypes(signature)
+    names = list(dtypes)
+    for name in names:
+        if name not in columns:
+            raise InputError(f"Missing column '{name}'.", field=name)
+    if allow_extra is not True:
+        permitted = set(allow_extra) if allow_extra else set()
+        for name in columns:
+            if name not in dtypes and name not in permitted:
+                raise InputError(
+                    f"Unknown column '{name}': this model takes {', '.join(names)}.", field=name
+                )
+    arrays = []
+    for name in names:
+        array = column_array(name, columns[name], dtypes[name], offset=row_offset)
+        if len(array) != n_rows:
+            raise InputError(
+                f"Column '{name}' has {len(array)} values, expected {n_rows}.", field=name
+            )
+        arrays.append(array)
+    needs_frame = bool(signature.get("named_columns")) or any(a.dtype == object for a in arrays)
+    if needs_frame:
+        return pd.DataFrame(
+            {name: array for name, array in zip(names, arrays, strict=True)}, copy=False
+        )
+    matrix = np.empty((n_rows, len(names)), dtype=np.float64)
+    for position, array in enumerate(arrays):
+        matrix[:, position] = array
+    return matrix
+
+
+def frame_to_matrix(frame: pd.DataFrame, signature: dict, *, row_offset: int = 0) -> Matrix:
+    """A DataFrame (a batch chunk) → the estimator's input, in signature column order.
+
+    Extra columns (ids carried by batch jobs) are ignored. Row numbers in errors are 0-based:
+    `row_offset` + the row's position in `frame`. Raises InputError for a missing column, a
+    value of the wrong type, a missing value, NaN or Infinity.
+    """
+    columns = {name: frame[name] for name in signature_columns(signature) if name in frame}
+    missing = [name for name in signature_columns(signature) if name not in frame]
+    if missing:
+        raise InputError(f"Missing column '{missing[0]}'.", field=missing[0])
+    return columns_to_matrix(
+        columns, signature, n_rows=len(frame), allow_extra=True, row_offset=row_offset
+    )
+
+
+def rows_to_columns(
+    rows: Any, names: Sequence[str], *, field: str, row_offset: int = 0
+) -> dict[str, list[Any]]:
+    """Row-major lists (`[[v, …], …]`) in a known column order → columns; checks raggedness."""
+    if not isinstance(rows, list):
+        raise InputError(f"'{field}' must be an array of rows.", field=field)
+    width = len(names)
+    for position, row in enumerate(rows):
+        if not isinstance(row, list):
+            raise InputError(
+                f"'{field}' row {position} must be an array of {width} values.",
+                field=field,
+                row=position + row_offset,
+            )
+        if len(row) != width:
+            raise InputError(
+                f"'{field}' row {position} has {len(row)} values, expected {width} "
+                f"({', '.join(names)}).",
+                field=field,
+                row=position + row_offset,
+            )
+    return {name: [row[j] for row in rows] for j, name in enumerate(names)}
+
+
+def records_to_columns(records: Any, *, field: str) -> tuple[dict[str, list[Any]], int]:
+    """`[{col: value}, …]` → columns; every record must have the same keys as the first."""
+    if not isinstance(records, list):
+        raise InputError(f"'{field}' must be an array of objects.", field=field)
+    _check_row_count(len(records), field=field)
+    first = records[0]
+    if not isinstance(first, dict):
+        raise InputError(f"'{field}' row 0 must be an object.", field=field, row=0)
+    keys = list(first)
+    key_set = set(keys)
+    for position, record in enumerate(records):
+        if not isinstance(record, dict):
+            raise InputError(
+                f"'{field}' row {position} must be an object.", field=field, row=position
+            )
+        if record.keys() != key_set:
+            missing = sorted(key_set - record.keys())
+            extra = sorted(record.keys() - key_set)
+            name = missing[0] if missing else extra[0]
+            what = "lacks" if missing else "has an extra"
+            raise InputError(
+                f"'{field}' row {position} {what} column '{name}' (rows must share their columns).",
+                field=name,
+                row=position,
+            )
+    return {key: [record[key] for record in records] for key in keys}, len(records)
+
+
+def dict_columns(inputs: Any, *, field: str) -> tuple[dict[str, list[Any]], int]:
+    """`{col: [values…]}` → columns; all columns must be arrays of the same length."""
+    if not isinstance(inputs, dict) or not inputs:
+        raise InputError(f"'{field}' must be a non-empty object of columns.", field=field)
+    n_rows = None
+    for name, values in inputs.items():
+        if not isinstance(values, list):
+            raise InputError(f"Column '{name}' must be an array of values.", field=name)
+        if n_rows is None:
+            n_rows = len(values)
+        elif len(values) != n_rows:
+            raise InputError(
+                f"Column '{name}' has {len(values)} values but the first column has {n_rows}: "
+                "columns must have the same length.",
+                field=name,
+            )
+    assert n_rows is not None
+    _check_row_count(n_rows, field=field)
+    return dict(inputs), n_rows
+
+
+def outputs_parse(value: Any, *, field: str) -> list[str]:
+    """Requested outputs: a list (or one string) of `predict` / `predict_proba`."""
+    if value is None:
+        return ["predict"]
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not value:
+        raise InputError(f"'{field}' must be a non-empty array of {OUTPUTS}.", field=field)
+    for item in value:
+        if item not in OUTPUTS:
+            raise InputError(
+                f"'{field}' contains {item!r}; choose from {', '.join(OUTPUTS)}.", field=field
+            )
+    return list(dict.fromkeys(value))
+
+
+# --- protocol bodies --------------------------------------------------------------------------
+
+
+def native_request(data: Any) -> Batch:
+    """`{"instances": [{…}]}` or `{"inputs": {col: […]}}`, optional `"return"`."""
+    if not isinstance(data, dict):
+        raise InputError("The body must be a JSON object with 'instances' or 'inputs'.")
+    unknown = sorted(set(data) - {"instances", "inputs", "return"})
+    if unknown:
+        raise InputError(
+            f"Unknown field '{unknown[0]}': send 'instances' or 'inputs', and optionally 'return'.",
+            field=unknown[0],
+        )
+    if ("instances" in data) == ("inputs" in data):
+        raise InputError(
+            "Send exactly one of 'instances' (records) or 'inputs' (columns).", field="instances"
+        )
+    outputs = outputs_parse(data.get("return"), field="return")
+    if "instances" in data:
+        columns, n_rows = records_to_columns(data["instances"], field="instances")
+    else:
+        columns, n_rows = dict_columns(data["inputs"], field="inputs")
+    return Batch(columns=columns, n_rows=n_rows, outputs=outputs)
+
+
+def _list_payload(value: Any, names: Sequence[str], *, field: str) -> tuple[dict, int]:
+    """MLflow `instances` / `inputs`: records, row-major lists, or (inputs only) columns."""
+    if isinstance(value, dict):
+        return dict_columns(value, field=field)
+    if not isinstance(value, list):
+        raise InputError(f"'{field}' must be an array or an object.", field=field)
+    _check_row_count(len(value), field=field)
+    if isinstance(value[0], dict):
+        return records_to_columns(value, field=field)
+    if len(names) == 1 and not isinstance(value[0], list):
+        # A bare list for a one-column model: one value per row.
+        return {names[0]: value}, len(value)
+    return rows_to_columns(value, names, field=field), len(value)
+
+
+def mlflow_json_request(data: Any, signature: dict) -> Batch:
+    """MLflow scoring JSON: exactly one of dataframe_split / dataframe_records / instances /
+    inputs, plus optional `params` (`{"predict_method": "predict" | "predict_proba"}`)."""
+    if not isinstance(data, dict):
+        raise InputError("The body must be a JSON object.")
+    formats = ("dataframe_split", "dataframe_records", "instances", "inputs")
+    present = [key for key in formats if key in data]
+    if len(present) != 1:
+        raise InputError(
+            f"Send exactly one of {', '.join(formats)} (got {', '.join(present) or 'none'}).",
+            field="dataframe_split" if not present else present[1],
+        )
+    unknown = sorted(set(data) - {*formats, "params"})
+    if unknown:
+        raise InputError(f"Unknown field '{unknown[0]}'.", field=unknown[0])
+    outputs = ["predict"]
+    params = data.get("params")
+    if params is not None:
+        if not isinstance(params, dict):
+            raise InputError("'params' must be an object.", field="params")
+        method = params.get("predict_method", "predict")
+        if method not in OUTPUTS:
+            raise InputError(
+                f"params.predict_method must be one of {', '.join(OUTPUTS)}.",
+                field="params.predict_method",
+            )
+        outputs = [method]
+    names = signature_columns(signature)
+    key = present[0]
+    value = data[key]
+    if key == "dataframe_split":
+        if not isinstance(value, dict):
+            raise InputError("'dataframe_split' must be an object.", field=key)
+        cols = value.get("columns", names)
+        rows = value.get("data")
+        if not isinstance(cols, list) or not all(isinstance(c, str) for c in cols):
+            raise InputError("'dataframe_split.columns' must be an array of names.", field=key)
+        if len(set(cols)) != len(cols):
+            raise InputError("'dataframe_split.columns' repeats a name.", field=key)
+        if not isinstance(rows, list):
+            raise InputError("'dataframe_split.data' must be an array of rows.", field=key)
+        _check_row_count(len(rows), field=key)
+        columns = rows_to_columns(rows, cols, field="dataframe_split.data")
+        return Batch(columns=columns, n_rows=len(rows), outputs=outputs)
+    if key == "dataframe_records":
+        columns, n_rows = records_to_columns(value, field=key)
+    else:
+        columns, n_rows = _list_payload(value, names, field=key)
+    return Batch(columns=columns, n_rows=n_rows, outputs=outputs)
+
+
+def mlflow_csv_request(body: bytes, signature: dict) -> Batch:
+    """`text/csv` with a header row; cells are parsed as numbers unless the column is a string."""
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InputError("The CSV body is not UTF-8.") from None
+    reader = csv.reader(io.StringIO(text))
+    try:
+        rows = [row for row in reader if row]
+    except csv.Error as exc:
+        raise InputError(f"Malformed CSV: {exc}.") from None
+    if not rows:
+        raise InputError("The CSV body is empty: send a header row and data rows.")
+    header, data = rows[0], rows[1:]
+    _check_row_count(len(data), field="csv")
+    dtypes = _dtypes(signature)
+    columns = rows_to_columns(data, header, field="csv")
+    parsed: dict[str, list[Any]] = {}
+    for name, values in columns.items():
+        if dtypes.get(name) == "string":
+            parsed[name] = values
+            continue
+        out: list[Any] = []
+        for position, cell in enumerate(values):
+            try:
+                number = float(cell) if cell.strip() else None
+            except ValueError:
+                raise InputError(
+                    f"Column '{name}', row {position}: {cell[:40]!r} is not a number.",
+                    field=name,
+                    row=position,
+                ) from None
+            if dtypes.get(name) == "bool" and number is not None:
+                number = bool(number)
+            out.append(number)
+        parsed[name] = out
+    return Batch(columns=parsed, n_rows=len(data), outputs=["predict"])
+
+
+# --- Open Inference Protocol v2 -----------------------------------------------------------
+
+_V2_TYPES = {
+    "BOOL": frozenset({bool}),
+    "BYTES": _STRING,
+    **{f"INT{n}": frozenset({int}) for n in (8, 16, 32, 64)},
+    **{f"UINT{n}": frozenset({int}) for n in (8, 16, 32, 64)},
+    **{f"FP{n}": _NUMERIC for n in (16, 32, 64)},
+}
+
+
+def _flatten(data: Any) -> list[Any]:
+    if not isinstance(data, list):
+        return [data]
+    if data and isinstance(data[0], list):
+        flat: list[Any] = []
+        stack = [data]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, list):
+                stack.extend(reversed(item))
+            else:
+                flat.append(item)
+        return flat
+    return data
+
+
+def _v2_tensor(tensor: Any, position: int) -> tuple[str, list[int], list[Any]]:
+    field = f"inputs[{position}]"
+    if not isinstance(tensor, dict):
+        raise InputError(f"'{field}' must be a tensor object.", field=field)
+    name = tensor.get("name")
+    shape = tensor.get("shape")
+    datatype = tensor.get("datatype")
+    params = tensor.get("parameters") or {}
+    if isinstance(params, dict) and "binary_data_size" in params:
+        raise InputError(
+            "The binary tensor data extension is not supported: send tensor data as JSON "
+            "(tritonclient: binary_data=False).",
+            field=field,
+        )
+    if not isinstance(name, str):
+        raise InputError(f"'{field}.name' must be a string.", field=field)
+    if (
+        not isinstance(shape, list)
+        or not shape
+        or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape)
+    ):
+        raise InputError(f"Tensor '{name}': 'shape' must be an array of sizes.", field=name)
+    if datatype not in _V2_TYPES:
+        raise InputError(
+            f"Tensor '{name}': datatype {datatype!r} is not one of {', '.join(_V2_TYPES)}.",
+            field=name,
+        )
+    if "data" not in tensor:
+        raise InputError(f"Tensor '{name}' has no 'data'.", field=name)
+    flat = _flatten(tensor["data"])
+    expected = math.prod(shape)
+    if len(flat) != expected:
+        raise InputError(
+            f"Tensor '{name}': shape {shape} needs {expected} values, got {len(flat)}.", field=name
+        )
+    allowed = _V2_TYPES[datatype]
+    if not set(map(type, flat)) <= allowed:
+        error = _bad_value(name, flat, allowed, f"{datatype} values", 0)
+        if error is not None:
+            raise InputError(
+                f"Tensor '{name}' ({datatype}): {error.message.split(': ', 1)[1]}",
+                field=name,
+                row=error.row,
+            )
+    return name, shape, flat
+
+
+def v2_request(data: Any, signature: dict) -> tuple[Batch, Any]:
+    """An Open Inference v2 infer body → (batch, request id to echo)."""
+    if not isinstance(data, dict):
+        raise InputError("The body must be a JSON object with 'inputs'.")
+    request_id = data.get("id")
+    params = data.get("parameters") or {}
+    if isinstance(params, dict) and params.get("binary_data_output"):
+        raise InputError(
+            "The binary tensor data extension is not supported: request outputs with "
+            "binary_data=False.",
+            field="parameters.binary_data_output",
+        )
+    tensors = data.get("inputs")
+    if not isinstance(tensors, list) or not tensors:
+        raise InputError("'inputs' must be a non-empty array of tensors.", field="inputs")
+    outputs = ["predict"]
+    requested = data.get("outputs")
+    if requested is not None:
+        if not isinstance(requested, list) or not requested:
+            raise InputError("'outputs' must be a non-empty array.", field="outputs")
+        names = []
+        for position, item in enumerate(requested):
+            if not isinstance(item, dict) or item.get("name") not in OUTPUTS:
+                raise InputError(
+                    f"outputs[{position}] must name one of {', '.join(OUTPUTS)}.",
+                    field=f"outputs[{position}]",
+                )
+            if isinstance(item.get("parameters"), dict) and item["parameters"].get("binary_data"):
+                raise InputError(
+                    "The binary tensor data extension is not supported: request outputs with "
+                    "binary_data=False.",
+                    field=f"outputs[{position}]",
+                )
+            names.append(item["name"])
+        outputs = list(dict.fromkeys(names))
+    columns_in = signature_columns(signature)
+    decoded = [_v2_tensor(tensor, position) for position, tensor in enumerate(tensors)]
+    if len(decoded) == 1 and len(decoded[0][1]) == 2 and decoded[0][0] not in columns_in:
+        name, shape, flat = decoded[0]
+        rows, width = shape
+        if width != len(columns_in):
+            raise InputError(
+                f"Tensor '{name}' has {width} columns, the model takes {len(columns_in)} "
+                f"({', '.join(columns_in)}).",
+                field=name,
+            )
+        _check_row_count(rows, field=name)
+        columns = {column: flat[j::width] for j, column in enumerate(columns_in)}
+        return Batch(columns=columns, n_rows=rows, outputs=outputs), request_id
+    columns_by_name: dict[str, list[Any]] = {}
+    n_rows = None
+    for name, shape, flat in decoded:
+        if len(shape) > 2 or (len(shape) == 2 and shape[1] != 1):
+            raise InputError(
+                f"Tensor '{name}': a per-column tensor must have shape [rows] or [rows, 1].",
+                field=name,
+            )
+        if name in columns_by_name:
+            raise InputError(f"Tensor '{name}' is sent twice.", field=name)
+        if n_rows is None:
+            n_rows = shape[0]
+        elif shape[0] != n_rows:
+            raise InputError(
+                f"Tensor '{name}' has {shape[0]} rows, the first tensor has {n_rows}.", field=name
+            )
+        columns_by_name[name] = flat
+    assert n_rows is not None
+    _check_row_count(n_rows, field="inputs")
+    return Batch(columns=columns_by_name, n_rows=n_rows, outputs=outputs), request_id
+
+
+# --- results → JSON ----------------------------------------------------------------------
+
+
+def jsonable_column(array: Any) -> list[Any]:
+    """A prediction array → a JSON-safe list: NaN and ±Infinity become null."""
+    array = np.asarray(array)
+    if array.dtype.kind == "f":
+        finite = np.isfinite(array)
+        if not finite.all():
+            return np.where(finite, array, None).tolist()
+        return array.tolist()
+    if array.dtype.kind == "O":
+        return [
+            None if isinstance(v, float) and not math.isfinite(v) else _plain(v)
+            for v in array.tolist()
+        ]
+    return array.tolist()
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value

@@ -1,0 +1,105 @@
+"""Prometheus metrics for serving, plus a collector that reads job progress at scrape time.
+
+Multi-process servers (gunicorn with several workers): set PROMETHEUS_MULTIPROC_DIR to an empty,
+writable directory in the environment of the master process *before* it starts; every worker
+then writes its counters there and `/metrics` aggregates all of them. Without it each worker
+reports only its own counters.
+"""
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+from django.db import DatabaseError
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+
+LABELS = ["model", "version", "protocol"]
+
+REQUESTS = Counter(
+    "mlplatform_predict_requests_total", "Prediction requests answered.", [*LABELS, "status"]
+)
+ERRORS = Counter(
+    "mlplatform_predict_errors_total", "Prediction requests answered with an error.", LABELS
+)
+LATENCY = Histogram(
+    "mlplatform_predict_latency_seconds",
+    "Time to answer a prediction request, from parsing to the response body.",
+    LABELS,
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+ROWS = Counter("mlplatform_predict_rows_total", "Rows predicted in real time.", LABELS)
+CACHE = Counter("mlplatform_model_cache_total", "Model cache lookups.", ["outcome"])
+LOADED = Gauge(
+    "mlplatform_models_loaded", "Estimators held in the model cache.", multiprocess_mode="livesum"
+)
+
+
+def record_request(
+    *, model: str, version: str, protocol: str, status: int, seconds: float, rows: int
+) -> None:
+    REQUESTS.labels(model, version, protocol, str(status)).inc()
+    LATENCY.labels(model, version, protocol).observe(seconds)
+    if status >= 400:
+        ERRORS.labels(model, version, protocol).inc()
+    elif rows:
+        ROWS.labels(model, version, protocol).inc(rows)
+
+
+def record_cache(outcome: str) -> None:
+    CACHE.labels(outcome).inc()
+
+
+def record_loaded(count: int) -> None:
+    LOADED.set(count)
+
+
+class JobCollector(Collector):
+    """Job counts by kind and status, and rows scored by batch jobs, read from the DB on scrape."""
+
+    def collect(self) -> Iterator[Any]:
+        from django.db.models import Count, Sum
+
+        from jobs.models import Job
+
+        jobs = GaugeMetricFamily(
+            "mlplatform_jobs", "Jobs by kind and status.", labels=["kind", "status"]
+        )
+        rows = GaugeMetricFamily(
+            "mlplatform_batch_rows_scored", "Rows scored by batch scoring jobs (progress done)."
+        )
+        try:
+            for item in Job.objects.values("kind", "status").annotate(n=Count("id")).order_by():
+                jobs.add_metric([item["kind"], item["status"]], item["n"])
+            done = Job.objects.filter(kind=Job.Kind.BATCH_SCORING).aggregate(s=Sum("progress_done"))
+        except DatabaseError:
+            # A scrape must never fail because the DB blinked; the series are simply absent.
+            return
+        rows.add_metric([], done["s"] or 0)
+        yield jobs
+        yield rows
+
+
+_job_registry = CollectorRegistry(auto_describe=False)
+_job_registry.register(JobCollector())
+
+
+def render() -> tuple[bytes, str]:
+    """The text exposition of every serving metric (all processes when multi-process)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+        body = generate_latest(registry)
+    else:
+        body = generate_latest(REGISTRY)
+    return body + generate_latest(_job_registry), CONTENT_TYPE_LATEST

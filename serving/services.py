@@ -1,0 +1,209 @@
+"""Writes and actions for serving: predict with a version, warm it, log predictions."""
+
+import logging
+import threading
+import time
+import uuid
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+from django.utils import timezone
+
+from mlplatform.api import ApplicationError
+from registry import artifacts
+from registry.models import ModelAlias, ModelVersion
+from serving import cache, codecs, enrichment, predictionlog
+from serving.codecs import Batch, InputError, Matrix
+
+logger = logging.getLogger(__name__)
+
+
+class ModelUnavailableError(ApplicationError):
+    status_code = 503
+
+
+@dataclass
+class PredictionResult:
+    predictions: list[Any] | None
+    probabilities: list[list[Any]] | None
+    classes: list[Any] | None
+
+
+def _estimator(version: ModelVersion) -> Any:
+    try:
+        estimator = cache.estimator_for(version)
+    except (artifacts.ArtifactIntegrityError, artifacts.ArtifactLoadError) as exc:
+        raise ModelUnavailableError(
+            f"{version.model.name} version {version.version} cannot be served: {exc}"
+        ) from exc
+    if settings.MLPLATFORM_PRELOAD:
+        _warm_once(version, estimator)
+    return estimator
+
+
+def prediction_make(
+    *, version: ModelVersion, matrix: Matrix, outputs: Sequence[str]
+) -> PredictionResult:
+    """Predict with a ready version on an already validated matrix.
+
+    Raises:
+        InputError: predict_proba asked of a model without it, or the model rejected the input.
+        ModelUnavailableError: the artifact cannot be loaded (integrity or format).
+    """
+    estimator = _estimator(version)
+    wants_proba = "predict_proba" in outputs
+    if wants_proba and not hasattr(estimator, "predict_proba"):
+        raise InputError(
+            f"{version.model.name} version {version.version} "
+            f"({version.signature.get('estimator', 'this model')}) has no predict_proba; "
+            "ask for 'predict' only.",
+            field="return",
+        )
+    predictions = probabilities = None
+    try:
+        if "predict" in outputs:
+            predictions = codecs.jsonable_column(estimator.predict(matrix))
+        if wants_proba:
+            proba = np.asarray(estimator.predict_proba(matrix))
+            probabilities = [codecs.jsonable_column(row) for row in proba]
+    except (ValueError, TypeError, KeyError) as exc:
+        # The signature checks passed but the estimator refused the values (an unseen
+        # category, for instance): that is still the client's input, so a 400.
+        raise InputError(f"The model rejected the input: {exc}") from exc
+    classes = version.signature.get("classes") if wants_proba else None
+    if wants_proba and classes is None and hasattr(estimator, "classes_"):
+        classes = codecs.jsonable_column(estimator.classes_)
+    return PredictionResult(predictions=predictions, probabilities=probabilities, classes=classes)
+
+
+def batch_to_matrix(*, version: ModelVersion, batch: Batch) -> Matrix:
+    """Validate a decoded request against the version's signature (filling features from the
+    online store when the version has a feature service).
+
+    Raises:
+        InputError: naming the column and row at fault.
+    """
+    batch, keys = enrichment.batch_enrich(version=version, batch=batch)
+    return codecs.columns_to_matrix(
+        batch.columns, version.signature, n_rows=batch.n_rows, allow_extra=keys
+    )
+
+
+# --- warming ------------------------------------------------------------------------------
+
+_warmed: set[str] = set()
+_warm_lock = threading.Lock()
+_preloaded = False
+
+
+def _warm_rows(version: ModelVersion) -> Batch:
+    names = codecs.signature_columns(version.signature)
+    example = version.input_example
+    if isinstance(example, list) and example and isinstance(example[0], dict):
+        try:
+            columns, n_rows = codecs.records_to_columns(example[:1], field="input_example")
+            return Batch(columns=columns, n_rows=n_rows)
+        except InputError:
+            pass
+    dtypes = {c["name"]: c.get("dtype") for c in version.signature.get("inputs") or []}
+    return Batch(
+        columns={name: ["" if dtypes[name] == "string" else 0.0] for name in names}, n_rows=1
+    )
+
+
+def _warm_once(version: ModelVersion, estimator: Any) -> None:
+    if version.sha256 in _warmed:
+        return
+    with _warm_lock:
+        if version.sha256 in _warmed:
+            return
+        try:
+            matrix = codecs.columns_to_matrix(
+                _warm_rows(version).columns, version.signature, n_rows=1, allow_extra=True
+            )
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                estimator.predict(matrix)
+        except (ValueError, TypeError, KeyError, InputError) as exc:
+            # A failed warm-up is not fatal: the first real request will show the real error.
+            logger.warning("warm-up predict of %s failed: %s", version, exc)
+        _warmed.add(version.sha256)
+
+
+def version_warm(*, version: ModelVersion) -> None:
+    """Load a version into this process's cache and run one predict, so its first request is
+    as fast as the rest."""
+    estimator = cache.estimator_for(version)
+    _warm_once(version, estimator)
+
+
+def preload_once() -> None:
+    """Warm every version named by MLPLATFORM_PRELOAD aliases (e.g. `production`), once per
+    process, before that process serves its first prediction."""
+    global _preloaded
+    if _preloaded or not settings.MLPLATFORM_PRELOAD:
+        return
+    with _warm_lock:
+        if _preloaded:
+            return
+        _preloaded = True
+    aliases = list(settings.MLPLATFORM_PRELOAD)
+    links = ModelAlias.objects.select_related("version__model").filter(
+        alias__in=aliases, version__status=ModelVersion.Status.READY
+    )
+    for link in links:
+        try:
+            version_warm(version=link.version)
+        except (artifacts.ArtifactIntegrityError, artifacts.ArtifactLoadError) as exc:
+            logger.warning("could not preload %s: %s", link.version, exc)
+
+
+# --- prediction log -------------------------------------------------------------------------
+
+
+def request_id_for(header_value: str | None) -> str:
+    """The client's X-Request-ID when it is sane, else a fresh one."""
+    if header_value and len(header_value) <= 64 and header_value.isprintable():
+        return header_value
+    return uuid.uuid4().hex
+
+
+def prediction_log(
+    *,
+    version: ModelVersion,
+    protocol: str,
+    request_id: str,
+    batch: Batch,
+    result: PredictionResult,
+    started: float,
+) -> None:
+    """Record a sampled prediction off the request path (see serving.predictionlog)."""
+    if not predictionlog.sampled():
+        return
+    outputs: dict[str, Any] = {"predictions": result.predictions}
+    if result.probabilities is not None:
+        outputs["probabilities"] = result.probabilities
+        outputs["classes"] = result.classes
+    predictionlog.enqueue(
+        {
+            "model_id": version.model_id,
+            "version_id": version.pk,
+            "protocol": protocol,
+            "request_id": request_id,
+            "inputs": {name: _jsonable(values) for name, values in batch.columns.items()},
+            "outputs": outputs,
+            "n_rows": batch.n_rows,
+            "latency_ms": (time.perf_counter() - started) * 1000.0,
+            "created_at": timezone.now(),
+        }
+    )
+
+
+def _jsonable(values: Any) -> list[Any]:
+    if isinstance(values, np.ndarray):
+        return codecs.jsonable_column(values)
+    return list(values)
