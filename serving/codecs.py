@@ -619,7 +619,7 @@ def jsonable_column(array: Any) -> list[Any]:
     if array.dtype.kind == "f":
         finite = np.isfinite(array)
         if not finite.all():
-            return np.where(finite, array, None).tolist()
+            return list(np.where(finite, array.astype(object), None))
         return array.tolist()
     if array.dtype.kind == "O":
         return [

@@ -1,2 +1,44 @@
+"""Included at the site root: the serving protocols own these full paths."""
+
+from django.urls import path
+
+from serving.api import views
+
 app_name = "serving_api"
-urlpatterns: list = []
+
+native = views.NativePredictApi.as_view()
+mlflow_invocations = views.MlflowInvocationsApi.as_view()
+mlflow_ping = views.MlflowPingApi.as_view()
+v2_metadata = views.V2ModelMetadataApi.as_view()
+v2_ready = views.V2ModelReadyApi.as_view()
+v2_infer = views.V2InferApi.as_view()
+
+urlpatterns = [
+    path("api/v1/models/<slug:name>/predict", native, name="predict"),
+    path(
+        "api/v1/models/<slug:name>/versions/<int:version>/predict",
+        native,
+        name="predict-version",
+    ),
+    path("api/v1/models/<slug:name>/aliases/<slug:alias>/predict", native, name="predict-alias"),
+    path("mlflow/models/<slug:name>/invocations", mlflow_invocations, name="mlflow-invocations"),
+    path(
+        "mlflow/models/<slug:name>/versions/<int:version>/invocations",
+        mlflow_invocations,
+        name="mlflow-version-invocations",
+    ),
+    path("mlflow/models/<slug:name>/ping", mlflow_ping, name="mlflow-ping"),
+    path("mlflow/models/<slug:name>/health", mlflow_ping, name="mlflow-health"),
+    path("mlflow/models/<slug:name>/versions/<int:version>/ping", mlflow_ping),
+    path("mlflow/models/<slug:name>/versions/<int:version>/health", mlflow_ping),
+    path("v2", views.V2ServerMetadataApi.as_view(), name="v2-server"),
+    path("v2/health/live", views.V2HealthLiveApi.as_view(), name="v2-live"),
+    path("v2/health/ready", views.V2HealthReadyApi.as_view(), name="v2-ready"),
+    path("v2/models/<slug:name>", v2_metadata, name="v2-model"),
+    path("v2/models/<slug:name>/versions/<int:version>", v2_metadata, name="v2-model-version"),
+    path("v2/models/<slug:name>/ready", v2_ready, name="v2-model-ready"),
+    path("v2/models/<slug:name>/versions/<int:version>/ready", v2_ready),
+    path("v2/models/<slug:name>/infer", v2_infer, name="v2-infer"),
+    path("v2/models/<slug:name>/versions/<int:version>/infer", v2_infer, name="v2-version-infer"),
+    path("metrics", views.metrics_view, name="metrics"),
+]

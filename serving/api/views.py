@@ -1,0 +1,378 @@
+"""The three prediction protocols: native, MLflow scoring, and Open Inference v2.
+
+Each view parses, calls the decoding layer and one service, and formats. Bodies are decoded by
+`serving.codecs` straight from the request bytes (not through DRF's parsers, which would build
+intermediate structures we throw away); the serializers below document the shapes for OpenAPI.
+"""
+
+import json
+import time
+from typing import Any
+
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from mlplatform.api import ApplicationError
+from registry.models import ModelVersion
+from serving import codecs, metrics, selectors, services
+from serving.codecs import Batch, InputError
+from serving.models import PredictionLog
+
+
+def _reject_constant(name: str) -> Any:
+    raise InputError(f"{name} is not valid JSON: NaN and Infinity are not accepted.")
+
+
+def json_body(request: Request) -> Any:
+    """The request body as JSON, with the size cap as 413 and NaN/Infinity refused."""
+    try:
+        body = request.body
+    except RequestDataTooBig:
+        from django.conf import settings
+
+        raise ApplicationError(
+            f"The body exceeds {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes "
+            "(MLPLATFORM_MAX_BODY_BYTES); send fewer rows per request or use a batch job.",
+            status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        ) from None
+    if not body:
+        raise InputError("The body is empty: send a JSON object.")
+    try:
+        return json.loads(body, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        raise InputError(f"The body is not valid JSON: {exc}") from None
+
+
+def json_response(body: dict[str, Any], *, request_id: str, code: int = 200) -> HttpResponse:
+    response = HttpResponse(
+        json.dumps(body, allow_nan=False), content_type="application/json", status=code
+    )
+    response["X-Request-ID"] = request_id
+    return response
+
+
+class ServingApi(APIView):
+    """Times every request and counts it per model, version and protocol."""
+
+    protocol = PredictionLog.Protocol.NATIVE
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        self.served: ModelVersion | None = None
+        self.rows = 0
+        super().initial(request, *args, **kwargs)
+
+    def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        self.started = started
+        self.served = None
+        self.rows = 0
+        response = super().dispatch(request, *args, **kwargs)
+        served = self.served
+        metrics.record_request(
+            model=served.model.name if served else "",
+            version=str(served.version) if served else "",
+            protocol=str(self.protocol),
+            status=response.status_code,
+            seconds=time.perf_counter() - started,
+            rows=self.rows,
+        )
+        return response
+
+    def predict(
+        self, request: Request, *, version: ModelVersion, batch: Batch
+    ) -> tuple[services.PredictionResult, str]:
+        """Validate, predict and (sampled) log; returns the result and the request id."""
+        self.served = version
+        matrix = services.batch_to_matrix(version=version, batch=batch)
+        result = services.prediction_make(version=version, matrix=matrix, outputs=batch.outputs)
+        self.rows = batch.n_rows
+        request_id = services.request_id_for(request.headers.get("x-request-id"))
+        services.prediction_log(
+            version=version,
+            protocol=str(self.protocol),
+            request_id=request_id,
+            batch=batch,
+            result=result,
+            started=self.started,
+        )
+        return result, request_id
+
+
+# --- native ---------------------------------------------------------------------------------
+
+
+class NativePredictApi(ServingApi):
+    class InputSerializer(serializers.Serializer):
+        instances = serializers.ListField(
+            child=serializers.DictField(), required=False, help_text="Records: [{column: value}]"
+        )
+        inputs = serializers.DictField(
+            child=serializers.ListField(), required=False, help_text="Columns: {column: [values]}"
+        )
+        # `return` is a Python keyword; the field is declared below under its JSON name.
+
+    InputSerializer._declared_fields["return"] = serializers.ListField(
+        child=serializers.ChoiceField(choices=codecs.OUTPUTS), required=False
+    )
+
+    class OutputSerializer(serializers.Serializer):
+        model = serializers.CharField()
+        version = serializers.IntegerField()
+        predictions = serializers.ListField(required=False)
+        probabilities = serializers.ListField(child=serializers.ListField(), required=False)
+        classes = serializers.ListField(required=False)
+
+    @extend_schema(
+        operation_id="model_predict",
+        request=InputSerializer,
+        responses={
+            200: OutputSerializer,
+            400: OpenApiTypes.OBJECT,
+            401: OpenApiTypes.OBJECT,
+            404: OpenApiTypes.OBJECT,
+            409: OpenApiTypes.OBJECT,
+            413: OpenApiTypes.OBJECT,
+        },
+    )
+    def post(
+        self, request: Request, name: str, version: int | None = None, alias: str | None = None
+    ) -> HttpResponse:
+        services.preload_once()
+        target = selectors.version_resolve(model_name=name, version=version, alias=alias)
+        self.served = target
+        batch = codecs.native_request(json_body(request))
+        result, request_id = self.predict(request, version=target, batch=batch)
+        body: dict[str, Any] = {"model": target.model.name, "version": target.version}
+        if result.predictions is not None:
+            body["predictions"] = result.predictions
+        if result.probabilities is not None:
+            body["probabilities"] = result.probabilities
+            body["classes"] = result.classes
+        return json_response(body, request_id=request_id)
+
+
+# --- MLflow scoring protocol ---------------------------------------------------------------
+
+_MLFLOW_CODES = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "RESOURCE_DOES_NOT_EXIST",
+    409: "INVALID_STATE",
+    413: "REQUEST_LIMIT_EXCEEDED",
+    415: "BAD_REQUEST",
+    503: "TEMPORARILY_UNAVAILABLE",
+}
+
+
+class MlflowApi(ServingApi):
+    protocol = PredictionLog.Protocol.MLFLOW
+
+    def handle_exception(self, exc: Exception) -> Response:
+        response = super().handle_exception(exc)
+        data = response.data if isinstance(response.data, dict) else {}
+        extra = {k: v for k, v in data.items() if k in ("field", "row")}
+        response.data = {
+            "error_code": _MLFLOW_CODES.get(response.status_code, "INTERNAL_ERROR"),
+            "message": str(data.get("detail", response.data)),
+            **extra,
+        }
+        return response
+
+
+class MlflowInvocationsApi(MlflowApi):
+    @extend_schema(
+        operation_id="mlflow_invocations",
+        request={"application/json": OpenApiTypes.OBJECT, "text/csv": OpenApiTypes.STR},
+        responses={
+            200: inline_serializer("MlflowPredictions", {"predictions": serializers.ListField()})
+        },
+    )
+    def post(self, request: Request, name: str, version: int | None = None) -> HttpResponse:
+        services.preload_once()
+        target = selectors.version_resolve(model_name=name, version=version)
+        self.served = target
+        content_type = (request.content_type or "").split(";")[0].strip().lower()
+        if content_type == "application/json":
+            batch = codecs.mlflow_json_request(json_body(request), target.signature)
+        elif content_type == "text/csv":
+            try:
+                raw = request.body
+            except RequestDataTooBig:
+                raise ApplicationError(
+                    "The body exceeds the size cap (MLPLATFORM_MAX_BODY_BYTES).",
+                    status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+                ) from None
+            batch = codecs.mlflow_csv_request(raw, target.signature)
+        else:
+            raise ApplicationError(
+                f"Content type {content_type or '(none)'!r} is not supported: send "
+                "application/json or text/csv.",
+                status_code=status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+            )
+        result, request_id = self.predict(request, version=target, batch=batch)
+        predictions = (
+            result.probabilities if batch.outputs == ["predict_proba"] else result.predictions
+        )
+        return json_response({"predictions": predictions}, request_id=request_id)
+
+
+class MlflowPingApi(MlflowApi):
+    """`ping` / `health`: public, like MLflow's scoring server, for load-balancer probes."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(operation_id="mlflow_ping", responses={200: OpenApiTypes.OBJECT})
+    def get(self, request: Request, name: str, version: int | None = None) -> Response:
+        target = selectors.version_resolve(model_name=name, version=version)
+        return Response({"status": "ok", "model": target.model.name, "version": target.version})
+
+
+# --- Open Inference Protocol v2 --------------------------------------------------------------
+
+_V2_DATATYPES = {"string": "BYTES", "int64": "INT64", "bool": "BOOL", "float64": "FP64"}
+
+
+class V2Api(ServingApi):
+    protocol = PredictionLog.Protocol.V2
+
+    def handle_exception(self, exc: Exception) -> Response:
+        response = super().handle_exception(exc)
+        data = response.data if isinstance(response.data, dict) else {}
+        extra = {k: v for k, v in data.items() if k in ("field", "row")}
+        response.data = {"error": str(data.get("detail", response.data)), **extra}
+        return response
+
+
+class V2HealthLiveApi(V2Api):
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(operation_id="v2_health_live", responses={200: OpenApiTypes.OBJECT})
+    def get(self, request: Request) -> Response:
+        return Response({"live": True})
+
+
+class V2HealthReadyApi(V2HealthLiveApi):
+    @extend_schema(operation_id="v2_health_ready", responses={200: OpenApiTypes.OBJECT})
+    def get(self, request: Request) -> Response:
+        return Response({"ready": True})
+
+
+class V2ServerMetadataApi(V2Api):
+    @extend_schema(operation_id="v2_server_metadata", responses={200: OpenApiTypes.OBJECT})
+    def get(self, request: Request) -> Response:
+        return Response({"name": "mlplatform", "version": "1.0.0", "extensions": []})
+
+
+def _v2_output_type(signature: dict) -> str:
+    outputs = signature.get("outputs") or [{}]
+    return _V2_DATATYPES.get(outputs[0].get("dtype", "float64"), "FP64")
+
+
+class V2ModelMetadataApi(V2Api):
+    @extend_schema(operation_id="v2_model_metadata", responses={200: OpenApiTypes.OBJECT})
+    def get(self, request: Request, name: str, version: int | None = None) -> Response:
+        target = selectors.version_resolve(model_name=name, version=version)
+        signature = target.signature
+        if version is None:
+            versions = list(
+                ModelVersion.objects.filter(
+                    model=target.model, status=ModelVersion.Status.READY
+                ).values_list("version", flat=True)
+            )
+        else:
+            versions = [target.version]
+        outputs = [{"name": "predict", "datatype": _v2_output_type(signature), "shape": [-1]}]
+        if signature.get("has_predict_proba"):
+            width = len(signature.get("classes") or []) or -1
+            outputs.append({"name": "predict_proba", "datatype": "FP64", "shape": [-1, width]})
+        return Response(
+            {
+                "name": target.model.name,
+                "versions": [str(v) for v in sorted(versions)],
+                "platform": "scikit-learn",
+                "inputs": [
+                    {
+                        "name": column["name"],
+                        "datatype": _V2_DATATYPES.get(column.get("dtype", "float64"), "FP64"),
+                        "shape": [-1],
+                    }
+                    for column in signature.get("inputs") or []
+                ],
+                "outputs": outputs,
+                "parameters": {
+                    "version": target.version,
+                    "task": signature.get("task"),
+                    "classes": signature.get("classes"),
+                    "estimator": signature.get("estimator"),
+                },
+            }
+        )
+
+
+class V2ModelReadyApi(V2Api):
+    @extend_schema(operation_id="v2_model_ready", responses={200: OpenApiTypes.OBJECT})
+    def get(self, request: Request, name: str, version: int | None = None) -> Response:
+        target = selectors.version_resolve(model_name=name, version=version)
+        return Response({"name": target.model.name, "version": str(target.version), "ready": True})
+
+
+class V2InferApi(V2Api):
+    @extend_schema(
+        operation_id="v2_infer", request=OpenApiTypes.OBJECT, responses={200: OpenApiTypes.OBJECT}
+    )
+    def post(self, request: Request, name: str, version: int | None = None) -> HttpResponse:
+        services.preload_once()
+        if request.headers.get("inference-header-content-length"):
+            raise InputError(
+                "The binary tensor data extension is not supported: send tensor data as JSON "
+                "(tritonclient: binary_data=False)."
+            )
+        target = selectors.version_resolve(model_name=name, version=version)
+        self.served = target
+        batch, infer_id = codecs.v2_request(json_body(request), target.signature)
+        result, request_id = self.predict(request, version=target, batch=batch)
+        outputs = []
+        if result.predictions is not None:
+            outputs.append(
+                {
+                    "name": "predict",
+                    "datatype": _v2_output_type(target.signature),
+                    "shape": [batch.n_rows],
+                    "data": result.predictions,
+                }
+            )
+        if result.probabilities is not None:
+            width = len(result.probabilities[0]) if result.probabilities else 0
+            outputs.append(
+                {
+                    "name": "predict_proba",
+                    "datatype": "FP64",
+                    "shape": [batch.n_rows, width],
+                    "data": [value for row in result.probabilities for value in row],
+                    "parameters": {"classes": json.dumps(result.classes)},
+                }
+            )
+        body: dict[str, Any] = {
+            "model_name": target.model.name,
+            "model_version": str(target.version),
+            "outputs": outputs,
+        }
+        if infer_id is not None:
+            body["id"] = infer_id
+        return json_response(body, request_id=request_id)
+
+
+def metrics_view(request: Any) -> HttpResponse:
+    """Prometheus text exposition; public like /healthz (it holds no model data)."""
+    body, content_type = metrics.render()
+    return HttpResponse(body, content_type=content_type)
