@@ -1,9 +1,15 @@
 """Reads for the registry."""
 
+import re
 from typing import Any
 
+from django.db.models import Prefetch, Q, QuerySet
+
+from mlplatform.api import ApplicationError, NotFoundError
 from registry import artifacts
-from registry.models import ModelVersion
+from registry.models import AliasChange, ModelAlias, ModelVersion, RegisteredModel
+
+TAG_KEY_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 def estimator_load(*, version: ModelVersion) -> Any:
@@ -20,3 +26,94 @@ def estimator_load(*, version: ModelVersion) -> Any:
         return artifacts.load_verified(
             stream=stream, expected_sha256=version.sha256, fmt=version.format, trusted_types=trusted
         )
+
+
+def model_list(*, q: str = "", tag: str = "") -> QuerySet[RegisteredModel]:
+    """Models matching a search (name, description) and a tag (`key` or `key:value`)."""
+    models = RegisteredModel.objects.select_related("owner").prefetch_related(
+        Prefetch("aliases", queryset=ModelAlias.objects.select_related("version"))
+    )
+    if q:
+        models = models.filter(Q(name__icontains=q) | Q(description__icontains=q))
+    if tag:
+        key, sep, value = tag.replace("=", ":").partition(":")
+        if not TAG_KEY_RE.match(key) or "__" in key:
+            raise ApplicationError("tag: use key or key:value with letters, digits, - and _.")
+        models = (
+            models.filter(**{f"tags__{key}": value}) if sep else models.filter(tags__has_key=key)
+        )
+    return models.order_by("name")
+
+
+def model_get(*, name: str) -> RegisteredModel:
+    """Raises NotFoundError naming the model."""
+    model = RegisteredModel.objects.select_related("owner").filter(name=name).first()
+    if model is None:
+        raise NotFoundError(f"There is no model named {name!r}.")
+    return model
+
+
+def version_list(*, model: RegisteredModel) -> QuerySet[ModelVersion]:
+    return (
+        ModelVersion.objects.filter(model=model)
+        .select_related("model", "uploaded_by")
+        .prefetch_related("aliases")
+        .order_by("-version")
+    )
+
+
+def version_get(*, model: RegisteredModel, version: int) -> ModelVersion:
+    found = version_list(model=model).filter(version=version).first()
+    if found is None:
+        raise NotFoundError(f"{model.name} has no version {version}.")
+    return found
+
+
+def latest_version(*, model: RegisteredModel) -> ModelVersion | None:
+    return model.versions.order_by("-version").first()
+
+
+def alias_list(*, model: RegisteredModel) -> QuerySet[ModelAlias]:
+    return ModelAlias.objects.filter(model=model).select_related("version").order_by("alias")
+
+
+def alias_history(*, model: RegisteredModel, limit: int = 50) -> QuerySet[AliasChange]:
+    return AliasChange.objects.filter(model=model).select_related("changed_by")[:limit]
+
+
+def version_resolve(
+    *, model_name: str, version: int | None = None, alias: str | None = None
+) -> ModelVersion:
+    """The ready version to serve: by number, by alias, else `production`, else the newest ready.
+
+    Raises:
+        NotFoundError: no such model, version or alias, or nothing ready.
+        ApplicationError: both version and alias given.
+    """
+    model = model_get(name=model_name)
+    ready = ModelVersion.objects.filter(model=model, status=ModelVersion.Status.READY)
+    ready = ready.select_related("model")
+    if version is not None and alias:
+        raise ApplicationError("Give either a version or an alias, not both.")
+    if version is not None:
+        found = ModelVersion.objects.filter(model=model, version=version).first()
+        if found is None:
+            raise NotFoundError(f"{model_name} has no version {version}.")
+        if found.status != ModelVersion.Status.READY:
+            raise NotFoundError(
+                f"{model_name} v{version} is {found.status}, not ready: "
+                f"{found.status_message or 'validation has not finished'}."
+            )
+        return ready.get(pk=found.pk)
+    if alias:
+        target = ModelAlias.objects.filter(model=model, alias=alias).first()
+        if target is None:
+            raise NotFoundError(f"{model_name} has no alias {alias!r}.")
+        return ready.get(pk=target.version_id)
+    production = ModelAlias.objects.filter(model=model, alias="production").first()
+    if production is not None:
+        return ready.get(pk=production.version_id)
+    newest = ready.order_by("-version").first()
+    if newest is None:
+        raise NotFoundError(f"{model_name} has no ready version yet.")
+    return newest

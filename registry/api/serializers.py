@@ -1,0 +1,161 @@
+"""Input and output shapes of the registry API (DESIGN.md §11)."""
+
+import json
+from typing import Any
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from registry.models import AliasChange, ModelAlias, ModelVersion, RegisteredModel
+
+
+@extend_schema_field(OpenApiTypes.OBJECT)
+class JsonTextField(serializers.Field):
+    """A JSON value sent as text in a multipart form, or as JSON in a JSON body."""
+
+    def __init__(self, *, kind: type, example: str, **kwargs: Any) -> None:
+        self.kind = kind
+        self.example = example
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, str):
+            if not data.strip():
+                return None
+            try:
+                data = json.loads(data)
+            except json.JSONDecodeError as exc:
+                raise serializers.ValidationError(f"not valid JSON ({exc.msg}).") from exc
+        if self.kind is list and isinstance(data, dict):
+            data = [data]
+        if not isinstance(data, self.kind):
+            raise serializers.ValidationError(f"must be a JSON {self.example}.")
+        return data
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+class ModelInputSerializer(serializers.Serializer):
+    name = serializers.SlugField(max_length=100)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    tags = JsonTextField(kind=dict, example="object", required=False, allow_null=True)
+    owner = serializers.CharField(required=False, allow_blank=True, allow_null=True)
+
+
+class ModelUpdateSerializer(serializers.Serializer):
+    description = serializers.CharField(required=False, allow_blank=True)
+    tags = JsonTextField(kind=dict, example="object", required=False)
+    owner = serializers.CharField(required=False, allow_blank=True, allow_null=True)
+
+
+class AliasOutputSerializer(serializers.ModelSerializer):
+    version = serializers.IntegerField(source="version.version")
+
+    class Meta:
+        model = ModelAlias
+        fields = ["alias", "version", "updated_at"]
+
+
+class ModelOutputSerializer(serializers.ModelSerializer):
+    owner = serializers.CharField(source="owner.name", default=None)
+    aliases = serializers.SerializerMethodField()
+    latest_version = serializers.SerializerMethodField()
+    url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = RegisteredModel
+        fields = [
+            "name",
+            "description",
+            "owner",
+            "tags",
+            "aliases",
+            "latest_version",
+            "created_at",
+            "updated_at",
+            "url",
+        ]
+
+    def get_aliases(self, obj: RegisteredModel) -> dict[str, int]:
+        return {a.alias: a.version.version for a in obj.aliases.all()}
+
+    def get_latest_version(self, obj: RegisteredModel) -> dict[str, Any] | None:
+        latest = obj.versions.order_by("-version").first()
+        if latest is None:
+            return None
+        return {"version": latest.version, "status": latest.status}
+
+    def get_url(self, obj: RegisteredModel) -> str:
+        return obj.get_absolute_url()
+
+
+class VersionInputSerializer(serializers.Serializer):
+    artifact = serializers.FileField(allow_empty_file=True)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    metrics = JsonTextField(kind=dict, example="object", required=False, allow_null=True)
+    tags = JsonTextField(kind=dict, example="object", required=False, allow_null=True)
+    input_example = JsonTextField(
+        kind=list, example="list of records", required=False, allow_null=True
+    )
+
+
+class VersionUpdateSerializer(serializers.Serializer):
+    description = serializers.CharField(required=False, allow_blank=True)
+    metrics = JsonTextField(kind=dict, example="object", required=False)
+    tags = JsonTextField(kind=dict, example="object", required=False)
+
+
+class VersionOutputSerializer(serializers.ModelSerializer):
+    model = serializers.CharField(source="model.name")
+    aliases = serializers.SerializerMethodField()
+    uploaded_by = serializers.CharField(source="uploaded_by.get_username", default=None)
+    job = serializers.IntegerField(source="validation_job_id", default=None)
+    artifact_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ModelVersion
+        fields = [
+            "model",
+            "version",
+            "status",
+            "status_message",
+            "sha256",
+            "size_bytes",
+            "format",
+            "signature",
+            "library_versions",
+            "metrics",
+            "tags",
+            "description",
+            "input_example",
+            "aliases",
+            "job",
+            "created_at",
+            "uploaded_by",
+            "artifact_url",
+        ]
+
+    def get_aliases(self, obj: ModelVersion) -> list[str]:
+        return sorted(a.alias for a in obj.aliases.all())
+
+    def get_artifact_url(self, obj: ModelVersion) -> str:
+        return f"/api/v1/models/{obj.model.name}/versions/{obj.version}/artifact"
+
+
+class AliasInputSerializer(serializers.Serializer):
+    version = serializers.IntegerField(min_value=1)
+
+
+class AliasSetOutputSerializer(serializers.Serializer):
+    alias = serializers.CharField()
+    version = serializers.IntegerField()
+
+
+class AliasChangeOutputSerializer(serializers.ModelSerializer):
+    changed_by = serializers.CharField(source="changed_by.get_username", default=None)
+
+    class Meta:
+        model = AliasChange
+        fields = ["alias", "from_version", "to_version", "changed_by", "changed_at"]

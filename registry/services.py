@@ -1,0 +1,527 @@
+"""Writes for the registry: models, versions (upload and validation) and aliases.
+
+Permissions are checked by the entry points (API views, admin, pages) with
+`registry.permissions.model_write_check`; these services trust their caller, so the management
+command and the demo can use them too.
+"""
+
+import hashlib
+import logging
+import math
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import sklearn
+from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+
+from jobs import services as job_services
+from jobs.models import Job
+from mlplatform.api import ApplicationError, ConflictError, NotFoundError
+from registry import scanning
+from registry.models import AliasChange, ModelAlias, ModelVersion, RegisteredModel, artifact_path
+from registry.sandbox import SandboxError, sandbox_run
+
+logger = logging.getLogger(__name__)
+
+CHUNK = 1024 * 1024
+EXTENSIONS = {
+    ".skops": ModelVersion.Format.SKOPS,
+    ".joblib": ModelVersion.Format.JOBLIB,
+    ".pkl": ModelVersion.Format.PICKLE,
+    ".pickle": ModelVersion.Format.PICKLE,
+}
+MAX_INPUT_EXAMPLE_ROWS = 100
+ALIAS_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+# --- models ------------------------------------------------------------------------------
+
+
+def owner_resolve(owner: Group | str | None) -> Group | None:
+    if isinstance(owner, Group):
+        return owner
+    if not owner:
+        return None
+    group = Group.objects.filter(name=owner).first()
+    if group is None:
+        raise ApplicationError(f"owner: there is no team named {owner!r}.")
+    return group
+
+
+def _check_tags(tags: Any, *, field: str = "tags") -> dict[str, Any]:
+    if tags is None:
+        return {}
+    if not isinstance(tags, dict):
+        raise ApplicationError(f'{field}: must be a JSON object, like {{"team": "risk"}}.')
+    return tags
+
+
+def model_create(
+    *,
+    name: str,
+    description: str = "",
+    tags: dict[str, Any] | None = None,
+    owner: Group | str | None = None,
+    user: Any = None,
+) -> RegisteredModel:
+    """Register a new model name.
+
+    Raises:
+        ConflictError: the name is taken.
+        ApplicationError: the name is not a slug, or tags/owner are invalid.
+    """
+    model = RegisteredModel(
+        name=name,
+        description=description or "",
+        tags=_check_tags(tags),
+        owner=owner_resolve(owner),
+        created_by=user if getattr(user, "is_authenticated", False) else None,
+    )
+    if RegisteredModel.objects.filter(name=name).exists():
+        raise ConflictError(f"name: a model named {name!r} already exists.")
+    try:
+        model.full_clean()
+    except ValidationError as exc:
+        if "name" in exc.message_dict and RegisteredModel.objects.filter(name=name).exists():
+            raise ConflictError(f"name: a model named {name!r} already exists.") from exc
+        raise
+    try:
+        with transaction.atomic():
+            model.save()
+    except IntegrityError as exc:
+        raise ConflictError(f"name: a model named {name!r} already exists.") from exc
+    return model
+
+
+def model_update(
+    *,
+    model: RegisteredModel,
+    description: str | None = None,
+    tags: dict[str, Any] | None = None,
+    owner: Group | str | None = None,
+    clear_owner: bool = False,
+) -> RegisteredModel:
+    """Change a model's description, tags or owner (its name is its address and never changes)."""
+    if description is not None:
+        model.description = description
+    if tags is not None:
+        model.tags = _check_tags(tags)
+    if clear_owner:
+        model.owner = None
+    elif owner is not None:
+        model.owner = owner_resolve(owner)
+    model.full_clean()
+    model.save()
+    return model
+
+
+def model_delete(*, model: RegisteredModel) -> None:
+    """Delete a model, its versions and their stored artifacts."""
+    files = [v.artifact.name for v in model.versions.all() if v.artifact]
+    storage = ModelVersion._meta.get_field("artifact").storage  # type: ignore[attr-defined]
+    with transaction.atomic():
+        model.delete()
+
+        def remove() -> None:
+            for name in files:
+                storage.delete(name)
+
+        transaction.on_commit(remove)
+
+
+# --- upload ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Inspected:
+    format: str
+    sha256: str
+    size: int
+
+
+def artifact_inspect(*, file: IO[bytes], filename: str = "") -> Inspected:
+    """Size cap, magic bytes and streaming sha256 of an upload; nothing is deserialised.
+
+    Raises:
+        ApplicationError: empty, too large, or not a skops/joblib/pickle container.
+    """
+    from django.conf import settings
+
+    limit = int(settings.MLPLATFORM_MAX_ARTIFACT_BYTES)
+    digest = hashlib.sha256()
+    size = 0
+    head = b""
+    file.seek(0)
+    for block in iter(lambda: file.read(CHUNK), b""):
+        if len(head) < 8:
+            head += block[: 8 - len(head)]
+        size += len(block)
+        if size > limit:
+            raise ApplicationError(
+                f"artifact: the file is larger than {limit} bytes (MLPLATFORM_MAX_ARTIFACT_BYTES)."
+            )
+        digest.update(block)
+    file.seek(0)
+    if size == 0:
+        raise ApplicationError("artifact: the file is empty.")
+    container = scanning.sniff(head)
+    suffix = Path(filename or "").suffix.lower()
+    fmt = EXTENSIONS.get(suffix)
+    if container is None:
+        reason = scanning._unknown_container_message(head).removeprefix("Refused: ")
+        raise ApplicationError(f"artifact: {reason}")
+    if fmt is None:
+        if suffix:
+            raise ApplicationError(
+                f"artifact: unsupported file extension {suffix!r}; "
+                "use .skops, .joblib, .pkl or .pickle."
+            )
+        fmt = ModelVersion.Format.SKOPS if container == "zip" else ModelVersion.Format.JOBLIB
+    if fmt == ModelVersion.Format.SKOPS and container != "zip":
+        raise ApplicationError("artifact: a .skops file must be a zip archive made by skops.")
+    if fmt != ModelVersion.Format.SKOPS and container == "zip":
+        raise ApplicationError("artifact: a zip archive must be uploaded as .skops.")
+    if fmt == ModelVersion.Format.PICKLE and container != "pickle":
+        raise ApplicationError(
+            f"artifact: a {container}-compressed file must be uploaded as .joblib."
+        )
+    return Inspected(format=str(fmt), sha256=digest.hexdigest(), size=size)
+
+
+def _check_metrics(metrics: Any) -> dict[str, Any]:
+    if metrics is None:
+        return {}
+    if not isinstance(metrics, dict):
+        raise ApplicationError('metrics: must be a JSON object, like {"accuracy": 0.93}.')
+    for key, value in metrics.items():
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
+            raise ApplicationError(f"metrics: {key!r} must be a finite number.")
+    return metrics
+
+
+def _check_input_example(example: Any) -> list[dict[str, Any]] | None:
+    if example is None or example == []:
+        return None
+    if isinstance(example, dict):
+        example = [example]
+    if not isinstance(example, list) or not all(isinstance(row, dict) for row in example):
+        raise ApplicationError(
+            'input_example: must be a JSON list of records, like [{"age": 41, "plan": "pro"}].'
+        )
+    if len(example) > MAX_INPUT_EXAMPLE_ROWS:
+        raise ApplicationError(f"input_example: at most {MAX_INPUT_EXAMPLE_ROWS} rows.")
+    return example
+
+
+def version_upload(
+    *,
+    model: RegisteredModel,
+    file: IO[bytes],
+    user: Any,
+    description: str = "",
+    metrics: dict[str, Any] | None = None,
+    tags: dict[str, Any] | None = None,
+    input_example: list[dict[str, Any]] | None = None,
+    feature_service: Any = None,
+) -> ModelVersion:
+    """Store an artifact as the model's next version (pending) and queue its validation.
+
+    Raises:
+        ApplicationError: the file or a metadata field is invalid (nothing is stored).
+    """
+    filename = getattr(file, "name", "") or ""
+    metrics = _check_metrics(metrics)
+    tags = _check_tags(tags)
+    example = _check_input_example(input_example)
+    inspected = artifact_inspect(file=file, filename=filename)
+    field = ModelVersion._meta.get_field("artifact")
+    storage = field.storage  # type: ignore[attr-defined]
+    placeholder = ModelVersion(model=model, sha256=inspected.sha256, format=inspected.format)
+    stored_name = storage.save(artifact_path(placeholder, filename), file)
+    uploader = user if getattr(user, "is_authenticated", False) else None
+    try:
+        for attempt in range(5):
+            try:
+                version = _version_insert(
+                    model=model,
+                    stored_name=stored_name,
+                    inspected=inspected,
+                    uploader=uploader,
+                    description=description or "",
+                    metrics=metrics,
+                    tags=tags,
+                    example=example,
+                    feature_service=feature_service,
+                )
+                break
+            except IntegrityError:
+                # The row lock makes this rare; a unique-constraint race is retried, never gapped.
+                if attempt == 4:
+                    raise
+    except BaseException:
+        storage.delete(stored_name)
+        raise
+    return version
+
+
+def _version_insert(
+    *,
+    model: RegisteredModel,
+    stored_name: str,
+    inspected: Inspected,
+    uploader: Any,
+    description: str,
+    metrics: dict[str, Any],
+    tags: dict[str, Any],
+    example: list[dict[str, Any]] | None,
+    feature_service: Any,
+) -> ModelVersion:
+    from registry import tasks
+
+    with transaction.atomic():
+        # Serialises concurrent uploads of one model: numbers come out 1, 2, 3… with no gap.
+        RegisteredModel.objects.select_for_update().filter(pk=model.pk).first()
+        last = model.versions.aggregate(last=Max("version"))["last"] or 0
+        number = last + 1
+        job = job_services.job_create(
+            kind=Job.Kind.MODEL_VALIDATION,
+            description=f"Validate {model.name} v{number}",
+            submitted_by=uploader,
+            total=3,
+            unit="steps",
+        )
+        version = ModelVersion.objects.create(
+            model=model,
+            version=number,
+            artifact=stored_name,
+            sha256=inspected.sha256,
+            size_bytes=inspected.size,
+            format=inspected.format,
+            status=ModelVersion.Status.PENDING,
+            description=description,
+            metrics=metrics,
+            tags=tags,
+            input_example=example,
+            feature_service=feature_service,
+            uploaded_by=uploader,
+            validation_job=job,
+        )
+        job.params = {"model": model.name, "version": number, "version_id": version.pk}
+        job.save(update_fields=["params", "updated_at"])
+        version_id = version.pk
+        # robust: a broker hiccup must not undo an accepted upload; the version stays pending
+        # and `version_enqueue_pending` (run by `register_model --requeue`) sends it again.
+        transaction.on_commit(lambda: tasks.version_validate_task.delay(version_id), robust=True)
+    return version
+
+
+def version_update(
+    *,
+    version: ModelVersion,
+    description: str | None = None,
+    tags: dict[str, Any] | None = None,
+    metrics: dict[str, Any] | None = None,
+) -> ModelVersion:
+    """Change a version's metadata; its artifact never changes."""
+    if description is not None:
+        version.description = description
+    if tags is not None:
+        version.tags = _check_tags(tags)
+    if metrics is not None:
+        version.metrics = _check_metrics(metrics)
+    version.save(update_fields=["description", "tags", "metrics", "updated_at"])
+    return version
+
+
+# --- validation ------------------------------------------------------------------------------
+
+
+def _major_minor(version: str) -> tuple[str, ...]:
+    return tuple(version.split(".")[:2])
+
+
+def _finish(version: ModelVersion, *, status: str, message: str, **fields: Any) -> ModelVersion:
+    version.status = status
+    version.status_message = message[:5000]
+    for key, value in fields.items():
+        setattr(version, key, value)
+    version.save(
+        update_fields=["status", "status_message", "updated_at", *fields.keys()],
+    )
+    if version.validation_job_id:
+        if status == ModelVersion.Status.READY:
+            job_services.job_succeed(
+                job_id=version.validation_job_id, result={"status": status, "message": message}
+            )
+        else:
+            job_services.job_fail(job_id=version.validation_job_id, error=message)
+    logger.info("validated %s: %s %s", version, status, message)
+    return version
+
+
+def version_reject(*, version_id: int, message: str) -> ModelVersion:
+    """Mark a pending version rejected (used when validation itself breaks)."""
+    version = ModelVersion.objects.get(pk=version_id)
+    if version.status != ModelVersion.Status.PENDING:
+        return version
+    return _finish(version, status=ModelVersion.Status.REJECTED, message=message)
+
+
+def version_validate(*, version_id: int) -> ModelVersion:
+    """Scan, sandbox-load, infer the signature and smoke-predict a pending version.
+
+    Idempotent: a version that is already ready or rejected is returned unchanged.
+    """
+    from django.conf import settings
+
+    version = ModelVersion.objects.select_related("model").get(pk=version_id)
+    if version.status != ModelVersion.Status.PENDING:
+        return version
+    job_id = version.validation_job_id
+    if job_id and not job_services.job_start(job_id=job_id, total=3):
+        return _finish(
+            version, status=ModelVersion.Status.REJECTED, message="Validation was cancelled."
+        )
+    with tempfile.TemporaryDirectory(prefix="mlp-validate-") as tmp:
+        local = Path(tmp) / f"artifact.{version.format}"
+        digest = hashlib.sha256()
+        with version.artifact.open("rb") as source, local.open("wb") as target:
+            for block in iter(lambda: source.read(CHUNK), b""):
+                digest.update(block)
+                target.write(block)
+        if digest.hexdigest() != version.sha256:
+            return _finish(
+                version,
+                status=ModelVersion.Status.REJECTED,
+                message="The stored artifact no longer matches the sha256 recorded at upload.",
+            )
+        try:
+            report = scanning.artifact_scan(path=local, fmt=version.format)
+        except scanning.ScanError as exc:
+            return _finish(version, status=ModelVersion.Status.REJECTED, message=str(exc))
+        if job_id:
+            job_services.job_advance(job_id=job_id, done=1)
+        try:
+            result = sandbox_run(
+                path=local,
+                sha256=version.sha256,
+                fmt=version.format,
+                trusted_types=report.untrusted_types,
+                input_example=version.input_example,
+                timeout=float(settings.MLPLATFORM_SANDBOX_TIMEOUT_SECONDS),
+                memory_mb=int(settings.MLPLATFORM_SANDBOX_MEMORY_MB),
+            )
+        except SandboxError as exc:
+            return _finish(version, status=ModelVersion.Status.REJECTED, message=str(exc))
+    if job_id:
+        job_services.job_advance(job_id=job_id, done=1)
+    if not result.get("ok"):
+        return _finish(
+            version,
+            status=ModelVersion.Status.REJECTED,
+            message=f"The model could not be loaded and used: {result.get('error')}",
+        )
+    versions = dict(result.get("library_versions") or {})
+    server = sklearn.__version__
+    trained = result.get("trained_with_sklearn") or server
+    versions["trained_with_sklearn"] = trained
+    if _major_minor(trained) != _major_minor(server):
+        return _finish(
+            version,
+            status=ModelVersion.Status.REJECTED,
+            message=(
+                f"The model was saved with scikit-learn {trained}, but this server runs "
+                f"scikit-learn {server}; re-save it with scikit-learn "
+                f"{'.'.join(_major_minor(server))}.x."
+            ),
+            library_versions=versions,
+        )
+    message = "Validated."
+    if trained != server:
+        message = (
+            f"Validated, with a warning: saved with scikit-learn {trained}, served with {server} "
+            "(same major.minor)."
+        )
+    signature = dict(result["signature"])
+    signature["trusted_types"] = list(report.untrusted_types)
+    return _finish(
+        version,
+        status=ModelVersion.Status.READY,
+        message=message,
+        signature=signature,
+        library_versions=versions,
+    )
+
+
+# --- aliases ------------------------------------------------------------------------------
+
+
+def alias_set(*, model: RegisteredModel, alias: str, version_number: int, user: Any) -> ModelAlias:
+    """Point `alias` at a ready version (creating or moving it) and record the change.
+
+    Raises:
+        ApplicationError: bad alias name. NotFoundError: no such version.
+        ConflictError: the version is not ready.
+    """
+    if not isinstance(alias, str) or not ALIAS_RE.match(alias):
+        raise ApplicationError(
+            "alias: use lowercase letters, digits, '-' and '_' (at most 64), e.g. production."
+        )
+    version = model.versions.filter(version=version_number).first()
+    if version is None:
+        raise NotFoundError(f"version: {model.name} has no version {version_number}.")
+    if version.status != ModelVersion.Status.READY:
+        raise ConflictError(
+            f"version: {model.name} v{version_number} is {version.status}; "
+            "only ready versions may take an alias."
+        )
+    changer = user if getattr(user, "is_authenticated", False) else None
+    with transaction.atomic():
+        RegisteredModel.objects.select_for_update().filter(pk=model.pk).first()
+        current = ModelAlias.objects.filter(model=model, alias=alias).select_related("version")
+        existing = current.first()
+        if existing is not None and existing.version_id == version.pk:
+            return existing
+        previous = existing.version.version if existing else None
+        if existing is None:
+            existing = ModelAlias.objects.create(model=model, alias=alias, version=version)
+        else:
+            existing.version = version
+            existing.save(update_fields=["version", "updated_at"])
+        AliasChange.objects.create(
+            model=model,
+            alias=alias,
+            from_version=previous,
+            to_version=version.version,
+            changed_by=changer,
+        )
+    return existing
+
+
+def alias_delete(*, model: RegisteredModel, alias: str, user: Any) -> None:
+    """Remove an alias and record it. Raises NotFoundError if the model has no such alias."""
+    changer = user if getattr(user, "is_authenticated", False) else None
+    with transaction.atomic():
+        existing = (
+            ModelAlias.objects.select_for_update()
+            .select_related("version")
+            .filter(model=model, alias=alias)
+            .first()
+        )
+        if existing is None:
+            raise NotFoundError(f"alias: {model.name} has no alias {alias!r}.")
+        previous = existing.version.version
+        existing.delete()
+        AliasChange.objects.create(
+            model=model, alias=alias, from_version=previous, to_version=None, changed_by=changer
+        )
