@@ -1,2 +1,9 @@
+from django.urls import path
+
+from serving import views
+
 app_name = "serving"
-urlpatterns: list = []
+urlpatterns = [
+    path("models/<slug:name>/try/", views.try_page, name="try"),
+    path("models/<slug:name>/predictions/", views.predictions_page, name="predictions"),
+]

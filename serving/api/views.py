@@ -341,7 +341,7 @@ class V2InferApi(V2Api):
         self.served = target
         batch, infer_id = codecs.v2_request(json_body(request), target.signature)
         result, request_id = self.predict(request, version=target, batch=batch)
-        outputs = []
+        outputs: list[dict[str, Any]] = []
         if result.predictions is not None:
             outputs.append(
                 {
@@ -358,7 +358,7 @@ class V2InferApi(V2Api):
                     "name": "predict_proba",
                     "datatype": "FP64",
                     "shape": [batch.n_rows, width],
-                    "data": [value for row in result.probabilities for value in row],
+                    "data": [value for row in result.probabilities for value in row],  # flat
                     "parameters": {"classes": json.dumps(result.classes)},
                 }
             )

@@ -1,0 +1,181 @@
+"""HTML pages: the "Try it" form of a model, and its prediction log (with CSV export)."""
+
+import csv
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from django import forms
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, render
+
+from mlplatform.api import ApplicationError
+from registry.models import ModelVersion, RegisteredModel
+from serving import selectors, services
+from serving.codecs import Batch, InputError
+from serving.models import PredictionLog
+
+
+def _field_for(dtype: str, initial: Any) -> forms.Field:
+    if dtype == "string":
+        return forms.CharField(initial=initial, strip=False)
+    if dtype == "bool":
+        return forms.BooleanField(initial=bool(initial), required=False)
+    return forms.FloatField(initial=initial)
+
+
+def try_form_class(version: ModelVersion) -> type[forms.Form]:
+    """One field per signature column, prefilled from the version's input example."""
+    example = version.input_example[0] if version.input_example else {}
+    if not isinstance(example, dict):
+        example = {}
+    fields = {
+        column["name"]: _field_for(column.get("dtype", "float64"), example.get(column["name"]))
+        for column in version.signature.get("inputs") or []
+    }
+    return type("TryForm", (forms.Form,), fields)
+
+
+def _snippets(request: HttpRequest, version: ModelVersion, row: dict[str, Any]) -> dict[str, str]:
+    base = request.build_absolute_uri("/").rstrip("/")
+    name = version.model.name
+    names = list(row)
+    native = json.dumps({"instances": [row], "return": ["predict"]})
+    mlflow = json.dumps({"dataframe_split": {"columns": names, "data": [list(row.values())]}})
+    v2 = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": column,
+                    "shape": [1],
+                    "datatype": "BYTES" if isinstance(value, str) else "FP64",
+                    "data": [value],
+                }
+                for column, value in row.items()
+            ]
+        }
+    )
+    auth = '-H "Authorization: Token $MLPLATFORM_TOKEN" -H "Content-Type: application/json"'
+    return {
+        "curl (native)": f"curl -X POST {base}/api/v1/models/{name}/predict {auth} \\\n"
+        f"  -d '{native}'",
+        "curl (MLflow)": f"curl -X POST {base}/mlflow/models/{name}/invocations {auth} \\\n"
+        f"  -d '{mlflow}'",
+        "curl (Open Inference v2)": f"curl -X POST {base}/v2/models/{name}/infer {auth} \\\n"
+        f"  -d '{v2}'",
+        "Python": "import os, requests\n\n"
+        f'response = requests.post(\n    "{base}/api/v1/models/{name}/predict",\n'
+        '    headers={"Authorization": f"Token {os.environ[\'MLPLATFORM_TOKEN\']}"},\n'
+        f"    json={native},\n    timeout=10,\n)\nprint(response.json())",
+    }
+
+
+@login_required
+def try_page(request: HttpRequest, name: str) -> HttpResponse:
+    model = get_object_or_404(RegisteredModel, name=name)
+    result = error = None
+    try:
+        version = selectors.version_resolve(model_name=model.name)
+    except ApplicationError as exc:
+        return render(
+            request, "serving/try.html", {"model": model, "version": None, "error": exc.message}
+        )
+    form_class = try_form_class(version)
+    form = form_class(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        row = dict(form.cleaned_data)
+        outputs = ["predict"]
+        if version.signature.get("has_predict_proba"):
+            outputs.append("predict_proba")
+        batch = Batch(columns={k: [v] for k, v in row.items()}, n_rows=1, outputs=outputs)
+        try:
+            matrix = services.batch_to_matrix(version=version, batch=batch)
+            result = services.prediction_make(version=version, matrix=matrix, outputs=outputs)
+        except InputError as exc:
+            if exc.field in form.fields:
+                form.add_error(exc.field, exc.message)
+            else:
+                error = exc.message
+        except ApplicationError as exc:
+            error = exc.message
+    example = {name: form[name].value() for name in form.fields}
+    probabilities = None
+    if result is not None and result.probabilities is not None and result.classes is not None:
+        probabilities = list(zip(result.classes, result.probabilities[0], strict=False))
+    return render(
+        request,
+        "serving/try.html",
+        {
+            "model": model,
+            "version": version,
+            "form": form,
+            "prediction": result.predictions[0] if result and result.predictions else None,
+            "has_result": result is not None,
+            "probabilities": probabilities,
+            "error": error,
+            "snippets": _snippets(request, version, example),
+        },
+    )
+
+
+def _csv_rows(entries: Any) -> Iterator[list[Any]]:
+    header_written = False
+    for entry in entries.iterator(chunk_size=500):
+        columns = list(entry.inputs)
+        classes = entry.outputs.get("classes") or []
+        if not header_written:
+            yield [
+                "created_at",
+                "request_id",
+                "version",
+                "protocol",
+                "latency_ms",
+                "row",
+                *columns,
+                "prediction",
+                *(f"proba_{c}" for c in classes),
+            ]
+            header_written = True
+        predictions = entry.outputs.get("predictions") or []
+        probabilities = entry.outputs.get("probabilities") or []
+        for position in range(entry.n_rows):
+            values = [entry.inputs[c][position] for c in columns]
+            prediction = predictions[position] if position < len(predictions) else ""
+            proba = probabilities[position] if position < len(probabilities) else []
+            yield [
+                entry.created_at.isoformat(),
+                entry.request_id,
+                entry.version.version,
+                entry.protocol,
+                round(entry.latency_ms, 3),
+                position,
+                *values,
+                prediction,
+                *proba,
+            ]
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+@login_required
+def predictions_page(request: HttpRequest, name: str) -> HttpResponse:
+    model = get_object_or_404(RegisteredModel, name=name)
+    entries = selectors.prediction_log_list(model=model)
+    if request.GET.get("format") == "csv":
+        writer = csv.writer(_Echo())
+        response = StreamingHttpResponse(
+            (writer.writerow(row) for row in _csv_rows(entries)), content_type="text/csv"
+        )
+        response["Content-Disposition"] = f'attachment; filename="{model.name}-predictions.csv"'
+        return response
+    page = Paginator(entries, 50).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "serving/predictions.html",
+        {"model": model, "page": page, "protocols": PredictionLog.Protocol},
+    )
