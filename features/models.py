@@ -58,6 +58,14 @@ class FeatureGroup(models.Model):
     naive_timestamps_utc = models.BooleanField(
         default=False, help_text="Interpret timestamps without a zone as UTC instead of rejecting."
     )
+    # Five-field cron (UTC) on which the transformation runs; kept in sync with a beat task.
+    schedule = models.CharField(
+        max_length=100, blank=True, help_text="Cron 'minute hour day month weekday' (UTC)."
+    )
+    # Join key column -> "int64" | "string", fixed by the first ingestion so partitions agree.
+    key_dtypes = models.JSONField(default=dict, blank=True)
+    # Rows that became available up to this instant are in the online store.
+    materialised_at = models.DateTimeField(null=True, blank=True)
     owner = models.ForeignKey(
         Group, null=True, blank=True, on_delete=models.SET_NULL, related_name="feature_groups"
     )
@@ -77,9 +85,16 @@ class FeatureGroup(models.Model):
 
 
 class Feature(models.Model):
+    class Dtype(models.TextChoices):
+        INT64 = "int64"
+        FLOAT64 = "float64"
+        BOOL = "bool"
+        STRING = "string"
+        DATETIME = "datetime"
+
     group = models.ForeignKey(FeatureGroup, on_delete=models.CASCADE, related_name="features")
     name = models.SlugField(max_length=100)
-    dtype = models.CharField(max_length=20)
+    dtype = models.CharField(max_length=20, choices=Dtype.choices)
     description = models.TextField(blank=True)
     tags = models.JSONField(default=dict, blank=True)
     # {"count", "nulls", "min", "max", "mean", "std",
@@ -121,3 +136,51 @@ class FeatureService(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class OfflinePartition(models.Model):
+    """One immutable Parquet file of a group's offline store; appends add partitions."""
+
+    class Origin(models.TextChoices):
+        INGESTION = "ingestion"
+        TRANSFORMATION = "transformation"
+
+    group = models.ForeignKey(FeatureGroup, on_delete=models.CASCADE, related_name="partitions")
+    path = models.CharField(max_length=400, help_text="Name in the default storage.")
+    origin = models.CharField(max_length=20, choices=Origin.choices, default=Origin.INGESTION)
+    rows = models.BigIntegerField(default=0)
+    min_event_timestamp = models.DateTimeField(null=True, blank=True)
+    max_event_timestamp = models.DateTimeField(null=True, blank=True)
+    max_available_at = models.DateTimeField(null=True, blank=True)
+    # Set once a materialisation has read the whole partition (see features/online.py).
+    materialised = models.BooleanField(default=False)
+    job = models.ForeignKey(
+        "jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["group", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.group.name}/{self.path.rsplit('/', 1)[-1]}"
+
+
+class OnlineValue(models.Model):
+    """Latest available feature values of one entity in one group (the DB online store)."""
+
+    group = models.ForeignKey(FeatureGroup, on_delete=models.CASCADE, related_name="online_values")
+    entity_key = models.CharField(max_length=500)
+    values = models.JSONField(default=dict)
+    event_timestamp = models.DateTimeField()
+    available_at = models.DateTimeField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["group", "entity_key"]
+        constraints = [
+            models.UniqueConstraint(fields=["group", "entity_key"], name="unique_online_value"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.group.name}[{self.entity_key}]"

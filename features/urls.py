@@ -1,2 +1,11 @@
+from django.urls import path
+
+from features import views
+
 app_name = "features"
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.catalog, name="catalog"),
+    path("training-set/", views.training_set, name="training-set"),
+    path("groups/<slug:name>/", views.group_detail, name="group-detail"),
+    path("groups/<slug:group>/<slug:name>/", views.feature_detail, name="feature-detail"),
+]

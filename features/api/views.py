@@ -1,0 +1,431 @@
+"""Feature store API: one thin view per operation; the services hold the rules."""
+
+from typing import Any
+
+from django.contrib.auth.models import Group
+from django.http import HttpResponse
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from features import online, selectors, services, training_sets
+from features.api.serializers import (
+    EntityOutput,
+    FeatureOutput,
+    GroupOutput,
+    ServiceOutput,
+    SourceOutput,
+)
+from features.models import DataSource, Entity, FeatureGroup, FeatureService
+from mlplatform.api import ApplicationError, Pagination
+
+
+def _paginate(view: APIView, request: Request, queryset: Any, output: Any) -> Response:
+    paginator = Pagination()
+    page = paginator.paginate_queryset(queryset, request, view=view)
+    return paginator.get_paginated_response(output(page, many=True).data)
+
+
+def _owner(name: str | None) -> Group | None:
+    if not name:
+        return None
+    group = Group.objects.filter(name=name).first()
+    if group is None:
+        raise ApplicationError(f"owner: unknown team {name!r}.")
+    return group
+
+
+def _source(name: str | None) -> DataSource | None:
+    if not name:
+        return None
+    source = DataSource.objects.filter(name=name).first()
+    if source is None:
+        raise ApplicationError(f"source: unknown data source {name!r}.")
+    return source
+
+
+def _sources(names: list[str] | None) -> list[DataSource] | None:
+    if names is None:
+        return None
+    return [s for s in (_source(n) for n in names) if s is not None]
+
+
+# --- entities ---------------------------------------------------------------------------------
+
+
+class EntityListApi(APIView):
+    class Input(serializers.Serializer):
+        name = serializers.SlugField(max_length=100)
+        join_keys = serializers.ListField(child=serializers.CharField(), allow_empty=False)
+        description = serializers.CharField(required=False, allow_blank=True, default="")
+
+    @extend_schema(responses=EntityOutput(many=True))
+    def get(self, request: Request) -> Response:
+        return _paginate(self, request, Entity.objects.all(), EntityOutput)
+
+    @extend_schema(request=Input, responses={201: EntityOutput})
+    def post(self, request: Request) -> Response:
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        entity = services.entity_create(**data.validated_data)
+        return Response(EntityOutput(entity).data, status=status.HTTP_201_CREATED)
+
+
+class EntityDetailApi(APIView):
+    class Input(serializers.Serializer):
+        description = serializers.CharField(required=False, allow_blank=True)
+
+    @extend_schema(responses=EntityOutput)
+    def get(self, request: Request, name: str) -> Response:
+        return Response(EntityOutput(selectors.entity_get(name=name)).data)
+
+    @extend_schema(request=Input, responses=EntityOutput)
+    def patch(self, request: Request, name: str) -> Response:
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        entity = services.entity_update(
+            entity=selectors.entity_get(name=name), **data.validated_data
+        )
+        return Response(EntityOutput(entity).data)
+
+
+# --- sources ----------------------------------------------------------------------------------
+
+
+class SourceListApi(APIView):
+    parser_classes = [JSONParser, MultiPartParser, FormParser]
+
+    class Input(serializers.Serializer):
+        name = serializers.SlugField(max_length=100)
+        kind = serializers.ChoiceField(choices=DataSource.Kind.choices, default="file")
+        file = serializers.FileField(required=False)
+        path = serializers.CharField(required=False, allow_blank=True, default="")
+        description = serializers.CharField(required=False, allow_blank=True, default="")
+
+    @extend_schema(responses=SourceOutput(many=True))
+    def get(self, request: Request) -> Response:
+        return _paginate(self, request, DataSource.objects.all(), SourceOutput)
+
+    @extend_schema(request={"multipart/form-data": Input}, responses={201: SourceOutput})
+    def post(self, request: Request) -> Response:
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        source = services.source_create(**data.validated_data)
+        return Response(SourceOutput(source).data, status=status.HTTP_201_CREATED)
+
+
+class SourceDetailApi(APIView):
+    @extend_schema(responses=SourceOutput)
+    def get(self, request: Request, name: str) -> Response:
+        return Response(SourceOutput(selectors.source_get(name=name)).data)
+
+
+# --- groups -----------------------------------------------------------------------------------
+
+
+class GroupListApi(APIView):
+    class Input(serializers.Serializer):
+        name = serializers.SlugField(max_length=100)
+        entity = serializers.SlugField()
+        features = serializers.ListField(child=serializers.DictField(), allow_empty=True)
+        description = serializers.CharField(required=False, allow_blank=True, default="")
+        ttl_seconds = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+        availability = serializers.JSONField(required=False, allow_null=True)
+        naive_timestamps_utc = serializers.BooleanField(required=False, default=False)
+        tags = serializers.DictField(required=False, default=dict)
+        tasks = serializers.ListField(child=serializers.CharField(), required=False, default=list)
+        owner = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+        source = serializers.CharField(  # type: ignore[assignment]
+            required=False, allow_null=True, allow_blank=True
+        )
+        transformation_sql = serializers.CharField(required=False, allow_blank=True, default="")
+        transformation_sources = serializers.ListField(
+            child=serializers.CharField(), required=False, default=list
+        )
+        schedule = serializers.CharField(required=False, allow_blank=True, default="")
+
+    @extend_schema(responses=GroupOutput(many=True))
+    def get(self, request: Request) -> Response:
+        groups = FeatureGroup.objects.select_related("entity", "owner", "source").prefetch_related(
+            "features", "transformation_sources"
+        )
+        return _paginate(self, request, groups, GroupOutput)
+
+    @extend_schema(request=Input, responses={201: GroupOutput})
+    def post(self, request: Request) -> Response:
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = dict(data.validated_data)
+        values["entity"] = selectors.entity_get(name=values["entity"])
+        values["owner"] = _owner(values.get("owner"))
+        values["source"] = _source(values.get("source"))
+        values["transformation_sources"] = _sources(values.get("transformation_sources")) or []
+        group = services.group_create(**values)
+        return Response(GroupOutput(group).data, status=status.HTTP_201_CREATED)
+
+
+class GroupDetailApi(APIView):
+    class Input(serializers.Serializer):
+        description = serializers.CharField(required=False, allow_blank=True)
+        ttl_seconds = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+        availability = serializers.JSONField(required=False, allow_null=True)
+        naive_timestamps_utc = serializers.BooleanField(required=False)
+        tags = serializers.DictField(required=False)
+        tasks = serializers.ListField(child=serializers.CharField(), required=False)
+        owner = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+        source = serializers.CharField(  # type: ignore[assignment]
+            required=False, allow_null=True, allow_blank=True
+        )
+        transformation_sql = serializers.CharField(required=False, allow_blank=True)
+        transformation_sources = serializers.ListField(
+            child=serializers.CharField(), required=False
+        )
+        schedule = serializers.CharField(required=False, allow_blank=True)
+        add_features = serializers.ListField(child=serializers.DictField(), required=False)
+
+    @extend_schema(responses=GroupOutput)
+    def get(self, request: Request, name: str) -> Response:
+        return Response(GroupOutput(selectors.group_get(name=name)).data)
+
+    @extend_schema(request=Input, responses=GroupOutput)
+    def patch(self, request: Request, name: str) -> Response:
+        group = selectors.group_get(name=name)
+        data = self.Input(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        values = dict(data.validated_data)
+        if "owner" in values:
+            values["owner"] = _owner(values["owner"])
+        if "source" in values:
+            values["source"] = _source(values["source"])
+        if "transformation_sources" in values:
+            values["transformation_sources"] = _sources(values["transformation_sources"])
+        group = services.group_update(group=group, **values)
+        return Response(GroupOutput(group).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, name: str) -> Response:
+        services.group_delete(group=selectors.group_get(name=name))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class GroupIngestApi(APIView):
+    parser_classes = [MultiPartParser, FormParser]
+
+    class Input(serializers.Serializer):
+        file = serializers.FileField(allow_empty_file=True)
+
+    @extend_schema(
+        request={"multipart/form-data": Input},
+        responses={201: {"type": "object"}, 202: {"type": "object"}},
+    )
+    def post(self, request: Request, name: str) -> Response:
+        group = selectors.group_get(name=name)
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        upload = data.validated_data["file"]
+        rows, job = services.ingestion_start(
+            group=group, file=upload, size=upload.size or 0, user=request.user
+        )
+        if job is not None:
+            return Response({"job": job.pk}, status=status.HTTP_202_ACCEPTED)
+        return Response({"rows": rows}, status=status.HTTP_201_CREATED)
+
+
+class GroupRunApi(APIView):
+    @extend_schema(request=None, responses={202: {"type": "object"}})
+    def post(self, request: Request, name: str) -> Response:
+        job = services.transformation_start(group=selectors.group_get(name=name), user=request.user)
+        return Response({"job": job.pk}, status=status.HTTP_202_ACCEPTED)
+
+
+class GroupMaterializeApi(APIView):
+    @extend_schema(request=None, responses={202: {"type": "object"}})
+    def post(self, request: Request, name: str) -> Response:
+        job = services.materialisation_start(
+            group=selectors.group_get(name=name), user=request.user
+        )
+        return Response({"job": job.pk}, status=status.HTTP_202_ACCEPTED)
+
+
+# --- features and services --------------------------------------------------------------------
+
+
+class FeatureListApi(APIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(p, str) for p in ("q", "entity", "task", "tag", "owner", "group")
+        ],
+        responses=FeatureOutput(many=True),
+    )
+    def get(self, request: Request) -> Response:
+        params = request.query_params
+        features = selectors.feature_search(
+            q=params.get("q"),
+            entity=params.get("entity"),
+            task=params.get("task"),
+            tag=params.get("tag"),
+            owner=params.get("owner"),
+            group=params.get("group"),
+        )
+        return _paginate(self, request, features, FeatureOutput)
+
+
+class FeatureDetailApi(APIView):
+    class Input(serializers.Serializer):
+        description = serializers.CharField(required=False, allow_blank=True)
+        tags = serializers.DictField(required=False)
+
+    @extend_schema(responses=FeatureOutput)
+    def get(self, request: Request, group: str, name: str) -> Response:
+        return Response(FeatureOutput(selectors.feature_get(group=group, name=name)).data)
+
+    @extend_schema(request=Input, responses=FeatureOutput)
+    def patch(self, request: Request, group: str, name: str) -> Response:
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        feature = services.feature_update(
+            feature=selectors.feature_get(group=group, name=name), **data.validated_data
+        )
+        return Response(FeatureOutput(feature).data)
+
+
+class ServiceListApi(APIView):
+    class Input(serializers.Serializer):
+        name = serializers.SlugField(max_length=100)
+        features = serializers.ListField(child=serializers.CharField(), allow_empty=False)
+        description = serializers.CharField(required=False, allow_blank=True, default="")
+        owner = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+
+    @extend_schema(responses=ServiceOutput(many=True))
+    def get(self, request: Request) -> Response:
+        return _paginate(self, request, FeatureService.objects.all(), ServiceOutput)
+
+    @extend_schema(request=Input, responses={201: ServiceOutput})
+    def post(self, request: Request) -> Response:
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = dict(data.validated_data)
+        values["owner"] = _owner(values.get("owner"))
+        service = services.service_create(**values, user=request.user)
+        return Response(ServiceOutput(service).data, status=status.HTTP_201_CREATED)
+
+
+class ServiceDetailApi(APIView):
+    class Input(serializers.Serializer):
+        features = serializers.ListField(child=serializers.CharField(), required=False)
+        description = serializers.CharField(required=False, allow_blank=True)
+
+    @extend_schema(responses=ServiceOutput)
+    def get(self, request: Request, name: str) -> Response:
+        return Response(ServiceOutput(selectors.service_get(name=name)).data)
+
+    @extend_schema(request=Input, responses=ServiceOutput)
+    def patch(self, request: Request, name: str) -> Response:
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        service = services.service_update(
+            service=selectors.service_get(name=name), **data.validated_data
+        )
+        return Response(ServiceOutput(service).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, name: str) -> Response:
+        selectors.service_get(name=name).delete()
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --- retrieval --------------------------------------------------------------------------------
+
+
+def _feature_refs(value: Any) -> list[str] | None:
+    """`features` as a JSON list or a comma-separated form field."""
+    if value in (None, "", []):
+        return None
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return value
+    raise ApplicationError("features: a list of 'group:feature' references is required.")
+
+
+class FeatureRefsField(serializers.Field):
+    """A JSON list of references, or one comma-separated form field."""
+
+    def to_internal_value(self, data: Any) -> list[str] | None:
+        return _feature_refs(data)
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+class TrainingSetApi(APIView):
+    parser_classes = [JSONParser, MultiPartParser, FormParser]
+
+    class Input(serializers.Serializer):
+        features = FeatureRefsField(required=False)
+        feature_service = serializers.CharField(required=False, allow_blank=True)
+        entities = serializers.ListField(child=serializers.DictField(), required=False)
+        entity_file = serializers.FileField(required=False)
+        format = serializers.ChoiceField(choices=["parquet", "csv"], default="parquet")
+        full_names = serializers.BooleanField(required=False, default=False)
+
+    @extend_schema(
+        request={"application/json": Input, "multipart/form-data": Input},
+        responses={(200, "application/octet-stream"): bytes, 202: {"type": "object"}},
+    )
+    def post(self, request: Request) -> Response | HttpResponse:
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        if ("entities" in values) == ("entity_file" in values):
+            raise ApplicationError("Give exactly one of `entities` and `entity_file`.")
+        features = online.features_resolve(
+            refs=values.get("features"),
+            feature_service=values.get("feature_service") or None,
+        )
+        fmt = values["format"]
+        content, job = services.training_set_request(
+            features=features,
+            fmt=fmt,
+            full_names=values["full_names"],
+            rows=values.get("entities"),
+            entity_file=values.get("entity_file"),
+            user=request.user,
+        )
+        if job is not None:
+            return Response({"job": job.pk}, status=status.HTTP_202_ACCEPTED)
+        response = HttpResponse(content, content_type=training_sets.CONTENT_TYPES[fmt])
+        response["Content-Disposition"] = f'attachment; filename="training-set.{fmt}"'
+        return response
+
+
+class OnlineApi(APIView):
+    class Input(serializers.Serializer):
+        features = serializers.ListField(child=serializers.CharField(), required=False)
+        feature_service = serializers.CharField(required=False)
+        entities = serializers.DictField(child=serializers.ListField())
+
+    @extend_schema(request=Input, responses={200: {"type": "object"}})
+    def post(self, request: Request) -> Response:
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        features = online.features_resolve(
+            refs=values.get("features"), feature_service=values.get("feature_service")
+        )
+        columns = values["entities"]
+        lengths = {len(v) for v in columns.values()}
+        if len(lengths) != 1 or 0 in lengths:
+            raise ApplicationError("entities: every key needs a non-empty list of the same length.")
+        count = lengths.pop()
+        entity_rows = [{k: v[i] for k, v in columns.items()} for i in range(count)]
+        rows, statuses = online.online_read(features=features, entity_rows=entity_rows)
+        return Response(
+            {
+                "rows": [{**entity, **row} for entity, row in zip(entity_rows, rows, strict=True)],
+                "status": statuses,
+            }
+        )

@@ -1,0 +1,642 @@
+"""Writes for the feature store: the catalog, ingestion, transformations, materialisation and
+training sets. Every long operation is a `jobs.Job` reporting its progress."""
+
+import json
+import re
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
+from django.core.files import File
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from features import ingestion, offline, online, training_sets, transformations
+from features.models import DataSource, Entity, Feature, FeatureGroup, FeatureService
+from jobs import services as jobs
+from jobs.models import Job
+from mlplatform.api import ApplicationError, ConflictError
+
+_CRON = re.compile(r"^\S+ \S+ \S+ \S+ \S+$")
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+# --- catalog ----------------------------------------------------------------------------------
+
+
+def _clean_save(instance: Any) -> None:
+    try:
+        instance.full_clean()
+        instance.save()
+    except ValidationError:
+        raise
+    except IntegrityError as exc:
+        raise ConflictError(f"{type(instance).__name__} {instance} already exists.") from exc
+
+
+def _column_name(name: Any, *, what: str) -> str:
+    if not isinstance(name, str) or not _IDENT.match(name):
+        raise ApplicationError(f"{what}: {name!r} is not a valid column name (letters, digits, _).")
+    return name
+
+
+def entity_create(*, name: str, join_keys: Sequence[str], description: str = "") -> Entity:
+    """Create an entity. Raises ApplicationError for bad keys, ConflictError if it exists."""
+    if not isinstance(join_keys, list | tuple) or not join_keys:
+        raise ApplicationError("join_keys: a non-empty list of column names is required.")
+    keys = [_column_name(k, what="join_keys") for k in join_keys]
+    if set(keys) & ingestion.RESERVED:
+        raise ApplicationError(f"join_keys: {sorted(ingestion.RESERVED)} are reserved names.")
+    if Entity.objects.filter(name=name).exists():
+        raise ConflictError(f"Entity '{name}' already exists.")
+    entity = Entity(name=name, join_keys=keys, description=description)
+    _clean_save(entity)
+    return entity
+
+
+def entity_update(*, entity: Entity, description: str | None = None) -> Entity:
+    """Join keys are fixed once groups use them; only the description changes."""
+    if description is not None:
+        entity.description = description
+        entity.save(update_fields=["description"])
+    return entity
+
+
+def source_create(
+    *,
+    name: str,
+    kind: str = DataSource.Kind.FILE,
+    file: IO[bytes] | None = None,
+    path: str = "",
+    description: str = "",
+) -> DataSource:
+    """Create a data source: an uploaded file, a path in storage, or a SQL table."""
+    if DataSource.objects.filter(name=name).exists():
+        raise ConflictError(f"Data source '{name}' already exists.")
+    if kind not in DataSource.Kind.values:
+        raise ApplicationError(f"kind: must be one of {DataSource.Kind.values}.")
+    if kind == DataSource.Kind.FILE and file is None:
+        raise ApplicationError("file: an uploaded file is required for kind 'file'.")
+    if kind != DataSource.Kind.FILE and not path:
+        raise ApplicationError(f"path: required for kind '{kind}'.")
+    if kind == DataSource.Kind.STORAGE_PATH and not default_storage.exists(path):
+        raise ApplicationError(f"path: nothing in storage at {path!r}.")
+    source = DataSource(name=name, kind=kind, path=path, description=description)
+    if file is not None:
+        # Server-chosen name: the client's file name never reaches the storage path.
+        source.file.save(f"{name}-{timezone.now():%Y%m%d%H%M%S}.data", File(file), save=False)
+    _clean_save(source)
+    return source
+
+
+def _features_validate(features: Any, *, keys: Sequence[str]) -> list[dict[str, Any]]:
+    if not isinstance(features, list):
+        raise ApplicationError("features: a list of {name, dtype, description} is required.")
+    seen: set[str] = set()
+    cleaned = []
+    for index, item in enumerate(features):
+        if not isinstance(item, dict):
+            raise ApplicationError(f"features[{index}]: must be an object.")
+        name = _column_name(item.get("name"), what=f"features[{index}].name")
+        if name in seen or name in keys or name in ingestion.RESERVED:
+            raise ApplicationError(
+                f"features[{index}].name: {name!r} repeats a feature, a join key "
+                "or a reserved name."
+            )
+        seen.add(name)
+        dtype = item.get("dtype", Feature.Dtype.FLOAT64)
+        if dtype not in Feature.Dtype.values:
+            raise ApplicationError(
+                f"features[{index}].dtype: {dtype!r} is not one of {Feature.Dtype.values}."
+            )
+        tags = item.get("tags") or {}
+        if not isinstance(tags, dict):
+            raise ApplicationError(f"features[{index}].tags: must be an object.")
+        cleaned.append(
+            {
+                "name": name,
+                "dtype": dtype,
+                "description": str(item.get("description") or ""),
+                "tags": tags,
+            }
+        )
+    return cleaned
+
+
+def _group_fields_validate(fields: dict[str, Any]) -> dict[str, Any]:
+    if "availability" in fields:
+        fields["availability"] = ingestion.availability_validate(fields["availability"])
+    ttl = fields.get("ttl_seconds")
+    if ttl is not None and (not isinstance(ttl, int) or isinstance(ttl, bool) or ttl <= 0):
+        raise ApplicationError("ttl_seconds: must be a positive integer or null.")
+    schedule = fields.get("schedule")
+    if schedule and not _CRON.match(schedule.strip()):
+        raise ApplicationError("schedule: must be a five-field cron expression, e.g. '0 3 * * *'.")
+    if "tags" in fields and not isinstance(fields["tags"], dict):
+        raise ApplicationError("tags: must be an object.")
+    if "tasks" in fields and (
+        not isinstance(fields["tasks"], list)
+        or not all(isinstance(t, str) for t in fields["tasks"])
+    ):
+        raise ApplicationError("tasks: must be a list of strings.")
+    return fields
+
+
+@transaction.atomic
+def group_create(
+    *,
+    name: str,
+    entity: Entity,
+    features: list[dict[str, Any]],
+    description: str = "",
+    ttl_seconds: int | None = None,
+    availability: dict[str, Any] | None = None,
+    tags: dict[str, Any] | None = None,
+    tasks: list[str] | None = None,
+    owner: Group | None = None,
+    source: DataSource | None = None,
+    transformation_sql: str = "",
+    transformation_sources: Sequence[DataSource] = (),
+    schedule: str = "",
+    naive_timestamps_utc: bool = False,
+) -> FeatureGroup:
+    """Create a feature group with its features (and its beat schedule, if any).
+
+    Raises:
+        ApplicationError: a bad feature, dtype, TTL, availability rule or schedule.
+        ConflictError: the name is taken.
+    """
+    if FeatureGroup.objects.filter(name=name).exists():
+        raise ConflictError(f"Feature group '{name}' already exists.")
+    fields = _group_fields_validate(
+        {
+            "ttl_seconds": ttl_seconds,
+            "availability": availability,
+            "tags": tags or {},
+            "tasks": tasks or [],
+            "schedule": (schedule or "").strip(),
+        }
+    )
+    cleaned = _features_validate(features, keys=entity.join_keys)
+    if fields["schedule"] and not transformation_sql.strip():
+        raise ApplicationError("schedule: only a group with transformation SQL runs on a schedule.")
+    group = FeatureGroup(
+        name=name,
+        entity=entity,
+        description=description,
+        owner=owner,
+        source=source,
+        transformation_sql=transformation_sql,
+        naive_timestamps_utc=naive_timestamps_utc,
+        **fields,
+    )
+    _clean_save(group)
+    if transformation_sources:
+        group.transformation_sources.set(transformation_sources)
+    for position, item in enumerate(cleaned):
+        Feature.objects.create(group=group, position=position, **item)
+    group_schedule_sync(group=group)
+    return group
+
+
+@transaction.atomic
+def group_update(
+    *, group: FeatureGroup, add_features: list[dict[str, Any]] | None = None, **changes: Any
+) -> FeatureGroup:
+    """Change a group's metadata or rules, or add features (existing data reads them as null)."""
+    allowed = {
+        "description",
+        "ttl_seconds",
+        "availability",
+        "tags",
+        "tasks",
+        "owner",
+        "source",
+        "transformation_sql",
+        "schedule",
+        "naive_timestamps_utc",
+    }
+    unknown = set(changes) - allowed - {"transformation_sources"}
+    if unknown:
+        raise ApplicationError(f"Cannot change {sorted(unknown)} of a feature group.")
+    sources = changes.pop("transformation_sources", None)
+    changes = _group_fields_validate(changes)
+    for field, value in changes.items():
+        setattr(group, field, (value or "").strip() if field == "schedule" else value)
+    if group.schedule and not group.transformation_sql.strip():
+        raise ApplicationError("schedule: only a group with transformation SQL runs on a schedule.")
+    _clean_save(group)
+    if sources is not None:
+        group.transformation_sources.set(sources)
+    if add_features:
+        existing = list(group.features.values_list("name", flat=True))
+        cleaned = _features_validate(add_features, keys=[*group.entity.join_keys, *existing])
+        start = len(existing)
+        for offset, item in enumerate(cleaned):
+            Feature.objects.create(group=group, position=start + offset, **item)
+    group_schedule_sync(group=group)
+    return group
+
+
+@transaction.atomic
+def group_delete(*, group: FeatureGroup) -> None:
+    """Delete a group, its beat schedule, and its stored partitions (after commit)."""
+    from django_celery_beat.models import PeriodicTask
+
+    PeriodicTask.objects.filter(name=_schedule_name(group)).delete()
+    names = offline.partition_names(group)
+    group.delete()
+
+    def remove_files() -> None:
+        for name in names:
+            default_storage.delete(name)
+
+    transaction.on_commit(remove_files)
+
+
+def feature_update(
+    *, feature: Feature, description: str | None = None, tags: dict[str, Any] | None = None
+) -> Feature:
+    if description is not None:
+        feature.description = description
+    if tags is not None:
+        if not isinstance(tags, dict):
+            raise ApplicationError("tags: must be an object.")
+        feature.tags = tags
+    feature.save(update_fields=["description", "tags"])
+    return feature
+
+
+def _schedule_name(group: FeatureGroup) -> str:
+    return f"features: transform {group.name} (#{group.pk})"
+
+
+def group_schedule_sync(*, group: FeatureGroup) -> None:
+    """Create, update or remove the group's django-celery-beat task from `group.schedule`."""
+    from django_celery_beat.models import CrontabSchedule, PeriodicTask
+
+    name = _schedule_name(group)
+    if not group.schedule:
+        PeriodicTask.objects.filter(name=name).delete()
+        return
+    minute, hour, day_of_month, month_of_year, day_of_week = group.schedule.split()
+    crontab, _ = CrontabSchedule.objects.get_or_create(
+        minute=minute,
+        hour=hour,
+        day_of_month=day_of_month,
+        month_of_year=month_of_year,
+        day_of_week=day_of_week,
+        timezone="UTC",
+    )
+    PeriodicTask.objects.update_or_create(
+        name=name,
+        defaults={
+            "task": "features.tasks.transformation_scheduled",
+            "crontab": crontab,
+            "interval": None,
+            "args": json.dumps([group.pk]),
+            "enabled": True,
+            "description": f"Runs the transformation of feature group {group.name}.",
+        },
+    )
+
+
+def service_create(
+    *,
+    name: str,
+    features: Sequence[str],
+    description: str = "",
+    owner: Group | None = None,
+    user: Any = None,
+) -> FeatureService:
+    """Create a feature service from `group:feature` references."""
+    if FeatureService.objects.filter(name=name).exists():
+        raise ConflictError(f"Feature service '{name}' already exists.")
+    resolved = online.features_resolve(refs=list(features))
+    service = FeatureService(
+        name=name,
+        description=description,
+        owner=owner,
+        created_by=user if getattr(user, "is_authenticated", False) else None,
+    )
+    with transaction.atomic():
+        _clean_save(service)
+        service.features.set(resolved)
+    return service
+
+
+def service_update(
+    *,
+    service: FeatureService,
+    features: Sequence[str] | None = None,
+    description: str | None = None,
+) -> FeatureService:
+    with transaction.atomic():
+        if description is not None:
+            service.description = description
+            service.save(update_fields=["description"])
+        if features is not None:
+            service.features.set(online.features_resolve(refs=list(features)))
+    return service
+
+
+# --- jobs plumbing ----------------------------------------------------------------------------
+
+
+def _enqueue(task: Any, *args: Any) -> None:
+    transaction.on_commit(lambda: task.delay(*args))
+
+
+@contextmanager
+def _job_run(job_id: int) -> Iterator[Job | None]:
+    """Start the job (None if it was cancelled) and record any failure on it."""
+    if not jobs.job_start(job_id=job_id):
+        yield None
+        return
+    try:
+        yield Job.objects.get(pk=job_id)
+    except ApplicationError as exc:
+        jobs.job_fail(job_id=job_id, error=exc.message)
+    except Exception as exc:
+        # Not a user error: recorded for the person watching the job, then raised for the logs.
+        jobs.job_fail(job_id=job_id, error=f"{type(exc).__name__}: {exc}")
+        raise
+
+
+# --- ingestion --------------------------------------------------------------------------------
+
+
+def ingest_path(*, group: FeatureGroup, path: Path, job_id: int | None = None) -> int:
+    """Validate a whole file and append it as a partition; returns the row count.
+
+    Raises:
+        ingestion.IngestError: the file is rejected (nothing is stored).
+    """
+    if path.stat().st_size == 0:
+        raise ingestion.IngestError(["the file is empty"])
+    frame = ingestion.read_frame(path)
+    if job_id:
+        jobs.job_set_progress(job_id=job_id, done=0, total=len(frame))
+    validated = ingestion.frame_validate(group=group, frame=frame, now=timezone.now())
+    with transaction.atomic():
+        locked = FeatureGroup.objects.select_for_update().get(pk=group.pk)
+        if locked.key_dtypes and locked.key_dtypes != validated.key_dtypes:
+            # Another ingestion fixed the key types meanwhile; validate again against them.
+            group.key_dtypes = locked.key_dtypes
+            validated = ingestion.frame_validate(group=group, frame=frame, now=timezone.now())
+        offline.partition_write(
+            group=group, table=validated.table, origin="ingestion", job_id=job_id
+        )
+        if locked.key_dtypes != validated.key_dtypes:
+            FeatureGroup.objects.filter(pk=group.pk).update(key_dtypes=validated.key_dtypes)
+        group.key_dtypes = validated.key_dtypes
+    offline.statistics_compute(group=group)
+    return validated.table.num_rows
+
+
+def ingestion_start(
+    *, group: FeatureGroup, file: IO[bytes], size: int, user: Any = None
+) -> tuple[int | None, Job | None]:
+    """Ingest inline (returns (rows, None)) or, above the inline size, as a job ((None, job))."""
+    if size == 0:
+        raise ingestion.IngestError(["the file is empty"])
+    if size > settings.MLPLATFORM_INLINE_INGEST_BYTES:
+        job = jobs.job_create(
+            kind=Job.Kind.INGESTION,
+            description=f"Ingest into {group.name}",
+            submitted_by=user,
+            params={"group_id": group.pk},
+        )
+        job.input.save(f"ingest-{job.pk}.data", File(file), save=True)
+        from features import tasks
+
+        _enqueue(tasks.ingestion_run, job.pk)
+        return None, job
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "upload"
+        with path.open("wb") as sink:
+            for chunk in iter(lambda: file.read(1024 * 1024), b""):
+                sink.write(chunk)
+        return ingest_path(group=group, path=path), None
+
+
+def ingestion_run_job(*, job_id: int) -> None:
+    with _job_run(job_id) as job:
+        if job is None:
+            return
+        group = FeatureGroup.objects.get(pk=job.params["group_id"])
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "input"
+            with job.input.open("rb") as source, path.open("wb") as sink:
+                for chunk in iter(lambda: source.read(1024 * 1024), b""):
+                    sink.write(chunk)
+            rows = ingest_path(group=group, path=path, job_id=job_id)
+        jobs.job_succeed(job_id=job_id, result={"rows": rows})
+
+
+# --- transformations --------------------------------------------------------------------------
+
+
+def transformation_start(*, group: FeatureGroup, user: Any = None) -> Job:
+    """Queue a transformation run of the group."""
+    if not group.transformation_sql.strip():
+        raise ApplicationError(f"Feature group '{group.name}' has no transformation SQL.")
+    job = jobs.job_create(
+        kind=Job.Kind.TRANSFORMATION,
+        description=f"Transform {group.name}",
+        submitted_by=user,
+        params={"group_id": group.pk},
+        unit="rows",
+    )
+    from features import tasks
+
+    _enqueue(tasks.transformation_run, job.pk)
+    return job
+
+
+def transformation_run_job(*, job_id: int) -> None:
+    with _job_run(job_id) as job:
+        if job is None:
+            return
+        group = FeatureGroup.objects.get(pk=job.params["group_id"])
+        result = transformations.run(group=group, now=timezone.now(), job_id=job_id)
+        jobs.job_set_progress(job_id=job_id, done=result["appended"], total=result["appended"])
+        if result["appended"]:
+            offline.statistics_compute(group=group)
+        jobs.job_succeed(job_id=job_id, result=result)
+
+
+def transformation_scheduled(*, group_id: int) -> int | None:
+    """Beat entry: record a job for the scheduled run and do it; returns the job id."""
+    group = FeatureGroup.objects.filter(pk=group_id).first()
+    if group is None or not group.transformation_sql.strip():
+        return None
+    job = jobs.job_create(
+        kind=Job.Kind.TRANSFORMATION,
+        description=f"Transform {group.name} (scheduled)",
+        params={"group_id": group.pk, "scheduled": True},
+    )
+    transformation_run_job(job_id=job.pk)
+    return job.pk
+
+
+# --- materialisation --------------------------------------------------------------------------
+
+
+def materialisation_start(*, group: FeatureGroup, user: Any = None) -> Job:
+    """Queue a materialisation of the group into the online store."""
+    job = jobs.job_create(
+        kind=Job.Kind.MATERIALISATION,
+        description=f"Materialise {group.name}",
+        submitted_by=user,
+        params={"group_id": group.pk},
+        unit="entities",
+    )
+    from features import tasks
+
+    _enqueue(tasks.materialisation_run, job.pk)
+    return job
+
+
+def materialise_group(*, group: FeatureGroup, job_id: int | None = None) -> dict[str, int]:
+    """Materialise now, in this process (the demo and the job both use it)."""
+    advance: Callable[[int], None] | None = None
+    if job_id is not None:
+
+        def advance(done: int) -> None:
+            jobs.job_advance(job_id=job_id, done=done)
+
+    return online.materialise(
+        group=group, chunk_rows=settings.MLPLATFORM_MATERIALISE_CHUNK_ROWS, progress=advance
+    )
+
+
+def materialisation_run_job(*, job_id: int) -> None:
+    with _job_run(job_id) as job:
+        if job is None:
+            return
+        group = FeatureGroup.objects.get(pk=job.params["group_id"])
+        result = materialise_group(group=group, job_id=job_id)
+        jobs.job_set_progress(job_id=job_id, done=result["candidates"], total=result["candidates"])
+        jobs.job_succeed(job_id=job_id, result=result)
+
+
+# --- training sets ----------------------------------------------------------------------------
+
+
+def _entity_file_rows(path: Path) -> int:
+    if ingestion.file_format(path) == "parquet":
+        import pyarrow.parquet as pq
+
+        return int(pq.ParquetFile(path).metadata.num_rows)
+    with path.open("rb") as stream:
+        return max(0, sum(1 for line in stream if line.strip()) - 1)
+
+
+def training_set_request(
+    *,
+    features: list[Feature],
+    fmt: str = "parquet",
+    full_names: bool = False,
+    rows: list[dict[str, Any]] | None = None,
+    entity_file: IO[bytes] | None = None,
+    user: Any = None,
+) -> tuple[bytes | None, Job | None]:
+    """Build a training set inline ((bytes, None)) or, above the inline row count, as a job.
+
+    Raises:
+        ApplicationError: bad format, entity frame or feature list.
+    """
+    if fmt not in training_sets.CONTENT_TYPES:
+        raise ApplicationError(f"format: must be 'parquet' or 'csv', got {fmt!r}.")
+    if rows is None and entity_file is None:
+        raise ApplicationError("entities: give `entities` rows or an `entity_file`.")
+    with tempfile.TemporaryDirectory() as tmp:
+        entities_path = None
+        if entity_file is not None:
+            entities_path = Path(tmp) / "entities"
+            with entities_path.open("wb") as sink:
+                for chunk in iter(lambda: entity_file.read(1024 * 1024), b""):
+                    sink.write(chunk)
+            count = _entity_file_rows(entities_path)
+        else:
+            count = len(rows or [])
+        if count > settings.MLPLATFORM_INLINE_TRAINING_SET_ROWS:
+            job = jobs.job_create(
+                kind=Job.Kind.TRAINING_SET,
+                description=f"Training set of {count} rows",
+                submitted_by=user,
+                total=count,
+                params={
+                    "features": [f"{f.group.name}:{f.name}" for f in features],
+                    "format": fmt,
+                    "full_names": full_names,
+                },
+            )
+            if entities_path is not None:
+                with entities_path.open("rb") as stream:
+                    job.input.save(f"entities-{job.pk}.data", File(stream), save=True)
+            else:
+                job.input.save(
+                    f"entities-{job.pk}.json",
+                    File(_json_stream(rows or [])),
+                    save=True,
+                )
+            from features import tasks
+
+            _enqueue(tasks.training_set_run, job.pk)
+            return None, job
+        output = Path(tmp) / f"training-set.{fmt}"
+        training_sets.build(
+            features=features,
+            output=output,
+            fmt=fmt,
+            full_names=full_names,
+            rows=rows,
+            entity_file=entities_path,
+        )
+        return output.read_bytes(), None
+
+
+def _json_stream(rows: list[dict[str, Any]]) -> Any:
+    import io
+
+    return io.BytesIO(json.dumps(rows, default=str).encode())
+
+
+def training_set_run_job(*, job_id: int) -> None:
+    with _job_run(job_id) as job:
+        if job is None:
+            return
+        features = online.features_resolve(refs=job.params["features"])
+        fmt = job.params["format"]
+        with tempfile.TemporaryDirectory() as tmp:
+            entities = Path(tmp) / "entities"
+            with job.input.open("rb") as source, entities.open("wb") as sink:
+                for chunk in iter(lambda: source.read(1024 * 1024), b""):
+                    sink.write(chunk)
+            rows = None
+            entity_file: Path | None = entities
+            if job.input.name.endswith(".json"):
+                rows = json.loads(entities.read_text())
+                entity_file = None
+            output = Path(tmp) / f"training-set.{fmt}"
+            count = training_sets.build(
+                features=features,
+                output=output,
+                fmt=fmt,
+                full_names=job.params.get("full_names", False),
+                rows=rows,
+                entity_file=entity_file,
+            )
+            with output.open("rb") as stream:
+                job.output.save(f"training-set-{job_id}.{fmt}", File(stream), save=False)
+            job.output_content_type = training_sets.CONTENT_TYPES[fmt]
+            job.save(update_fields=["output", "output_content_type", "updated_at"])
+        jobs.job_succeed(job_id=job_id, result={"rows": count})
