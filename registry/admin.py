@@ -1,0 +1,332 @@
+"""Admin for the registry: upload versions and move aliases from a registered model's page.
+
+Uploads go through `services.version_upload` (size cap, magic bytes, sha256, server path, queued
+validation), exactly as the API does; the form only parses its fields and reports errors.
+"""
+
+import json
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+
+from mlplatform.api import ApplicationError
+from registry import services
+from registry.models import AliasChange, ModelAlias, ModelVersion, RegisteredModel
+from registry.permissions import model_can_write
+
+
+def _json_field(label: str, help_text: str) -> forms.CharField:
+    return forms.CharField(
+        label=label,
+        required=False,
+        help_text=help_text,
+        widget=forms.Textarea(attrs={"rows": 2, "cols": 60}),
+    )
+
+
+class RegisteredModelForm(forms.ModelForm):
+    upload_artifact = forms.FileField(
+        label="New version: artifact",
+        required=False,
+        help_text="A .skops (recommended), .joblib, .pkl or .pickle file.",
+    )
+    upload_description = forms.CharField(label="Description", required=False)
+    upload_metrics = _json_field("Metrics (JSON object)", 'e.g. {"accuracy": 0.93}')
+    upload_tags = _json_field("Tags (JSON object)", 'e.g. {"dataset": "2025-03"}')
+    upload_input_example = _json_field(
+        "Input example (JSON list of rows)", 'e.g. [{"age": 41, "plan": "pro"}]'
+    )
+    alias_name = forms.SlugField(
+        label="Set alias", required=False, help_text="e.g. production or staging"
+    )
+    alias_version = forms.IntegerField(
+        label="to version", required=False, min_value=1, help_text="A ready version number."
+    )
+
+    request: HttpRequest | None = None
+
+    class Meta:
+        model = RegisteredModel
+        fields = ["name", "description", "owner", "tags"]
+
+    def _json(self, field: str, kind: type, example: str) -> Any:
+        text = (self.cleaned_data.get(field) or "").strip()
+        if not text:
+            return None
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            self.add_error(field, f"Not valid JSON: {exc.msg} (line {exc.lineno}).")
+            return None
+        if kind is list and isinstance(value, dict):
+            value = [value]
+        if not isinstance(value, kind):
+            self.add_error(field, f"Must be a JSON {example}.")
+            return None
+        return value
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        cleaned["parsed_metrics"] = self._json("upload_metrics", dict, "object")
+        cleaned["parsed_tags"] = self._json("upload_tags", dict, "object")
+        cleaned["parsed_input_example"] = self._json("upload_input_example", list, "list of rows")
+        upload = cleaned.get("upload_artifact")
+        alias, number = cleaned.get("alias_name"), cleaned.get("alias_version")
+        user = self.request.user if self.request else None
+        writing = (upload or alias) and self.instance.pk
+        if writing and not model_can_write(user=user, model=self.instance):
+            self.add_error(None, "Only the model's team may add versions or move aliases.")
+        if upload:
+            try:
+                services.artifact_inspect(file=upload, filename=upload.name or "")
+            except ApplicationError as exc:
+                self.add_error("upload_artifact", exc.message.removeprefix("artifact: "))
+        if bool(alias) != bool(number):
+            self.add_error("alias_version", "Give both an alias and a version number.")
+        elif alias and number:
+            found = (
+                self.instance.versions.filter(version=number).first() if self.instance.pk else None
+            )
+            if found is None:
+                self.add_error("alias_version", f"There is no version {number}.")
+            elif found.status != ModelVersion.Status.READY:
+                self.add_error(
+                    "alias_version", f"v{number} is {found.status}; only ready versions qualify."
+                )
+        return cleaned
+
+
+class ModelVersionInline(admin.TabularInline):
+    model = ModelVersion
+    extra = 0
+    can_delete = False
+    show_change_link = True
+    fields = ["version", "status", "status_message", "format", "sha256", "aliases_display"]
+    readonly_fields = ["version", "status", "status_message", "format", "sha256", "aliases_display"]
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # versions are added with the upload fields above, through the service
+
+    @admin.display(description="aliases")
+    def aliases_display(self, obj: ModelVersion) -> str:
+        return ", ".join(a.alias for a in obj.aliases.all()) or "—"
+
+
+class ModelAliasInline(admin.TabularInline):
+    model = ModelAlias
+    extra = 0
+    can_delete = False
+    fields = ["alias", "version", "updated_at"]
+    readonly_fields = ["alias", "version", "updated_at"]
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(RegisteredModel)
+class RegisteredModelAdmin(admin.ModelAdmin):
+    form = RegisteredModelForm
+    list_display = ["name", "owner", "latest_version", "aliases_display", "updated_at"]
+    search_fields = ["name", "description"]
+    list_filter = ["owner"]
+    inlines = [ModelAliasInline, ModelVersionInline]
+    fieldsets = [
+        (None, {"fields": ["name", "description", "owner", "tags"]}),
+        (
+            "Upload a new version",
+            {
+                "fields": [
+                    "upload_artifact",
+                    "upload_description",
+                    "upload_metrics",
+                    "upload_tags",
+                    "upload_input_example",
+                ]
+            },
+        ),
+        ("Set or move an alias", {"fields": ["alias_name", "alias_version"]}),
+    ]
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any):  # type: ignore[override]
+        form = super().get_form(request, obj, change=change, **kwargs)
+        form.request = request  # type: ignore[attr-defined]
+        return form
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return ["name"] if obj else []
+
+    @admin.display(description="latest")
+    def latest_version(self, obj: RegisteredModel) -> str:
+        latest = obj.versions.order_by("-version").first()
+        return f"v{latest.version} ({latest.status})" if latest else "—"
+
+    @admin.display(description="aliases")
+    def aliases_display(self, obj: RegisteredModel) -> str:
+        return ", ".join(f"{a.alias}→v{a.version.version}" for a in obj.aliases.all()) or "—"
+
+    def save_model(
+        self, request: HttpRequest, obj: RegisteredModel, form: Any, change: bool
+    ) -> None:
+        if not change:
+            obj.created_by = request.user  # type: ignore[assignment]
+        super().save_model(request, obj, form, change)
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        model: RegisteredModel = form.instance
+        data = form.cleaned_data
+        upload = data.get("upload_artifact")
+        try:
+            if upload:
+                version = services.version_upload(
+                    model=model,
+                    file=upload,
+                    user=request.user,
+                    description=data.get("upload_description") or "",
+                    metrics=data.get("parsed_metrics"),
+                    tags=data.get("parsed_tags"),
+                    input_example=data.get("parsed_input_example"),
+                )
+                self.message_user(
+                    request,
+                    f"Uploaded {model.name} v{version.version}; it is being validated.",
+                    messages.SUCCESS,
+                )
+            if data.get("alias_name") and data.get("alias_version"):
+                services.alias_set(
+                    model=model,
+                    alias=data["alias_name"],
+                    version_number=data["alias_version"],
+                    user=request.user,
+                )
+                self.message_user(
+                    request,
+                    f"{data['alias_name']} now points at v{data['alias_version']}.",
+                    messages.SUCCESS,
+                )
+        except ApplicationError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+
+
+@admin.register(ModelVersion)
+class ModelVersionAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "status", "format", "short_sha", "uploaded_by", "created_at"]
+    list_filter = ["status", "format"]
+    search_fields = ["model__name", "sha256", "description"]
+    actions = ["set_production", "set_staging"]
+    fields = [
+        "model",
+        "version",
+        "status",
+        "status_message",
+        "format",
+        "sha256",
+        "size_bytes",
+        "signature_table",
+        "library_versions",
+        "aliases_display",
+        "metrics",
+        "tags",
+        "description",
+        "input_example",
+        "uploaded_by",
+        "validation_job",
+        "created_at",
+    ]
+    readonly_fields = [
+        "model",
+        "version",
+        "status",
+        "status_message",
+        "format",
+        "sha256",
+        "size_bytes",
+        "signature_table",
+        "library_versions",
+        "aliases_display",
+        "metrics",
+        "tags",
+        "input_example",
+        "uploaded_by",
+        "validation_job",
+        "created_at",
+    ]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # upload from the registered model's page, through the service
+
+    @admin.display(description="sha256")
+    def short_sha(self, obj: ModelVersion) -> str:
+        return obj.sha256[:12]
+
+    @admin.display(description="aliases")
+    def aliases_display(self, obj: ModelVersion) -> str:
+        return ", ".join(a.alias for a in obj.aliases.all()) or "—"
+
+    @admin.display(description="signature")
+    def signature_table(self, obj: ModelVersion) -> SafeString | str:
+        signature = obj.signature or {}
+        if not signature.get("inputs"):
+            return "—"
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            ((i, c["name"], c["dtype"]) for i, c in enumerate(signature["inputs"], start=1)),
+        )
+        outputs = ", ".join(o["name"] for o in signature.get("outputs", []))
+        return format_html(
+            "<p>task: <b>{}</b> · estimator: {} · classes: {} · outputs: {}</p>"
+            "<table><thead><tr><th>#</th><th>input column</th><th>dtype</th></tr></thead>"
+            "<tbody>{}</tbody></table>",
+            signature.get("task"),
+            signature.get("estimator"),
+            signature.get("classes") if signature.get("classes") is not None else "—",
+            outputs,
+            rows,
+        )
+
+    def _alias_action(self, request: HttpRequest, queryset: QuerySet, alias: str) -> None:
+        if queryset.count() != 1:
+            self.message_user(request, "Select exactly one version.", messages.ERROR)
+            return
+        version = queryset.select_related("model").get()
+        if not model_can_write(user=request.user, model=version.model):
+            self.message_user(request, "Only the model's team may move aliases.", messages.ERROR)
+            return
+        try:
+            services.alias_set(
+                model=version.model,
+                alias=alias,
+                version_number=version.version,
+                user=request.user,
+            )
+        except ApplicationError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+            return
+        self.message_user(request, f"{alias} now points at {version}.", messages.SUCCESS)
+
+    @admin.action(description="Point the production alias at the selected version")
+    def set_production(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._alias_action(request, queryset, "production")
+
+    @admin.action(description="Point the staging alias at the selected version")
+    def set_staging(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._alias_action(request, queryset, "staging")
+
+
+@admin.register(AliasChange)
+class AliasChangeAdmin(admin.ModelAdmin):
+    list_display = ["model", "alias", "from_version", "to_version", "changed_by", "changed_at"]
+    list_filter = ["alias"]
+    readonly_fields = ["model", "alias", "from_version", "to_version", "changed_by", "changed_at"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
