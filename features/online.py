@@ -308,7 +308,7 @@ def materialise(
         payload = f"{{'__e': {EVENT}, '__a': {AVAILABLE}{', ' + payload if payload else ''}}}"
         union = " UNION ALL BY NAME ".join(selects)
         # DuckDB aggregates out of core; the result (one row per key) is fetched in chunks.
-        reader = con.execute(
+        reader = con.sql(
             f"SELECT {key_sql}, arg_max({payload}, {{'e': {EVENT}, 'a': {AVAILABLE}}}) AS m "
             f"FROM ({union}) GROUP BY {key_sql}"
         ).to_arrow_reader(chunk_rows)

@@ -113,7 +113,7 @@ def run(*, group: FeatureGroup, now: datetime, job_id: int | None = None) -> dic
         con.register("__new", table)
         if existing:
             on = " AND ".join(f"n.{offline.ident(k)} = x.{offline.ident(k)}" for k in keys)
-            table = con.execute(
+            table = con.sql(
                 f"SELECT n.* FROM __new n ANTI JOIN __existing x ON {on} AND n.{EVENT} = x.{EVENT}"
             ).to_arrow_table()
     if group.key_dtypes != validated.key_dtypes:
