@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 
 class Job(models.Model):
@@ -63,3 +64,151 @@ class Job(models.Model):
         if not self.progress_total:
             return 100.0 if self.status == self.Status.SUCCEEDED else 0.0
         return min(100.0, 100.0 * self.progress_done / self.progress_total)
+
+    @property
+    def elapsed_seconds(self) -> float | None:
+        if self.started_at is None:
+            return None
+        end = self.finished_at or timezone.now()
+        return max(0.0, (end - self.started_at).total_seconds())
+
+    @property
+    def rate(self) -> float | None:
+        """Units done per second since the job started."""
+        elapsed = self.elapsed_seconds
+        if not elapsed or not self.progress_done:
+            return None
+        return self.progress_done / elapsed
+
+    @property
+    def eta_seconds(self) -> float | None:
+        """Seconds left at the current rate, while running."""
+        rate = self.rate
+        if self.status != self.Status.RUNNING or not rate or self.progress_total is None:
+            return None
+        return max(0.0, (self.progress_total - self.progress_done) / rate)
+
+
+class FileFormat(models.TextChoices):
+    CSV = "csv", "CSV"
+    PARQUET = "parquet", "Parquet"
+
+
+class BatchSchedule(models.Model):
+    """Score the newest file of a storage folder on a cron schedule (a django-celery-beat task)."""
+
+    name = models.SlugField(max_length=100, unique=True)
+    model = models.ForeignKey(
+        "registry.RegisteredModel", on_delete=models.CASCADE, related_name="batch_schedules"
+    )
+    # Resolved at every run, so a schedule follows the alias as it moves.
+    alias = models.SlugField(max_length=64, default="production", blank=True)
+    folder = models.CharField(
+        max_length=300, help_text="Storage folder whose newest CSV/Parquet file is scored."
+    )
+    outputs = models.JSONField(default=list, blank=True)
+    id_columns = models.JSONField(default=list, blank=True)
+    output_format = models.CharField(
+        max_length=10, choices=FileFormat.choices, default=FileFormat.CSV
+    )
+    crontab = models.CharField(
+        max_length=100, default="0 2 * * *", help_text="minute hour day-of-month month day-of-week"
+    )
+    enabled = models.BooleanField(default=True)
+    periodic_task = models.OneToOneField(
+        "django_celery_beat.PeriodicTask",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    last_input = models.CharField(max_length=300, blank=True)
+    last_run_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class BatchJob(models.Model):
+    """What a batch scoring job scores: the pinned version, the input, and the output's shape."""
+
+    job = models.OneToOneField(
+        Job, on_delete=models.CASCADE, primary_key=True, related_name="batch"
+    )
+    version = models.ForeignKey(
+        "registry.ModelVersion", on_delete=models.PROTECT, related_name="batch_jobs"
+    )
+    input_format = models.CharField(max_length=10, choices=FileFormat.choices)
+    output_format = models.CharField(max_length=10, choices=FileFormat.choices)
+    outputs = models.JSONField(default=list)
+    id_columns = models.JSONField(default=list, blank=True)
+    # The input's header in file order, read at submit.
+    columns = models.JSONField(default=list)
+    # Copied from settings at submit so every worker of this job agrees on them.
+    chunk_rows = models.PositiveIntegerField()
+    lease_seconds = models.PositiveIntegerField()
+    max_attempts = models.PositiveSmallIntegerField()
+    rows_total = models.BigIntegerField(null=True, blank=True)
+    chunks_total = models.PositiveIntegerField(null=True, blank=True)
+    # The coordinator's tick: one live token at a time, so duplicated ticks die out.
+    watch_token = models.CharField(max_length=32, blank=True)
+    watch_beat_at = models.DateTimeField(null=True, blank=True)
+    assembly_claimed_at = models.DateTimeField(null=True, blank=True)
+    schedule = models.ForeignKey(
+        BatchSchedule, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
+    )
+
+    def __str__(self) -> str:
+        return f"Batch scoring #{self.pk} with {self.version}"
+
+    def get_absolute_url(self) -> str:
+        return self.job.get_absolute_url()
+
+
+class BatchChunk(models.Model):
+    """One slice of a batch job's rows; the unit of work, of retry and of crash recovery."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    batch = models.ForeignKey(BatchJob, on_delete=models.CASCADE, related_name="chunks")
+    index = models.PositiveIntegerField()
+    row_start = models.BigIntegerField()
+    row_count = models.PositiveIntegerField()
+    # CSV only: byte offset of the chunk's first row, so a chunk never reads the rows before it.
+    byte_start = models.BigIntegerField(null=True, blank=True)
+    status = models.CharField(
+        max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True
+    )
+    attempts = models.PositiveSmallIntegerField(default=0)
+    claimed_by = models.CharField(max_length=200, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    output_part = models.CharField(max_length=300, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["batch", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["batch", "index"], name="unique_batch_chunk_index"),
+        ]
+
+    def __str__(self) -> str:
+        return f"chunk {self.index} of job {self.batch_id} ({self.status})"
+
+    @property
+    def row_end(self) -> int:
+        return self.row_start + self.row_count

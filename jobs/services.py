@@ -6,7 +6,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from jobs.models import Job
+from jobs.models import BatchChunk, Job
 from mlplatform.api import ConflictError
 
 
@@ -94,4 +94,9 @@ def job_cancel(*, job: Job) -> Job:
     job.refresh_from_db()
     if not updated:
         raise ConflictError(f"Job {job.pk} already {job.status}; it cannot be cancelled.")
+    if job.kind == Job.Kind.BATCH_SCORING:
+        # Queued chunks never start; running ones see the status at their next block.
+        BatchChunk.objects.filter(batch_id=job.pk, status=BatchChunk.Status.PENDING).update(
+            status=BatchChunk.Status.CANCELLED
+        )
     return job

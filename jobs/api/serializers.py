@@ -3,13 +3,15 @@ from typing import Any
 from django.urls import reverse
 from rest_framework import serializers
 
-from jobs.models import Job
+from jobs.models import FileFormat, Job
 
 
 class JobOutputSerializer(serializers.ModelSerializer):
     progress = serializers.SerializerMethodField()
     output_url = serializers.SerializerMethodField()
     submitted_by = serializers.SerializerMethodField()
+    model = serializers.SerializerMethodField()
+    version = serializers.SerializerMethodField()
 
     class Meta:
         model = Job
@@ -18,6 +20,8 @@ class JobOutputSerializer(serializers.ModelSerializer):
             "kind",
             "status",
             "description",
+            "model",
+            "version",
             "progress",
             "error",
             "params",
@@ -30,11 +34,15 @@ class JobOutputSerializer(serializers.ModelSerializer):
         ]
 
     def get_progress(self, job: Job) -> dict[str, Any]:
+        rate = job.rate
+        eta = job.eta_seconds
         return {
             "done": job.progress_done,
             "total": job.progress_total,
             "unit": job.progress_unit,
             "percent": round(job.percent, 1),
+            "rate": round(rate, 1) if rate is not None else None,
+            "eta_seconds": round(eta, 1) if eta is not None else None,
         }
 
     def get_output_url(self, job: Job) -> str | None:
@@ -46,3 +54,21 @@ class JobOutputSerializer(serializers.ModelSerializer):
 
     def get_submitted_by(self, job: Job) -> str | None:
         return job.submitted_by.get_username() if job.submitted_by else None
+
+    def get_model(self, job: Job) -> str | None:
+        model = job.params.get("model") if isinstance(job.params, dict) else None
+        return str(model) if model else None
+
+    def get_version(self, job: Job) -> int | None:
+        version = job.params.get("version") if isinstance(job.params, dict) else None
+        return int(version) if version is not None else None
+
+
+class BatchJobInputSerializer(serializers.Serializer):
+    model = serializers.SlugField(max_length=100)
+    version = serializers.IntegerField(required=False, min_value=1)
+    alias = serializers.SlugField(required=False, max_length=64)
+    input = serializers.FileField(allow_empty_file=False)
+    outputs = serializers.CharField(required=False, allow_blank=True, max_length=100)
+    id_columns = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+    format = serializers.ChoiceField(choices=FileFormat.choices, required=False)

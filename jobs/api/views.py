@@ -1,15 +1,20 @@
+from django.conf import settings
 from django.http import FileResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from jobs import selectors, services
-from jobs.api.serializers import JobOutputSerializer
-from mlplatform.api import NotFoundError, Pagination
+from jobs import batch, selectors, services
+from jobs.api.serializers import BatchJobInputSerializer, JobOutputSerializer
+from mlplatform.api import ApplicationError, NotFoundError, Pagination
 
 
 class JobListApi(APIView):
+    parser_classes = [MultiPartParser, FormParser]
+
     @extend_schema(
         parameters=[OpenApiParameter("kind", str), OpenApiParameter("status", str)],
         responses=JobOutputSerializer(many=True),
@@ -22,6 +27,35 @@ class JobListApi(APIView):
         page = paginator.paginate_queryset(jobs, request, view=self)
         data = JobOutputSerializer(page, many=True, context={"request": request}).data
         return paginator.get_paginated_response(data)
+
+    @extend_schema(request=BatchJobInputSerializer, responses={201: JobOutputSerializer})
+    def post(self, request: Request) -> Response:
+        """Queue a batch scoring job for an uploaded CSV or Parquet file."""
+        serializer = BatchJobInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        upload = data["input"]
+        if upload.size > settings.MLPLATFORM_MAX_UPLOAD_BYTES:
+            raise ApplicationError(
+                f"input: {upload.size} bytes exceed the limit of "
+                f"{settings.MLPLATFORM_MAX_UPLOAD_BYTES} (MLPLATFORM_MAX_UPLOAD_BYTES).",
+                extra={"field": "input"},
+                status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            )
+        version = selectors.batch_version_pin(
+            model_name=data["model"], version=data.get("version"), alias=data.get("alias")
+        )
+        job = batch.batch_job_submit(
+            version=version,
+            stream=upload,
+            filename=upload.name or "",
+            outputs=batch.outputs_parse(data.get("outputs")),
+            id_columns=batch.names_parse(data.get("id_columns")),
+            output_format=batch.format_parse(data.get("format")),
+            submitted_by=request.user,
+        )
+        body = JobOutputSerializer(job, context={"request": request}).data
+        return Response(body, status=status.HTTP_201_CREATED)
 
 
 class JobDetailApi(APIView):
