@@ -13,7 +13,6 @@ from collections.abc import Iterable
 from typing import IO, Any
 
 import joblib
-import skops.io as sio
 
 CHUNK = 1024 * 1024
 
@@ -40,6 +39,8 @@ def load_bytes(data: bytes, *, fmt: str, trusted_types: Iterable[str] = ()) -> A
         warnings.simplefilter("always")
         try:
             if fmt == "skops":
+                import skops.io as sio  # imported on use: it is slow to import
+
                 return sio.loads(data, trusted=list(trusted_types))
             if fmt == "joblib":
                 return joblib.load(io.BytesIO(data))

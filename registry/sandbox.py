@@ -122,21 +122,13 @@ def _zero_rows(signature: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _versions() -> dict[str, str]:
     import platform
+    from importlib.metadata import version
 
-    import joblib
-    import numpy
-    import scipy
-    import sklearn
-    import skops
-
-    return {
-        "sklearn": sklearn.__version__,
-        "numpy": numpy.__version__,
-        "scipy": scipy.__version__,
-        "joblib": joblib.__version__,
-        "skops": skops.__version__,
-        "python": platform.python_version(),
-    }
+    names = {"sklearn": "scikit-learn", "numpy": "numpy", "scipy": "scipy", "joblib": "joblib"}
+    found = {key: version(dist) for key, dist in names.items()}
+    found["skops"] = version("skops")  # read from metadata: importing skops is slow
+    found["python"] = platform.python_version()
+    return found
 
 
 def _validate(request: dict[str, Any]) -> dict[str, Any]:
