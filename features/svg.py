@@ -19,14 +19,14 @@ def histogram_svg(histogram: dict | None, *, width: int = 480, height: int = 160
     bar_width = width / len(counts)
     bars = format_html_join(
         "",
-        '<rect x="{:.1f}" y="{:.1f}" width="{:.1f}" height="{:.1f}" fill="#2f6fde">'
+        '<rect x="{}" y="{}" width="{}" height="{}" fill="#2f6fde">'
         "<title>[{}, {}): {}</title></rect>",
         (
             (
-                index * bar_width + 1,
-                plot_height - plot_height * count / top,
-                max(bar_width - 2, 1),
-                plot_height * count / top,
+                f"{index * bar_width + 1:.1f}",
+                f"{plot_height - plot_height * count / top:.1f}",
+                f"{max(bar_width - 2, 1):.1f}",
+                f"{plot_height * count / top:.1f}",
                 _label(edges[index]),
                 _label(edges[index + 1]),
                 int(count),

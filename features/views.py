@@ -1,7 +1,7 @@
 """Catalog pages: search, group and feature pages, and the training-set form."""
 
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
@@ -9,7 +9,7 @@ from features import offline, online, selectors, services, training_sets
 from features.forms import TrainingSetForm
 from features.models import FeatureService
 from features.svg import histogram_svg
-from mlplatform.api import ApplicationError
+from mlplatform.api import ApplicationError, NotFoundError
 
 
 @login_required
@@ -32,7 +32,10 @@ def catalog(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def group_detail(request: HttpRequest, name: str) -> HttpResponse:
-    group = selectors.group_get(name=name)
+    try:
+        group = selectors.group_get(name=name)
+    except NotFoundError as exc:
+        raise Http404(exc.message) from exc
     summary = offline.group_summary(group=group)
     newest = summary.get("newest_available")
     return render(
@@ -62,7 +65,10 @@ def availability_describe(rule: dict) -> str:
 
 @login_required
 def feature_detail(request: HttpRequest, group: str, name: str) -> HttpResponse:
-    feature = selectors.feature_get(group=group, name=name)
+    try:
+        feature = selectors.feature_get(group=group, name=name)
+    except NotFoundError as exc:
+        raise Http404(exc.message) from exc
     services_using = feature.services.all()
     versions = [
         version

@@ -30,7 +30,9 @@ def test_feature_pipeline_runs_as_jobs_on_the_worker(api_client, customer, celer
         "/api/v1/features/sources/",
         {
             "name": "clicks-raw",
-            "file": csv_file("customer_id,ts,n\n1,2025-01-01T00:00:00Z,3\n2,2025-01-02T00:00:00Z,4\n"),
+            "file": csv_file(
+                "customer_id,ts,n\n1,2025-01-01T00:00:00Z,3\n2,2025-01-02T00:00:00Z,4\n"
+            ),
         },
         format="multipart",
     )
