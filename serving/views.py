@@ -9,6 +9,7 @@ from django import forms
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, render
 
 from mlplatform.api import ApplicationError
@@ -163,7 +164,7 @@ class _Echo:
 
 
 @login_required
-def predictions_page(request: HttpRequest, name: str) -> HttpResponse:
+def predictions_page(request: HttpRequest, name: str) -> HttpResponseBase:
     model = get_object_or_404(RegisteredModel, name=name)
     entries = selectors.prediction_log_list(model=model)
     if request.GET.get("format") == "csv":

@@ -110,6 +110,8 @@ class ServingApi(APIView):
 
 class NativePredictApi(ServingApi):
     class InputSerializer(serializers.Serializer):
+        """Documents the body for OpenAPI; `serving.codecs` does the validation."""
+
         instances = serializers.ListField(
             child=serializers.DictField(), required=False, help_text="Records: [{column: value}]"
         )
@@ -130,10 +132,9 @@ class NativePredictApi(ServingApi):
         classes = serializers.ListField(required=False)
 
     @extend_schema(
-        operation_id="model_predict",
-        request=InputSerializer,
+        request=inline_serializer("NativePredictRequest", InputSerializer._declared_fields),
         responses={
-            200: OutputSerializer,
+            200: inline_serializer("NativePredictResponse", OutputSerializer._declared_fields),
             400: OpenApiTypes.OBJECT,
             401: OpenApiTypes.OBJECT,
             404: OpenApiTypes.OBJECT,
@@ -189,7 +190,6 @@ class MlflowApi(ServingApi):
 
 class MlflowInvocationsApi(MlflowApi):
     @extend_schema(
-        operation_id="mlflow_invocations",
         request={"application/json": OpenApiTypes.OBJECT, "text/csv": OpenApiTypes.STR},
         responses={
             200: inline_serializer("MlflowPredictions", {"predictions": serializers.ListField()})
@@ -230,7 +230,7 @@ class MlflowPingApi(MlflowApi):
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
-    @extend_schema(operation_id="mlflow_ping", responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request, name: str, version: int | None = None) -> Response:
         target = selectors.version_resolve(model_name=name, version=version)
         return Response({"status": "ok", "model": target.model.name, "version": target.version})
@@ -256,19 +256,19 @@ class V2HealthLiveApi(V2Api):
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
-    @extend_schema(operation_id="v2_health_live", responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request) -> Response:
         return Response({"live": True})
 
 
 class V2HealthReadyApi(V2HealthLiveApi):
-    @extend_schema(operation_id="v2_health_ready", responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request) -> Response:
         return Response({"ready": True})
 
 
 class V2ServerMetadataApi(V2Api):
-    @extend_schema(operation_id="v2_server_metadata", responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request) -> Response:
         return Response({"name": "mlplatform", "version": "1.0.0", "extensions": []})
 
@@ -279,7 +279,7 @@ def _v2_output_type(signature: dict) -> str:
 
 
 class V2ModelMetadataApi(V2Api):
-    @extend_schema(operation_id="v2_model_metadata", responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request, name: str, version: int | None = None) -> Response:
         target = selectors.version_resolve(model_name=name, version=version)
         signature = target.signature
@@ -320,16 +320,14 @@ class V2ModelMetadataApi(V2Api):
 
 
 class V2ModelReadyApi(V2Api):
-    @extend_schema(operation_id="v2_model_ready", responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request, name: str, version: int | None = None) -> Response:
         target = selectors.version_resolve(model_name=name, version=version)
         return Response({"name": target.model.name, "version": str(target.version), "ready": True})
 
 
 class V2InferApi(V2Api):
-    @extend_schema(
-        operation_id="v2_infer", request=OpenApiTypes.OBJECT, responses={200: OpenApiTypes.OBJECT}
-    )
+    @extend_schema(request=OpenApiTypes.OBJECT, responses={200: OpenApiTypes.OBJECT})
     def post(self, request: Request, name: str, version: int | None = None) -> HttpResponse:
         services.preload_once()
         if request.headers.get("inference-header-content-length"):
