@@ -169,7 +169,8 @@ def test_truncated_pickle_is_rejected(
 
 def _with_sklearn_version(data: bytes, version: str) -> bytes:
     current = sklearn.__version__.encode()
-    assert len(version) == len(current) and current in data
+    assert len(version) == len(current)
+    assert current in data
     return data.replace(current, version.encode())
 
 
