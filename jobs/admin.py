@@ -1,0 +1,58 @@
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from jobs import schedules, services
+from jobs.models import BatchChunk, BatchJob, BatchSchedule, Job
+
+
+@admin.register(Job)
+class JobAdmin(admin.ModelAdmin):
+    list_display = ["id", "kind", "status", "description", "progress_done", "progress_total"]
+    list_filter = ["kind", "status"]
+    search_fields = ["description", "error"]
+    readonly_fields = [field.name for field in Job._meta.fields]
+    actions = ["cancel"]
+
+    @admin.action(description="Cancel the selected jobs")
+    def cancel(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        for job in queryset.exclude(status__in=Job.FINISHED):
+            services.job_cancel(job=job)
+        messages.success(request, "Cancelled.")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+class BatchChunkInline(admin.TabularInline):
+    model = BatchChunk
+    extra = 0
+    can_delete = False
+    fields = ["index", "row_start", "row_count", "status", "attempts", "claimed_by", "error"]
+    readonly_fields = fields
+
+
+@admin.register(BatchJob)
+class BatchJobAdmin(admin.ModelAdmin):
+    list_display = ["job", "version", "input_format", "output_format", "rows_total"]
+    readonly_fields = [field.name for field in BatchJob._meta.fields]
+    inlines = [BatchChunkInline]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(BatchSchedule)
+class BatchScheduleAdmin(admin.ModelAdmin):
+    list_display = ["name", "model", "alias", "folder", "crontab", "enabled", "last_run_at"]
+    readonly_fields = ["periodic_task", "last_input", "last_run_at", "created_by"]
+
+    def save_model(self, request: HttpRequest, obj: BatchSchedule, form: Any, change: bool) -> None:
+        if not change:
+            obj.created_by = request.user  # type: ignore[assignment]
+        schedules.batch_schedule_save(schedule=obj)
+
+    def delete_model(self, request: HttpRequest, obj: BatchSchedule) -> None:
+        schedules.batch_schedule_delete(schedule=obj)

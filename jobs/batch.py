@@ -679,6 +679,13 @@ def batch_chunk_run(*, chunk_id: int, worker: str = "") -> None:
         _chunk_commit(chunk=chunk, batch=batch, local_path=writer.path)
     except LeaseLost:
         writer.discard()
+        # Stopped because the job was cancelled or failed elsewhere: say so on the chunk.
+        BatchChunk.objects.filter(
+            pk=chunk.pk,
+            status=BatchChunk.Status.RUNNING,
+            attempts=chunk.attempts,
+            batch__job__status__in=[Job.Status.CANCELLED, Job.Status.FAILED],
+        ).update(status=BatchChunk.Status.CANCELLED, lease_expires_at=None)
     except ApplicationError as exc:
         writer.discard()
         _chunk_fail(chunk=chunk, error=_row_message(exc))

@@ -15,6 +15,10 @@ from mlplatform.api import ApplicationError
 class Command(BaseCommand):
     help = "Queue a batch scoring job for a local CSV or Parquet file; --wait shows its progress."
 
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
+        # `--version n` picks the model version, replacing Django's own --version flag.
+        return super().create_parser(prog_name, subcommand, conflict_handler="resolve", **kwargs)
+
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("model", help="Registered model name.")
         parser.add_argument("file", help="CSV (with a header) or Parquet file to score.")

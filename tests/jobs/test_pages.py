@@ -1,0 +1,182 @@
+"""The jobs pages: list of every kind, detail with progress, the launch form and its check."""
+
+import pytest
+from django.core.management import call_command
+
+from jobs import services
+from jobs.models import Job
+from tests.jobs.conftest import make_frame
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def logged_in(client, user):
+    client.force_login(user)
+    return client
+
+
+def test_pages_need_a_login(client):
+    response = client.get("/jobs/")
+    assert response.status_code == 302
+    assert "/admin/login/" in response["Location"]
+
+
+def test_the_list_shows_jobs_of_every_kind_and_filters_them(logged_in):
+    services.job_create(kind=Job.Kind.INGESTION, description="Ingest customer_stats", total=10)
+    scoring = services.job_create(kind=Job.Kind.BATCH_SCORING, description="Score march.csv")
+    services.job_start(job_id=scoring.pk, total=100)
+    services.job_advance(job_id=scoring.pk, done=40)
+
+    everything = logged_in.get("/jobs/").content.decode()
+    only_scoring = logged_in.get("/jobs/", {"kind": "batch_scoring"}).content.decode()
+    only_queued = logged_in.get("/jobs/", {"status": "queued"}).content.decode()
+
+    assert "Ingest customer_stats" in everything
+    assert "Score march.csv" in everything
+    assert 'aria-valuenow="40.0"' in everything
+    assert "Score march.csv" in only_scoring
+    assert "Ingest customer_stats" not in only_scoring
+    assert "Ingest customer_stats" in only_queued
+    assert "Score march.csv" not in only_queued
+
+
+def test_the_detail_page_polls_while_running_and_stops_when_finished(logged_in):
+    job = services.job_create(kind=Job.Kind.MATERIALISATION, description="Materialise", total=8)
+    services.job_start(job_id=job.pk)
+    services.job_advance(job_id=job.pk, done=2)
+
+    running = logged_in.get(f"/jobs/{job.pk}/").content.decode()
+    assert f'hx-get="/jobs/{job.pk}/progress"' in running
+    assert 'http-equiv="refresh"' in running  # without JavaScript the page reloads itself
+    assert 'aria-valuenow="25.0"' in running
+    assert 'id="cancel"' in running
+
+    services.job_succeed(job_id=job.pk)
+    fragment = logged_in.get(f"/jobs/{job.pk}/progress").content.decode()
+    assert "hx-get" not in fragment
+    assert 'aria-valuenow="100.0"' in fragment
+    assert 'id="cancel"' not in fragment
+
+
+def test_the_cancel_button_cancels(logged_in):
+    job = services.job_create(kind=Job.Kind.TRAINING_SET, description="Training set")
+
+    response = logged_in.post(f"/jobs/{job.pk}/cancel")
+
+    assert response.status_code == 302
+    job.refresh_from_db()
+    assert job.status == Job.Status.CANCELLED
+
+
+def test_an_unknown_job_is_404(logged_in):
+    assert logged_in.get("/jobs/999999/").status_code == 404
+
+
+def test_the_column_check_names_what_is_missing_before_submitting(logged_in, churn, write_input):
+    path = write_input(make_frame(5).drop(columns=["score"]))
+    with path.open("rb") as handle:
+        response = logged_in.post(
+            "/jobs/new/check",
+            {
+                "model": "churn",
+                "input": handle,
+                "outputs": ["predict"],
+                "format": "csv",
+                "id_columns": "customer_id,branch",
+            },
+            HTTP_HX_REQUEST="true",
+        )
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert 'data-ok="false"' in html
+    assert "score" in html
+    assert "missing" in html
+
+
+def test_the_launch_form_queues_a_job_and_redirects_to_it(logged_in, churn, write_input):
+    path = write_input(make_frame(5))
+    with path.open("rb") as handle:
+        response = logged_in.post(
+            "/jobs/new",
+            {
+                "model": "churn",
+                "input": handle,
+                "outputs": ["predict"],
+                "format": "csv",
+                "id_columns": "customer_id,branch",
+            },
+        )
+    job = Job.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == f"/jobs/{job.pk}/"
+    assert job.batch.version == churn
+
+
+def test_the_launch_form_shows_a_refusal_as_a_form_error(logged_in, churn, write_input):
+    path = write_input(make_frame(5).drop(columns=["age"]))
+    with path.open("rb") as handle:
+        response = logged_in.post(
+            "/jobs/new",
+            {
+                "model": "churn",
+                "input": handle,
+                "outputs": ["predict"],
+                "format": "csv",
+                "id_columns": "customer_id,branch",
+            },
+        )
+    assert response.status_code == 200
+    assert "missing column(s) age" in response.content.decode()
+    assert not Job.objects.exists()
+
+
+def test_a_schedule_scores_the_newest_file_of_its_folder_once(churn, tmp_path, settings):
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+    from django_celery_beat.models import PeriodicTask
+
+    from jobs import schedules
+    from jobs.models import BatchSchedule
+    from jobs.tasks import batch_schedule_run
+
+    schedule = schedules.batch_schedule_save(
+        schedule=BatchSchedule(
+            name="nightly-churn",
+            model=churn.model,
+            folder="incoming/churn",
+            id_columns="customer_id,branch",
+            crontab="0 2 * * *",
+        )
+    )
+    task = PeriodicTask.objects.get(pk=schedule.periodic_task_id)
+    assert task.task == "jobs.batch_schedule_run"
+    assert (task.crontab.minute, task.crontab.hour) == ("0", "2")
+    assert batch_schedule_run(schedule.pk) is None  # nothing to score yet
+
+    old = default_storage.save(
+        "incoming/churn/a.csv", ContentFile(make_frame(3).to_csv(index=False))
+    )
+    new = default_storage.save(
+        "incoming/churn/b.csv", ContentFile(make_frame(4).to_csv(index=False))
+    )
+    import os
+
+    os.utime(default_storage.path(old), (1_000_000, 1_000_000))
+
+    job_id = batch_schedule_run(schedule.pk)
+
+    job = Job.objects.get(pk=job_id)
+    assert job.input.name == new
+    assert job.batch.version == churn
+    assert job.batch.schedule == schedule
+    assert batch_schedule_run(schedule.pk) is None  # the same file is not scored twice
+
+
+def test_the_score_command_refuses_a_mismatching_file(churn, write_input):
+    from django.core.management.base import CommandError
+
+    path = write_input(make_frame(5).drop(columns=["age"]))
+    with pytest.raises(CommandError, match="age"):
+        call_command("score", "churn", str(path))
+    assert not Job.objects.exists()
