@@ -24,7 +24,10 @@ def linked(make_version, monkeypatch):
     )
     version.feature_service = service
     version.save()
-    store = {1: {"f1": 0.5, "f2": -1.0}, 2: {"f1": 0.1, "f2": None}}
+    store: dict[int, dict[str, float | None]] = {
+        1: {"f1": 0.5, "f2": -1.0},
+        2: {"f1": 0.1, "f2": None},
+    }
     calls = []
 
     def online_rows(*, feature_service, entity_rows):

@@ -1,0 +1,100 @@
+"""Alias hot-swap across processes: two gunicorn workers serving the test database."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from django.conf import settings
+from rest_framework.authtoken.models import Token
+
+from tests.serving.conftest import alias_set
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+TTL = 1.0
+ROW = {"f0": 5.1, "f1": 3.5, "f2": 1.4, "f3": 0.2}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def gunicorn():
+    port = _free_port()
+    env = os.environ.copy()
+    env.update(
+        DJANGO_SETTINGS_MODULE="mlplatform.settings.test",
+        MLPLATFORM_USE_TEST_DATABASE="1",
+        MLPLATFORM_ALIAS_TTL_SECONDS=str(TTL),
+        MLPLATFORM_PRELOAD="production",
+        PORT=str(port),
+        WEB_CONCURRENCY="2",
+    )
+    log = (Path(settings.VAR_DIR) / "gunicorn-hot-swap.log").open("wb")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "mlplatform.wsgi",
+            "--config",
+            "python:mlplatform.gunicorn",
+        ],
+        cwd=settings.BASE_DIR,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{base}/v2/health/live", timeout=5).ok:
+                break
+        except requests.RequestException:
+            time.sleep(0.2)
+    else:
+        process.kill()
+        pytest.fail("gunicorn did not start")
+    yield base
+    process.terminate()
+    process.wait(timeout=30)
+    log.close()
+
+
+def test_alias_move_is_served_by_every_worker_within_the_bound(gunicorn, make_version, user):
+    v1 = make_version("iris", name="flowers", number=1)
+    v2 = make_version("iris", name="flowers", number=2)
+    alias_set(v1)
+    headers = {"Authorization": f"Token {Token.objects.create(user=user).key}"}
+
+    def served_versions(count: int) -> set[tuple[int, int]]:
+        seen = set()
+        for _ in range(count):
+            # A new connection each time, so both workers take requests.
+            response = requests.post(
+                f"{gunicorn}/api/v1/models/flowers/predict",
+                json={"instances": [ROW]},
+                headers={**headers, "Connection": "close"},
+                timeout=10,
+            )
+            assert response.status_code == 200, response.text
+            seen.add(response.json()["version"])
+        return seen
+
+    assert served_versions(20) == {1}
+
+    alias_set(v2)
+    moved = time.monotonic()
+    time.sleep(TTL + 0.1)
+
+    assert served_versions(40) == {2}
+    assert time.monotonic() - moved < 30
