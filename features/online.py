@@ -13,12 +13,13 @@ by a newer one, so running it twice changes nothing. TTL is applied when reading
 
 import contextlib
 import json
+import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from features import offline
@@ -63,10 +64,27 @@ class Store(Protocol):
 
 class DatabaseStore:
     def get_many(self, group: FeatureGroup, keys: Sequence[str]) -> dict[str, Stored]:
-        rows = OnlineValue.objects.filter(group=group, entity_key__in=set(keys)).only(
-            "entity_key", "values", "event_timestamp", "available_at"
-        )
-        return {row.entity_key: row for row in rows}
+        unique = list(dict.fromkeys(keys))
+        if not unique:
+            return {}
+        # The hot path of online reads: plain SQL, no queryset compilation per request.
+        table = OnlineValue._meta.db_table
+        marks = ", ".join(["%s"] * len(unique))
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT entity_key, {connection.ops.quote_name('values')}, event_timestamp, "
+                f"available_at FROM {table} WHERE group_id = %s AND entity_key IN ({marks})",
+                [group.pk, *unique],
+            )
+            rows = cursor.fetchall()
+        return {
+            key: _Record(
+                json.loads(values) if isinstance(values, str | bytes) else values,
+                _aware(event),
+                _aware(available),
+            )
+            for key, values, event, available in rows
+        }
 
     def put_many(self, group: FeatureGroup, records: dict[str, Stored]) -> int:
         objects = [
@@ -134,6 +152,12 @@ class RedisStore:
         return sum(1 for _ in self.client.scan_iter(match=f"mlp:features:{group.pk}:*", count=1000))
 
 
+def _aware(value: datetime | str) -> datetime:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
 def _micros(moment: datetime) -> int:
     return int(moment.timestamp() * 1_000_000)
 
@@ -151,6 +175,31 @@ def store() -> Store:
 
 
 # --- reads ------------------------------------------------------------------------------------
+
+
+_resolved: dict[Any, tuple[float, list[Feature]]] = {}
+
+
+def features_resolve_cached(
+    *, refs: Sequence[str] | None = None, feature_service: str | FeatureService | None = None
+) -> list[Feature]:
+    """features_resolve, remembered per process for a few seconds: online reads are hot and the
+    catalog changes rarely (MLPLATFORM_FEATURE_CATALOG_TTL_SECONDS, 0 turns it off)."""
+    ttl = settings.MLPLATFORM_FEATURE_CATALOG_TTL_SECONDS
+    service_key = (
+        feature_service.pk if isinstance(feature_service, FeatureService) else feature_service
+    )
+    key = (tuple(refs) if refs is not None else None, service_key)
+    now = time.monotonic()
+    hit = _resolved.get(key)
+    if ttl > 0 and hit is not None and now - hit[0] < ttl:
+        return hit[1]
+    features = features_resolve(refs=refs, feature_service=feature_service)
+    if ttl > 0:
+        if len(_resolved) > 1000:
+            _resolved.clear()
+        _resolved[key] = (now, features)
+    return features
 
 
 def features_resolve(
@@ -254,7 +303,7 @@ def online_rows(
     Raises:
         ApplicationError: an entity row lacks a join key.
     """
-    features = features_resolve(feature_service=feature_service)
+    features = features_resolve_cached(feature_service=feature_service)
     values, _ = online_read(features=features, entity_rows=entity_rows)
     return values
 

@@ -413,7 +413,7 @@ class OnlineApi(APIView):
         data = self.Input(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        features = online.features_resolve(
+        features = online.features_resolve_cached(
             refs=values.get("features"), feature_service=values.get("feature_service")
         )
         columns = values["entities"]
