@@ -493,12 +493,11 @@ class _ZlibReader(io.RawIOBase):
 
     def read(self, size: int = -1) -> bytes:
         while not self.inflater.eof and (size < 0 or len(self.pending) < size):
-            block = self.raw.read(CHUNK)
-            if not block:
+            # Input left over from a capped decompress comes first, then fresh blocks.
+            data = self.inflater.unconsumed_tail or self.raw.read(CHUNK)
+            if not data:
                 raise ScanError("Refused: the compressed joblib file is truncated.")
-            self.pending += self.inflater.decompress(block, CHUNK)
-            while self.inflater.unconsumed_tail and len(self.pending) < CHUNK * 4:
-                self.pending += self.inflater.decompress(self.inflater.unconsumed_tail, CHUNK)
+            self.pending += self.inflater.decompress(data, CHUNK)
         if size < 0:
             size = len(self.pending)
         out, self.pending = self.pending[:size], self.pending[size:]

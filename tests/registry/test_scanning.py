@@ -172,3 +172,21 @@ def test_trusted_modules_setting_extends_the_allowlist(settings: Any, tmp_path: 
 
     settings.MLPLATFORM_TRUSTED_MODULES = ["collections"]
     assert artifact_scan(path=path, fmt="pickle").globals == {"collections.Counter"}
+
+
+@pytest.mark.parametrize("compress", [("zlib", 1), ("gzip", 1), ("lz4", 1)])
+def test_large_compressed_arrays_are_walked_in_blocks(compress: Any, tmp_path: Path) -> None:
+    import numpy as np
+
+    # given arrays far larger than one read block, compressed
+    path = tmp_path / "big.joblib"
+    joblib.dump(
+        {"a": np.random.default_rng(0).random(1_500_000), "b": np.arange(10)},
+        path,
+        compress=compress,
+    )
+
+    report = artifact_scan(path=path, fmt="joblib")
+
+    assert report.arrays == 2
+    assert report.expanded_bytes > 12_000_000
