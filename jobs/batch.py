@@ -428,7 +428,9 @@ def _watch_interval(batch: BatchJob) -> float:
 
 def batch_job_plan(*, job_id: int) -> None:
     """Split the input into chunks, record them and enqueue one task each (idempotent)."""
-    batch = BatchJob.objects.select_related("job").get(pk=job_id)
+    batch = BatchJob.objects.select_related("job").filter(pk=job_id).first()
+    if batch is None:
+        return  # deleted before it was planned
     job = batch.job
     if job.is_finished:
         return
@@ -561,7 +563,9 @@ def _store(local_path: str, name: str) -> str:
 
 def _claim(chunk_id: int, *, worker: str) -> BatchChunk | None:
     """Take a pending chunk, or a running one whose lease expired; None if someone else has it."""
-    chunk = BatchChunk.objects.select_related("batch").get(pk=chunk_id)
+    chunk = BatchChunk.objects.select_related("batch").filter(pk=chunk_id).first()
+    if chunk is None:
+        return None  # its job was deleted
     batch = chunk.batch
     now = timezone.now()
     claimable = Q(status=BatchChunk.Status.PENDING) | Q(
@@ -731,6 +735,10 @@ def _chunk_commit(*, chunk: BatchChunk, batch: BatchJob, local_path: str) -> Non
         job_running = Job.objects.filter(pk=batch.pk, status=Job.Status.RUNNING).exists()
         if locked.status == BatchChunk.Status.DONE or not job_running:
             # Another worker finished it first, or the job ended: this part never counts.
+            if locked.status == BatchChunk.Status.RUNNING:
+                locked.status = BatchChunk.Status.CANCELLED
+                locked.lease_expires_at = None
+                locked.save(update_fields=["status", "lease_expires_at"])
             transaction.on_commit(lambda: default_storage.delete(stored))
             return
         locked.status = BatchChunk.Status.DONE
@@ -785,7 +793,9 @@ def batch_watch_start(*, job_id: int) -> None:
     """Start (or restart) a job's watcher; any older tick stops at its next turn."""
     token = uuid.uuid4().hex
     BatchJob.objects.filter(pk=job_id).update(watch_token=token, watch_beat_at=timezone.now())
-    batch = BatchJob.objects.get(pk=job_id)
+    batch = BatchJob.objects.filter(pk=job_id).first()
+    if batch is None:
+        return
     _enqueue("watch", job_id, token, countdown=_watch_interval(batch))
 
 
@@ -808,8 +818,8 @@ def batch_watch_tick(*, job_id: int, token: str) -> None:
 def batch_job_sweep(*, job_id: int) -> None:
     """Re-enqueue chunks whose worker died or whose message was lost; fail a job whose chunk
     keeps killing its worker; assemble when every chunk is done."""
-    batch = BatchJob.objects.select_related("job").get(pk=job_id)
-    if batch.job.status != Job.Status.RUNNING or batch.chunks_total is None:
+    batch = BatchJob.objects.select_related("job").filter(pk=job_id).first()
+    if batch is None or batch.job.status != Job.Status.RUNNING or batch.chunks_total is None:
         return
     now = timezone.now()
     chunks = BatchChunk.objects.filter(batch=batch)
@@ -892,9 +902,12 @@ def _output_columns(batch: BatchJob, classes: list[Any]) -> list[str]:
 
 def batch_job_assemble(*, job_id: int) -> None:
     """Concatenate the done parts in input order into the job's one output file (idempotent)."""
-    batch = BatchJob.objects.select_related("job", "version", "version__model").get(pk=job_id)
-    job = batch.job
-    if job.status != Job.Status.RUNNING or job.output:
+    batch = (
+        BatchJob.objects.select_related("job", "version", "version__model")
+        .filter(pk=job_id)
+        .first()
+    )
+    if batch is None or batch.job.status != Job.Status.RUNNING or batch.job.output:
         return
     now = timezone.now()
     claim = Q(assembly_claimed_at__isnull=True) | Q(
