@@ -62,6 +62,7 @@ def connect() -> duckdb.DuckDBPyConnection:
     con.execute(f"SET threads={int(settings.MLPLATFORM_DUCKDB_THREADS)}")
     con.execute(f"SET temp_directory={literal(str(spill))}")
     con.execute("SET preserve_insertion_order=true")
+    con.execute("SET enable_progress_bar=false")
     return con
 
 

@@ -104,7 +104,7 @@ def _features_validate(features: Any, *, keys: Sequence[str]) -> list[dict[str, 
         if not isinstance(item, dict):
             raise ApplicationError(f"features[{index}]: must be an object.")
         name = _column_name(item.get("name"), what=f"features[{index}].name")
-        if name in seen or name in keys or name in ingestion.RESERVED:
+        if name in seen or name in keys or name in ingestion.RESERVED or name.startswith("__"):
             raise ApplicationError(
                 f"features[{index}].name: {name!r} repeats a feature, a join key "
                 "or a reserved name."

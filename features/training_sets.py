@@ -179,6 +179,7 @@ def _group_cte(index: int, group: FeatureGroup, wanted: Sequence[Feature], paths
     payload = ", ".join(
         [
             f"'__e': {EVENT}",
+            f"'__a': {AVAILABLE}",
             *(f"{offline.literal(f.name)}: {offline.ident(f.name)}" for f in wanted),
         ]
     )
@@ -191,7 +192,8 @@ def _group_cte(index: int, group: FeatureGroup, wanted: Sequence[Feature], paths
     on = " AND ".join(f"r.{k} = q.{k}" for k in keys)
     return (
         f"g{index} AS (SELECT {', '.join(keys)}, {visible} AS __v, "
-        f"arg_max({{{payload}}}, {{'e': {EVENT}, 'a': {AVAILABLE}}}) OVER ("
+        # Structs compare field by field: the max is the greatest (event, available_at).
+        f"max({{{payload}}}) OVER ("
         f"PARTITION BY {', '.join(keys)} ORDER BY {visible} "
         "RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS m "
         f"FROM (SELECT r.* FROM {relation} r SEMI JOIN "
