@@ -68,6 +68,7 @@ def _django() -> None:
     os.environ["MLPLATFORM_VAR_DIR"] = str(VAR)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mlplatform.settings.local")
     os.environ["DJANGO_DEBUG"] = "0"
+    os.environ["DJANGO_ALLOWED_HOSTS"] = "127.0.0.1,localhost,testserver"
     import django
 
     django.setup()
@@ -270,6 +271,27 @@ def _python_load(url: str, body: str, headers: dict[str, str], seconds: int) -> 
     }
 
 
+def _warm(url: str, body: str, headers: dict[str, str]) -> None:
+    """Send requests on fresh connections until both workers have loaded and answered."""
+    host, port_path = url.removeprefix("http://").split(":", 1)
+    port, path = port_path.split("/", 1)
+    answered = 0
+    deadline = time.monotonic() + 120
+    while answered < 6 and time.monotonic() < deadline:
+        connection = HTTPConnection(host, int(port), timeout=60)
+        try:
+            connection.request("POST", "/" + path, body=body, headers=headers)
+            response = connection.getresponse()
+            response.read()
+            if response.status != 200:
+                raise RuntimeError(f"{url} answered {response.status}")
+            answered += 1
+        except OSError:
+            time.sleep(0.2)
+        finally:
+            connection.close()
+
+
 def _load(url: str, body: str, headers: dict[str, str], seconds: int) -> dict[str, float]:
     if shutil.which("wrk"):
         return _wrk(url, body, headers, seconds)
@@ -309,7 +331,7 @@ def _over_http(name: str, data: bytes, row: dict[str, float], token: str, second
     }
     bare_process, bare_port = _gunicorn("bench.serving:bare_app", env)
     try:
-        _load(f"http://127.0.0.1:{bare_port}/", native_body, auth, 1)  # warm both workers
+        _warm(f"http://127.0.0.1:{bare_port}/", native_body, auth)
         bare = _load(f"http://127.0.0.1:{bare_port}/", native_body, auth, seconds)
     finally:
         _stop(bare_process)
@@ -321,7 +343,7 @@ def _over_http(name: str, data: bytes, row: dict[str, float], token: str, second
     try:
         for protocol, (path, body) in routes.items():
             url = f"http://127.0.0.1:{port}{path}"
-            _load(url, body, auth, 1)
+            _warm(url, body, auth)
             result = _load(url, body, auth, seconds)
             print(
                 f"  {protocol:>9}: {result['rps']:8.0f} req/s  p50 {result['p50']:6.2f} ms  "

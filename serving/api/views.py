@@ -14,6 +14,7 @@ from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -22,6 +23,7 @@ from rest_framework.views import APIView
 from mlplatform.api import ApplicationError
 from registry.models import ModelVersion
 from serving import codecs, metrics, selectors, services
+from serving.auth import CachedTokenAuthentication
 from serving.codecs import Batch, InputError
 from serving.models import PredictionLog
 
@@ -62,16 +64,12 @@ class ServingApi(APIView):
     """Times every request and counts it per model, version and protocol."""
 
     protocol = PredictionLog.Protocol.NATIVE
-
-    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
-        self.served: ModelVersion | None = None
-        self.rows = 0
-        super().initial(request, *args, **kwargs)
+    authentication_classes = [CachedTokenAuthentication, SessionAuthentication]
 
     def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
         started = time.perf_counter()
         self.started = started
-        self.served = None
+        self.served: ModelVersion | None = None
         self.rows = 0
         response = super().dispatch(request, *args, **kwargs)
         served = self.served

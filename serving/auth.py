@@ -1,0 +1,37 @@
+"""Token authentication for the prediction routes, with a short per-process cache.
+
+The token lookup is a database query on every request, a third of the cost of a one-row
+prediction; predictions are the hot path, so a key is trusted for TOKEN_CACHE_SECONDS after it was
+last checked. A deleted token or a deactivated user is therefore refused within that bound.
+"""
+
+import threading
+import time
+from typing import Any
+
+from mlplatform.api import BearerOrTokenAuthentication
+
+TOKEN_CACHE_SECONDS = 5.0
+_MAX_ENTRIES = 10_000
+_cache: dict[str, tuple[float, Any, Any]] = {}
+_lock = threading.Lock()
+
+
+class CachedTokenAuthentication(BearerOrTokenAuthentication):
+    def authenticate_credentials(self, key: str) -> Any:
+        now = time.monotonic()
+        with _lock:
+            cached = _cache.get(key)
+        if cached is not None and cached[0] > now:
+            return cached[1], cached[2]
+        user, token = super().authenticate_credentials(key)  # raises for bad or inactive
+        with _lock:
+            if len(_cache) >= _MAX_ENTRIES:
+                _cache.clear()
+            _cache[key] = (now + TOKEN_CACHE_SECONDS, user, token)
+        return user, token
+
+
+def token_cache_clear() -> None:
+    with _lock:
+        _cache.clear()
