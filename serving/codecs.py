@@ -231,7 +231,9 @@ def columns_to_matrix(
 
 
 def frame_to_matrix(frame: pd.DataFrame, signature: dict, *, row_offset: int = 0) -> Matrix:
-    """A DataFrame (a batch chunk) → the estimator's input, in signature column order.
+    """A DataFrame (a batch chunk) → the estimator's input, in signature column order: a float64
+    matrix, or a DataFrame with the signature's columns when the estimator was fitted on one
+    (`named_columns`) or a column holds strings.
 
     Extra columns (ids carried by batch jobs) are ignored. Row numbers in errors are 0-based:
     `row_offset` + the row's position in `frame`. Raises InputError for a missing column, a
