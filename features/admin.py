@@ -1,12 +1,13 @@
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
-from features import services
+from features import ingestion, services
 from features.forms import IngestForm
 from features.models import (
     DataSource,
@@ -39,8 +40,43 @@ class FeatureInline(admin.TabularInline):
     extra = 0
 
 
+class FeatureGroupForm(forms.ModelForm):
+    """The admin applies the same rules as the API (availability rule, cron schedule)."""
+
+    class Meta:
+        model = FeatureGroup
+        fields = [
+            "name",
+            "entity",
+            "description",
+            "source",
+            "transformation_sql",
+            "transformation_sources",
+            "schedule",
+            "ttl_seconds",
+            "availability",
+            "naive_timestamps_utc",
+            "owner",
+            "tags",
+            "tasks",
+        ]
+
+    def clean_availability(self) -> dict[str, Any]:
+        try:
+            return ingestion.availability_validate(self.cleaned_data.get("availability"))
+        except ApplicationError as exc:
+            raise forms.ValidationError(exc.message) from exc
+
+    def clean_schedule(self) -> str:
+        schedule = (self.cleaned_data.get("schedule") or "").strip()
+        if schedule and len(schedule.split()) != 5:
+            raise forms.ValidationError("Use a five-field cron expression, e.g. '0 3 * * *'.")
+        return schedule
+
+
 @admin.register(FeatureGroup)
 class FeatureGroupAdmin(admin.ModelAdmin):
+    form = FeatureGroupForm
     list_display = ["name", "entity", "ttl_seconds", "owner", "schedule", "ingest_link"]
     list_filter = ["entity", "owner"]
     search_fields = ["name", "description"]
