@@ -2,9 +2,17 @@
 
 import pytest
 
+from serving import selectors
 from tests.serving.conftest import _fit_all, version_create
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_resolution():
+    # Another test may have served a model of the same name moments ago from another database
+    # state; the per-process resolution cache must not carry it over.
+    selectors.resolution_cache_clear()
 
 
 def test_try_it_form_returns_a_prediction(page, django_user_model):
