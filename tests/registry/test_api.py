@@ -277,7 +277,7 @@ def test_version_detail_list_and_artifact_download(
     assert {"library_versions", "created_at", "uploaded_by", "status_message"} <= detail.keys()
     assert listing["count"] == 1
     assert download.status_code == 200
-    content = b"".join(download.streaming_content)
+    content = b"".join(download.streaming_content)  # type: ignore[attr-defined]
     assert download["X-Artifact-SHA256"] == version.sha256 == hashlib.sha256(content).hexdigest()
     assert api_client.get(f"/api/v1/models/{open_model.name}/versions/9/").status_code == 404
 

@@ -123,6 +123,7 @@ def test_malicious_pipeline_is_rejected_and_its_payload_never_runs(
 
     assert version.status == ModelVersion.Status.REJECTED
     assert "posix.system" in version.status_message
+    assert version.validation_job is not None
     assert version.validation_job.status == "failed"
     assert not marker.exists()
     with pytest.raises(artifacts.ArtifactLoadError):
