@@ -1,5 +1,4 @@
 import pytest
-from django.test import override_settings
 
 
 def test_healthz_is_public_and_ok(client):
@@ -31,15 +30,11 @@ def test_readyz_names_the_failing_part(client, monkeypatch):
 
 
 @pytest.mark.django_db
-def test_readyz_fails_when_broker_unreachable(client):
-    with override_settings(CELERY_BROKER_URL="redis://127.0.0.1:1/0"):
-        from mlplatform.celery import app
+def test_readyz_fails_when_broker_unreachable(client, monkeypatch):
+    from mlplatform.celery import app
 
-        previous = app.conf.broker_url
-        app.conf.broker_url = "redis://127.0.0.1:1/0"
-        try:
-            response = client.get("/readyz")
-        finally:
-            app.conf.broker_url = previous
+    # monkeypatch restores the app's own setting afterwards (never leak a dead broker URL).
+    monkeypatch.setitem(app.conf, "broker_url", "redis://127.0.0.1:1/0")
+    response = client.get("/readyz")
     assert response.status_code == 503
     assert "broker" in response.json()["failing"]
