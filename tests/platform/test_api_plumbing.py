@@ -49,3 +49,27 @@ def test_openapi_schema_and_offline_swagger(admin_client):
     assert b"swagger-ui" in docs.content.lower()
     assert b"//cdn" not in docs.content
     assert b"unpkg" not in docs.content
+
+
+def test_openapi_schema_generates_without_warnings():
+    import subprocess
+    import sys
+
+    from django.conf import settings
+
+    result = subprocess.run(
+        [
+            sys.executable,
+            "manage.py",
+            "spectacular",
+            "--validate",
+            "--fail-on-warn",
+            "--file",
+            "/dev/null",
+        ],
+        cwd=settings.BASE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
