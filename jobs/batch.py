@@ -29,6 +29,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
@@ -54,6 +55,7 @@ OUTPUTS = ("predict", "predict_proba")
 CONTENT_TYPES = {FileFormat.CSV: "text/csv", FileFormat.PARQUET: "application/vnd.apache.parquet"}
 SCAN_BLOCK = 8 * 1024 * 1024
 PARQUET_MAGIC = b"PAR1"
+EVENT_TIMESTAMP = "event_timestamp"
 
 
 # Retried with backoff by the chunk task; anything else fails the job with its message.
@@ -155,9 +157,38 @@ def input_inspect(*, stream: IO[bytes], filename: str = "") -> InputInfo:
         stream.seek(0)
 
 
-def columns_check(*, version: ModelVersion, columns: Sequence[str], id_columns: Sequence[str]):
-    """Compare an input's columns with what the version takes (order does not matter)."""
+def _feature_names(version: ModelVersion) -> tuple[list[str], list[str]]:
+    """The version's feature-service features (by name) and their entities' join keys."""
+    from features.models import Feature
+
+    features = Feature.objects.filter(services__id=version.feature_service_id).select_related(
+        "group__entity"
+    )
+    names, keys = [], []
+    for feature in features:
+        names.append(feature.name)
+        for key in feature.group.entity.join_keys or []:
+            if key not in keys:
+                keys.append(key)
+    return names, keys
+
+
+def columns_check(
+    *,
+    version: ModelVersion,
+    columns: Sequence[str],
+    id_columns: Sequence[str],
+    as_of: bool = False,
+) -> ColumnCheck:
+    """Compare an input's columns with what the version takes (order does not matter).
+
+    As of a time, the file carries the entity keys, `event_timestamp` and any model input that is
+    not a feature of the version's feature service; the features are joined in later.
+    """
     expected = [column["name"] for column in version.signature.get("inputs") or []]
+    if as_of:
+        features, keys = _feature_names(version)
+        expected = [*keys, EVENT_TIMESTAMP, *[name for name in expected if name not in features]]
     found = list(columns)
     return ColumnCheck(
         expected=expected,
@@ -328,6 +359,7 @@ def batch_job_submit(
     submitted_by: Any = None,
     stored_name: str | None = None,
     schedule: Any = None,
+    as_of: bool = False,
 ) -> Job:
     """Check an input against a version and queue a batch scoring job for it.
 
@@ -337,8 +369,14 @@ def batch_job_submit(
         ApplicationError: unreadable input, columns that do not match the signature, an output
             the model cannot produce. Nothing is created then.
     """
+    if as_of and not version.feature_service_id:
+        raise ApplicationError(
+            f"as_of: {version.model.name} version {version.version} is not linked to a feature "
+            "service, so there are no features to look up as of a time.",
+            extra={"field": "as_of"},
+        )
     info = input_inspect(stream=stream, filename=filename)
-    check = columns_check(version=version, columns=info.columns, id_columns=id_columns)
+    check = columns_check(version=version, columns=info.columns, id_columns=id_columns, as_of=as_of)
     if not check.ok:
         raise ApplicationError(
             check.message(),
@@ -371,6 +409,7 @@ def batch_job_submit(
                 "outputs": list(outputs),
                 "id_columns": list(id_columns),
                 "format": output_format,
+                "as_of": as_of,
             },
         )
         if stored_name:
@@ -392,6 +431,7 @@ def batch_job_submit(
             lease_seconds=max(1, int(settings.MLPLATFORM_BATCH_LEASE_SECONDS)),
             max_attempts=max(1, int(settings.MLPLATFORM_BATCH_MAX_ATTEMPTS)),
             schedule=schedule,
+            as_of=as_of,
         )
         _enqueue("plan", job.pk)
     return job
@@ -438,15 +478,21 @@ def batch_job_plan(*, job_id: int) -> None:
         batch_watch_start(job_id=job_id)  # planned already: a redelivered plan only watches
         return
     chunk_rows = batch.chunk_rows
+    if batch.as_of and not batch.staged_input:
+        try:
+            _stage_as_of(batch)
+        except ApplicationError as exc:
+            job_services.job_fail(job_id=job_id, error=exc.message)
+            return
     try:
         if batch.input_format == FileFormat.PARQUET:
-            with _stored(job.input.name) as source:
+            with _stored(_input_name(batch)) as source:
                 total = pq.ParquetFile(source).metadata.num_rows
             ranges: list[tuple[int, int | None]] = [
                 (start, None) for start in range(0, total, chunk_rows)
             ]
         else:
-            with default_storage.open(job.input.name, "rb") as stream:
+            with default_storage.open(_input_name(batch), "rb") as stream:
                 offsets, total = _csv_offsets(stream, chunk_rows=chunk_rows)
             ranges = [(i * chunk_rows, offset) for i, offset in enumerate(offsets)]
     except (pa.ArrowException, OSError) as exc:
@@ -483,6 +529,42 @@ def batch_job_plan(*, job_id: int) -> None:
         for chunk_id in BatchChunk.objects.filter(batch=locked).values_list("pk", flat=True):
             _enqueue("chunk", chunk_id)
         batch_watch_start(job_id=job_id)
+
+
+def _input_name(batch: BatchJob) -> str:
+    return batch.staged_input or batch.job.input.name
+
+
+def _stage_as_of(batch: BatchJob) -> None:
+    """Join the version's features, point in time, onto the entity file (DuckDB, out of core)
+    and make the result the Parquet file the chunks read."""
+    from features import offline, training_sets
+    from features.models import Feature
+
+    features = list(
+        Feature.objects.filter(services__id=batch.version.feature_service_id).select_related(
+            "group__entity"
+        )
+    )
+    handle, local_path = tempfile.mkstemp(suffix=".parquet", prefix="mlp-asof-")
+    os.close(handle)
+    try:
+        with offline.local_paths([batch.job.input.name]) as paths:
+            training_sets.build(
+                features=features,
+                output=Path(local_path),
+                fmt="parquet",
+                entity_file=Path(paths[0]),
+            )
+        columns = list(pq.read_schema(local_path).names)
+        stored = _store(local_path, f"jobs/inputs/job-{batch.pk}-as-of.parquet")
+    finally:
+        with suppress(FileNotFoundError):
+            os.remove(local_path)
+    batch.staged_input = stored
+    batch.input_format = FileFormat.PARQUET
+    batch.columns = columns
+    batch.save(update_fields=["staged_input", "input_format", "columns"])
 
 
 # --- one chunk ----------------------------------------------------------------------------------
@@ -605,7 +687,7 @@ def _blocks(batch: BatchJob, chunk: BatchChunk) -> Iterator[pd.DataFrame]:
     signature_columns = [c["name"] for c in batch.version.signature.get("inputs") or []]
     wanted = list(dict.fromkeys([*batch.id_columns, *signature_columns]))
     block_rows = max(1, min(int(settings.MLPLATFORM_BATCH_BLOCK_ROWS), chunk.row_count))
-    name = batch.job.input.name
+    name = _input_name(batch)
     if batch.input_format == FileFormat.PARQUET:
         with _stored(name) as source:
             yield from _parquet_blocks(

@@ -22,6 +22,12 @@ class BatchJobForm(forms.Form):
         required=False, max_length=2000, help_text="Comma-separated columns to carry through."
     )
     format = forms.ChoiceField(choices=FileFormat.choices, initial=FileFormat.CSV)
+    as_of = forms.BooleanField(
+        required=False,
+        label="As of event_timestamp",
+        help_text="The file holds entity keys and event_timestamp; features come from the "
+        "version's feature service, point in time.",
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

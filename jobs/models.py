@@ -149,8 +149,12 @@ class BatchJob(models.Model):
     output_format = models.CharField(max_length=10, choices=FileFormat.choices)
     outputs = models.JSONField(default=list)
     id_columns = models.JSONField(default=list, blank=True)
-    # The input's header in file order, read at submit.
+    # The input's header in file order, read at submit (for as-of jobs: of the staged file).
     columns = models.JSONField(default=list)
+    # As-of mode: the input holds entity keys + event_timestamp; the features are joined point in
+    # time from the version's feature service into `staged_input` before chunks are planned.
+    as_of = models.BooleanField(default=False)
+    staged_input = models.CharField(max_length=300, blank=True)
     # Copied from settings at submit so every worker of this job agrees on them.
     chunk_rows = models.PositiveIntegerField()
     lease_seconds = models.PositiveIntegerField()

@@ -112,7 +112,10 @@ def _checked(form: BatchJobForm) -> tuple[Any, Any]:
     upload = data["input"]
     info = batch.input_inspect(stream=upload, filename=upload.name or "")
     check = batch.columns_check(
-        version=version, columns=info.columns, id_columns=batch.names_parse(data["id_columns"])
+        version=version,
+        columns=info.columns,
+        id_columns=batch.names_parse(data["id_columns"]),
+        as_of=data["as_of"],
     )
     return version, check
 
@@ -137,6 +140,7 @@ def job_new(request: HttpRequest) -> HttpResponse:
                 id_columns=batch.names_parse(data["id_columns"]),
                 output_format=batch.format_parse(data["format"]),
                 submitted_by=request.user,
+                as_of=data["as_of"],
             )
         except ApplicationError as exc:
             field = exc.extra.get("field") if exc.extra else None

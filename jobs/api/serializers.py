@@ -72,3 +72,9 @@ class BatchJobInputSerializer(serializers.Serializer):
     outputs = serializers.CharField(required=False, allow_blank=True, max_length=100)
     id_columns = serializers.CharField(required=False, allow_blank=True, max_length=2000)
     format = serializers.ChoiceField(choices=FileFormat.choices, required=False)
+    as_of = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="The input holds entity keys + event_timestamp; features are looked up point "
+        "in time from the version's feature service.",
+    )

@@ -53,6 +53,7 @@ class JobListApi(APIView):
             id_columns=batch.names_parse(data.get("id_columns")),
             output_format=batch.format_parse(data.get("format")),
             submitted_by=request.user,
+            as_of=data.get("as_of", False),
         )
         body = JobOutputSerializer(job, context={"request": request}).data
         return Response(body, status=status.HTTP_201_CREATED)

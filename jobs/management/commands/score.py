@@ -30,6 +30,11 @@ class Command(BaseCommand):
         )
         parser.add_argument("--id-columns", default="", help="Columns to carry through.")
         parser.add_argument("--format", choices=["csv", "parquet"], default="csv")
+        parser.add_argument(
+            "--as-of",
+            action="store_true",
+            help="The file holds entity keys + event_timestamp; join features point in time.",
+        )
         parser.add_argument("--wait", action="store_true", help="Follow progress until done.")
         parser.add_argument("--output", help="With --wait: copy the output file here.")
 
@@ -49,6 +54,7 @@ class Command(BaseCommand):
                     outputs=batch.outputs_parse(options["outputs"]),
                     id_columns=batch.names_parse(options["id_columns"]),
                     output_format=batch.format_parse(options["format"]),
+                    as_of=options["as_of"],
                 )
         except ApplicationError as exc:
             raise CommandError(exc.message) from exc
