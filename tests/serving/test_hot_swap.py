@@ -27,8 +27,10 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def gunicorn():
+def gunicorn(tmp_path):
     port = _free_port()
+    metrics_dir = tmp_path / "prometheus"
+    metrics_dir.mkdir()
     env = os.environ.copy()
     env.update(
         DJANGO_SETTINGS_MODULE="mlplatform.settings.test",
@@ -37,6 +39,7 @@ def gunicorn():
         MLPLATFORM_PRELOAD="production",
         PORT=str(port),
         WEB_CONCURRENCY="2",
+        PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
     )
     log = (Path(settings.VAR_DIR) / "gunicorn-hot-swap.log").open("wb")
     process = subprocess.Popen(
@@ -98,3 +101,17 @@ def test_alias_move_is_served_by_every_worker_within_the_bound(gunicorn, make_ve
 
     assert served_versions(40) == {2}
     assert time.monotonic() - moved < 30
+
+    # Both workers' counters, aggregated through PROMETHEUS_MULTIPROC_DIR.
+    text = requests.get(f"{gunicorn}/metrics", timeout=10).text
+    counts = {
+        version: sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("mlplatform_predict_requests_total{")
+            and 'model="flowers"' in line
+            and f'version="{version}"' in line
+        )
+        for version in (1, 2)
+    }
+    assert counts == {1: 20.0, 2: 40.0}
