@@ -3,3 +3,17 @@ from django.apps import AppConfig
 
 class FeaturesConfig(AppConfig):
     name = "features"
+
+    def ready(self) -> None:
+        from django.db.models.signals import m2m_changed, post_delete, post_save
+
+        from features import models, online
+
+        # Online reads cache catalog lookups per process; a catalog change here drops them at
+        # once (other processes see it after MLPLATFORM_FEATURE_CATALOG_TTL_SECONDS).
+        for model in (models.Entity, models.FeatureGroup, models.Feature, models.FeatureService):
+            post_save.connect(online.catalog_cache_clear, sender=model, weak=False)
+            post_delete.connect(online.catalog_cache_clear, sender=model, weak=False)
+        m2m_changed.connect(
+            online.catalog_cache_clear, sender=models.FeatureService.features.through, weak=False
+        )

@@ -180,6 +180,11 @@ def store() -> Store:
 _resolved: dict[Any, tuple[float, list[Feature]]] = {}
 
 
+def catalog_cache_clear(**_: Any) -> None:
+    """Forget cached lookups; connected to catalog saves and deletes in this process."""
+    _resolved.clear()
+
+
 def features_resolve_cached(
     *, refs: Sequence[str] | None = None, feature_service: str | FeatureService | None = None
 ) -> list[Feature]:
