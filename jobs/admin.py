@@ -26,12 +26,15 @@ class JobAdmin(admin.ModelAdmin):
         return False
 
 
+CHUNK_FIELDS = ("index", "row_start", "row_count", "status", "attempts", "claimed_by", "error")
+
+
 class BatchChunkInline(admin.TabularInline):
     model = BatchChunk
     extra = 0
     can_delete = False
-    fields = ["index", "row_start", "row_count", "status", "attempts", "claimed_by", "error"]
-    readonly_fields = fields
+    fields = CHUNK_FIELDS
+    readonly_fields = CHUNK_FIELDS
 
 
 @admin.register(BatchJob)

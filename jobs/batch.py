@@ -161,6 +161,8 @@ def _feature_names(version: ModelVersion) -> tuple[list[str], list[str]]:
     """The version's feature-service features (by name) and their entities' join keys."""
     from features.models import Feature
 
+    if version.feature_service_id is None:
+        return [], []
     features = Feature.objects.filter(services__id=version.feature_service_id).select_related(
         "group__entity"
     )
@@ -541,11 +543,10 @@ def _stage_as_of(batch: BatchJob) -> None:
     from features import offline, training_sets
     from features.models import Feature
 
-    features = list(
-        Feature.objects.filter(services__id=batch.version.feature_service_id).select_related(
-            "group__entity"
-        )
-    )
+    service_id = batch.version.feature_service_id
+    if service_id is None:
+        raise ApplicationError(f"{batch.version} is no longer linked to a feature service.")
+    features = list(Feature.objects.filter(services__id=service_id).select_related("group__entity"))
     handle, local_path = tempfile.mkstemp(suffix=".parquet", prefix="mlp-asof-")
     os.close(handle)
     try:

@@ -180,3 +180,27 @@ def test_the_score_command_refuses_a_mismatching_file(churn, write_input):
     with pytest.raises(CommandError, match="age"):
         call_command("score", "churn", str(path))
     assert not Job.objects.exists()
+
+
+def test_a_schedule_added_in_the_admin_gets_its_periodic_task(admin_client, churn):
+    from django_celery_beat.models import PeriodicTask
+
+    response = admin_client.post(
+        "/admin/jobs/batchschedule/add/",
+        {
+            "name": "weekly-churn",
+            "model": churn.model.pk,
+            "alias": "production",
+            "folder": "incoming/weekly",
+            "outputs": '["predict"]',
+            "id_columns": '["customer_id"]',
+            "output_format": "parquet",
+            "crontab": "30 3 * * 1",
+            "enabled": "on",
+        },
+    )
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    task = PeriodicTask.objects.get(name="batch scoring: weekly-churn")
+    assert task.enabled
+    assert (task.crontab.minute, task.crontab.hour, task.crontab.day_of_week) == ("30", "3", "1")

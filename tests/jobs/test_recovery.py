@@ -1,5 +1,7 @@
 """The sweeper and the command line, on the session's real worker."""
 
+from datetime import timedelta
+
 import pandas as pd
 import pytest
 from django.core.management import call_command
@@ -25,7 +27,7 @@ def test_a_chunk_that_keeps_killing_its_worker_fails_the_job(
     BatchChunk.objects.filter(batch_id=job_id, index=1).update(
         status="running",
         attempts=settings.MLPLATFORM_BATCH_MAX_ATTEMPTS,
-        lease_expires_at=timezone.now() - timezone.timedelta(seconds=1),
+        lease_expires_at=timezone.now() - timedelta(seconds=1),
     )
 
     # when the periodic sweeper runs
