@@ -9,6 +9,8 @@ import threading
 import time
 from typing import Any
 
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+
 from mlplatform.api import BearerOrTokenAuthentication
 
 TOKEN_CACHE_SECONDS = 5.0
@@ -35,3 +37,19 @@ class CachedTokenAuthentication(BearerOrTokenAuthentication):
 def token_cache_clear() -> None:
     with _lock:
         _cache.clear()
+
+
+class CachedTokenScheme(OpenApiAuthenticationExtension):
+    """OpenAPI: the same `Authorization: Token <key>` header, under its own scheme name."""
+
+    target_class = CachedTokenAuthentication
+    name = "servingTokenAuth"
+    priority = 1
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": 'Token-based authentication: "Token <key>" or "Bearer <key>".',
+        }
