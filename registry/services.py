@@ -320,7 +320,7 @@ def _version_insert(
         job.save(update_fields=["params", "updated_at"])
         version_id = version.pk
         # robust: a broker hiccup must not undo an accepted upload; the version stays pending
-        # and `version_enqueue_pending` (run by `register_model --requeue`) sends it again.
+        # and `version_requeue_stale` (a periodic task) sends it again.
         transaction.on_commit(lambda: tasks.version_validate_task.delay(version_id), robust=True)
     return version
 
@@ -367,6 +367,43 @@ def _finish(version: ModelVersion, *, status: str, message: str, **fields: Any) 
             job_services.job_fail(job_id=version.validation_job_id, error=message)
     logger.info("validated %s: %s %s", version, status, message)
     return version
+
+
+def version_requeue_stale(*, queued_for: float = 300, running_for: float | None = None) -> int:
+    """Send validation again for pending versions whose message was lost or whose worker died.
+
+    A version counts as stale when its job is still queued `queued_for` seconds after upload,
+    or has been running without progress past the task's hard time limit. Validation is
+    idempotent, so a duplicate message only costs a second look. Returns how many were sent.
+    """
+    from datetime import timedelta
+
+    from django.conf import settings
+    from django.db.models import Q
+    from django.utils import timezone
+
+    from registry import tasks
+
+    if running_for is None:
+        running_for = float(settings.MLPLATFORM_SANDBOX_TIMEOUT_SECONDS) + 3600
+    now = timezone.now()
+    stale = ModelVersion.objects.filter(status=ModelVersion.Status.PENDING).filter(
+        Q(
+            validation_job__status=Job.Status.QUEUED,
+            created_at__lt=now - timedelta(seconds=queued_for),
+        )
+        | Q(
+            validation_job__status=Job.Status.RUNNING,
+            validation_job__updated_at__lt=now - timedelta(seconds=running_for),
+        )
+        | Q(validation_job__isnull=True, created_at__lt=now - timedelta(seconds=queued_for))
+    )
+    ids = list(stale.values_list("pk", flat=True))
+    for version_id in ids:
+        tasks.version_validate_task.delay(version_id)
+    if ids:
+        logger.warning("re-sent validation for %d stale pending versions: %s", len(ids), ids)
+    return len(ids)
 
 
 def version_reject(*, version_id: int, message: str) -> ModelVersion:
