@@ -35,7 +35,7 @@ def test_resolve_prefers_production_then_the_newest_ready(three_versions: Regist
     assert selectors.version_resolve(model_name=name, alias="production").version == 1
 
 
-RESOLVE_ERRORS = [
+RESOLVE_ERRORS: list[tuple[dict[str, Any], type[Exception], str]] = [
     ({"model_name": "nope"}, NotFoundError, "no model named 'nope'"),
     ({"version": 3}, NotFoundError, "pending"),
     ({"version": 9}, NotFoundError, "no version 9"),
@@ -47,8 +47,9 @@ RESOLVE_ERRORS = [
 def test_resolve_errors_say_what_is_missing(three_versions: RegisteredModel) -> None:
     # one set of versions for every case: validating them is the slow part
     for kwargs, error, message in RESOLVE_ERRORS:
+        arguments: dict[str, Any] = {"model_name": three_versions.name, **kwargs}
         with pytest.raises(error, match=message):
-            selectors.version_resolve(**{"model_name": three_versions.name, **kwargs})
+            selectors.version_resolve(**arguments)
 
 
 def test_resolve_with_nothing_ready_is_not_found(
