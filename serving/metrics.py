@@ -45,15 +45,31 @@ LOADED = Gauge(
 )
 
 
+# Labelled children, looked up once per label set: `.labels()` costs more than `.inc()`.
+_children: dict[tuple[str, str, str, int], tuple[Any, Any, Any, Any]] = {}
+
+
 def record_request(
     *, model: str, version: str, protocol: str, status: int, seconds: float, rows: int
 ) -> None:
-    REQUESTS.labels(model, version, protocol, str(status)).inc()
-    LATENCY.labels(model, version, protocol).observe(seconds)
+    key = (model, version, protocol, status)
+    children = _children.get(key)
+    if children is None:
+        children = (
+            REQUESTS.labels(model, version, protocol, str(status)),
+            LATENCY.labels(model, version, protocol),
+            ERRORS.labels(model, version, protocol),
+            ROWS.labels(model, version, protocol),
+        )
+        if len(_children) < 10_000:
+            _children[key] = children
+    requests, latency, errors, rows_counter = children
+    requests.inc()
+    latency.observe(seconds)
     if status >= 400:
-        ERRORS.labels(model, version, protocol).inc()
+        errors.inc()
     elif rows:
-        ROWS.labels(model, version, protocol).inc(rows)
+        rows_counter.inc(rows)
 
 
 def record_cache(outcome: str) -> None:
