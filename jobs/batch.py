@@ -143,7 +143,7 @@ def input_inspect(*, stream: IO[bytes], filename: str = "") -> InputInfo:
         if head == PARQUET_MAGIC:
             try:
                 schema = pq.read_schema(stream)
-            except (pa.ArrowException, OSError) as exc:
+            except (pa.ArrowException, OSError, ValueError) as exc:
                 raise ApplicationError(
                     f"The Parquet file cannot be read: {exc}", extra={"field": "input"}
                 ) from exc

@@ -45,7 +45,13 @@ def job_list(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "jobs/list.html",
-        {"form": form, "page": page, "query": query.urlencode()},
+        {
+            "form": form,
+            "page": page,
+            "query": query.urlencode(),
+            # The table refreshes itself while a job on this page is still moving.
+            "live": any(not job.is_finished for job in page),
+        },
     )
 
 

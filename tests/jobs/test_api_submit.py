@@ -133,3 +133,14 @@ def test_cancelling_a_finished_job_is_a_conflict(api_client, churn, write_input)
 
     assert again.status_code == 409
     assert api_client.get(f"/api/v1/jobs/{job_id}/output").status_code == 404
+
+
+def test_a_corrupt_parquet_file_is_refused(api_client, churn):
+    upload = io.BytesIO(b"PAR1" + b"\x00" * 64)
+    upload.name = "data.parquet"
+    response = api_client.post(
+        "/api/v1/jobs/", {"model": "churn", "input": upload}, format="multipart"
+    )
+    assert response.status_code == 400
+    assert "Parquet" in response.json()["detail"]
+    assert nothing_created()

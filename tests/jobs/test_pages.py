@@ -33,6 +33,7 @@ def test_the_list_shows_jobs_of_every_kind_and_filters_them(logged_in):
     only_queued = logged_in.get("/jobs/", {"status": "queued"}).content.decode()
 
     assert "Ingest customer_stats" in everything
+    assert 'hx-trigger="every 2s"' in everything  # refreshes itself while jobs move
     assert "Score march.csv" in everything
     assert 'aria-valuenow="40.0"' in everything
     assert "Score march.csv" in only_scoring
