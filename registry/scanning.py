@@ -135,12 +135,31 @@ def _in_package(module: str, packages: tuple[str, ...] | list[str]) -> bool:
     return any(module == p or module.startswith(p + ".") for p in packages)
 
 
+# Callables that change process-wide state (the serving process loads ready models in itself).
+REFUSED_STATE_CHANGERS = (
+    "sklearn.set_config",
+    "sklearn.config_context",
+    "numpy.seterr",
+    "numpy.seterrcall",
+    "numpy.setbufsize",
+    "numpy.set_printoptions",
+    "numpy.random.seed",
+    "numpy.rec.fromfile",
+)
+
+
 def _refused_objects() -> set[int]:
     refused = set()
     for name in REFUSED_NUMPY_NAMES:
         obj = getattr(np, name, None)
         if obj is not None:
             refused.add(id(obj))
+    for dotted in REFUSED_STATE_CHANGERS:
+        module, _, attr = dotted.rpartition(".")
+        try:
+            refused.add(id(getattr(importlib.import_module(module), attr)))
+        except (ImportError, AttributeError):
+            continue
     return refused
 
 
@@ -173,7 +192,10 @@ def global_refusal(module: str, name: str) -> str | None:
     if not (_in_package(owner, ALLOWED_PACKAGES) or _in_package(owner, trusted)):
         return f"it imports {dotted}, which really is {owner}.{getattr(obj, '__name__', '?')}"
     if _in_package(owner, REFUSED_MODULE_PREFIXES) or id(obj) in _refused_objects():
-        return f"it imports {dotted}, which reads or writes files or loads code"
+        return (
+            f"it imports {dotted}, which reads or writes files, loads code "
+            "or changes process-wide settings"
+        )
     if not (inspect.isclass(obj) or callable(obj)):
         return f"it imports {dotted}, which is not a class or function"
     return None
@@ -533,17 +555,50 @@ def _expand(container: str, raw: IO[bytes], report: ScanReport) -> IO[bytes]:
     return out
 
 
+class _Bounded(io.RawIOBase):
+    """A seekable file whose reads never ask for more than what is left.
+
+    A hostile opcode can declare a length of 2**60 bytes; reading that from a plain file would
+    try to allocate it. Here the read comes back short and the walker reports a truncated file.
+    """
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self.raw = raw
+        raw.seek(0, io.SEEK_END)
+        self.size = raw.tell()
+        raw.seek(0)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        left = self.size - self.raw.tell()
+        return self.raw.read(left if size < 0 else min(size, max(left, 0)))
+
+    def tell(self) -> int:
+        return self.raw.tell()
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self.raw.seek(offset, whence)
+
+
 def _walk_pickle_file(stream: IO[bytes], *, joblib_arrays: bool, report: ScanReport) -> None:
     head = stream.read(2)
     stream.seek(0)
     _expect(len(head) == 2 and sniff(head) == "pickle", "Refused: not a pickle (protocol 2-5).")
-    _Walker(stream, joblib_arrays=joblib_arrays, report=report).walk()
+    bounded: Any = _Bounded(stream)
+    _Walker(bounded, joblib_arrays=joblib_arrays, report=report).walk()
 
 
 # --- skops -------------------------------------------------------------------------------------
 
 MAX_ZIP_ENTRIES = 100_000
 MAX_ZIP_RATIO = 500
+# skops reads schema.json whole into memory; real ones are kilobytes to a few megabytes.
+MAX_SKOPS_SCHEMA_BYTES = 64 * 1024 * 1024
 
 
 def _check_zip(path: Path) -> None:
@@ -571,8 +626,12 @@ def _check_zip(path: Path) -> None:
         f"Refused: the skops file expands to {total} bytes, past {limit} "
         "(MLPLATFORM_MAX_EXPANDED_BYTES).",
     )
-    with zipfile.ZipFile(path) as archive:
-        _expect("schema.json" in archive.namelist(), "Refused: a zip file, but not a skops file.")
+    schema = next((info for info in infos if info.filename == "schema.json"), None)
+    _expect(schema is not None, "Refused: a zip file, but not a skops file.")
+    _expect(
+        schema is not None and schema.file_size <= MAX_SKOPS_SCHEMA_BYTES,
+        "Refused: the skops schema is larger than any model needs.",
+    )
 
 
 def skops_untrusted_types(path: Path) -> list[str]:

@@ -54,11 +54,24 @@ def owner_resolve(owner: Group | str | None) -> Group | None:
     return group
 
 
+def _check_finite(value: Any, *, field: str) -> None:
+    """JSON columns refuse NaN and infinities (PostgreSQL jsonb cannot store them)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ApplicationError(f"{field}: NaN and infinite numbers are not allowed.")
+    if isinstance(value, dict):
+        for item in value.values():
+            _check_finite(item, field=field)
+    elif isinstance(value, list):
+        for item in value:
+            _check_finite(item, field=field)
+
+
 def _check_tags(tags: Any, *, field: str = "tags") -> dict[str, Any]:
     if tags is None:
         return {}
     if not isinstance(tags, dict):
         raise ApplicationError(f'{field}: must be a JSON object, like {{"team": "risk"}}.')
+    _check_finite(tags, field=field)
     return tags
 
 
@@ -220,6 +233,7 @@ def _check_input_example(example: Any) -> list[dict[str, Any]] | None:
         )
     if len(example) > MAX_INPUT_EXAMPLE_ROWS:
         raise ApplicationError(f"input_example: at most {MAX_INPUT_EXAMPLE_ROWS} rows.")
+    _check_finite(example, field="input_example")
     return example
 
 

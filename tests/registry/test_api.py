@@ -214,6 +214,7 @@ def test_path_traversal_file_name_is_stored_under_the_server_path(
         ({"metrics": json.dumps({"acc": "high"})}, "metrics", "number"),
         ({"tags": json.dumps([1, 2])}, "tags", "object"),
         ({"input_example": json.dumps([1, 2])}, "input_example", "records"),
+        ({"input_example": '[{"age": NaN}]'}, "input_example", "NaN"),
     ],
 )
 def test_bad_upload_is_400_naming_the_field_and_stores_nothing(

@@ -120,7 +120,7 @@ def test_numpy_file_loaders_are_refused_though_numpy_is_allowed(tmp_path: Path) 
     path = tmp_path / "loader.pkl"
     path.write_bytes(pickle.dumps(np.load, protocol=4))
 
-    with pytest.raises(ScanError, match="files or loads code"):
+    with pytest.raises(ScanError, match="reads or writes files"):
         artifact_scan(path=path, fmt="pickle")
 
 
@@ -190,3 +190,41 @@ def test_large_compressed_arrays_are_walked_in_blocks(compress: Any, tmp_path: P
 
     assert report.arrays == 2
     assert report.expanded_bytes > 12_000_000
+
+
+def test_an_impossible_declared_length_is_refused_without_allocating_it(tmp_path: Path) -> None:
+    import struct
+
+    # BINBYTES8 claiming 2**50 bytes, followed by almost nothing
+    path = tmp_path / "huge.pkl"
+    path.write_bytes(b"\x80\x04\x8e" + struct.pack("<Q", 2**50) + b"abc")
+
+    with pytest.raises(ScanError, match=r"readable|truncated"):
+        artifact_scan(path=path, fmt="pickle")
+
+
+@pytest.mark.parametrize("target", ["sklearn.set_config", "numpy.seterr", "numpy.random.seed"])
+def test_calls_that_change_process_wide_state_are_refused(target: str, tmp_path: Path) -> None:
+    module, _, name = target.rpartition(".")
+    path = tmp_path / "state.pkl"
+    path.write_bytes(b"\x80\x02c" + module.encode() + b"\n" + name.encode() + b"\n)R.")
+
+    with pytest.raises(ScanError, match="process-wide settings"):
+        artifact_scan(path=path, fmt="pickle")
+
+
+def test_oversized_skops_schema_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+    import zipfile
+
+    from registry import scanning
+
+    monkeypatch.setattr(scanning, "MAX_SKOPS_SCHEMA_BYTES", 1000)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("schema.json", "{" + " " * 5000 + "}")
+    path = tmp_path / "big.skops"
+    path.write_bytes(buffer.getvalue())
+
+    with pytest.raises(ScanError, match="schema"):
+        artifact_scan(path=path, fmt="skops")
