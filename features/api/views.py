@@ -4,7 +4,7 @@ from typing import Any
 
 from django.contrib.auth.models import Group
 from django.http import HttpResponse
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
@@ -351,6 +351,9 @@ def _feature_refs(value: Any) -> list[str] | None:
     raise ApplicationError("features: a list of 'group:feature' references is required.")
 
 
+@extend_schema_field(
+    {"oneOf": [{"type": "array", "items": {"type": "string"}}, {"type": "string"}]}
+)
 class FeatureRefsField(serializers.Field):
     """A JSON list of references, or one comma-separated form field."""
 

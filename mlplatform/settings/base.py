@@ -135,7 +135,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "mlplatform.api.Pagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "mlplatform.schema.AutoSchema",
     "EXCEPTION_HANDLER": "mlplatform.api.exception_handler",
     "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.UserRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"user": env("MLPLATFORM_THROTTLE_RATE", default=None)},
@@ -150,6 +150,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "JobKindEnum": "jobs.models.Job.Kind",
+        "DataSourceKindEnum": "features.models.DataSource.Kind",
+    },
 }
 
 # --- Celery -------------------------------------------------------------------------------
@@ -164,6 +168,8 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "store_processed": False,
         "polling_interval": env.float("MLPLATFORM_BROKER_POLL_SECONDS", default=0.2),
     }
+    for _folder in ("queue", "control"):  # the transport does not create its folders
+        (BROKER_DIR / _folder).mkdir(parents=True, exist_ok=True)
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         # A message whose worker died is redelivered after this; batch chunks also have leases.
