@@ -144,3 +144,27 @@ def test_a_corrupt_parquet_file_is_refused(api_client, churn):
     assert response.status_code == 400
     assert "Parquet" in response.json()["detail"]
     assert nothing_created()
+
+
+def test_a_file_bigger_than_the_request_body_cap_is_streamed_to_storage(
+    api_client, churn, write_input, settings
+):
+    # given a CSV over the JSON body cap (uploads are spooled to disk, not held in memory)
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+    path = write_input(make_frame(60_000))
+    assert path.stat().st_size > 2 * settings.DATA_UPLOAD_MAX_MEMORY_SIZE  # and the 2 MB spool
+
+    response = submit(api_client, path, model="churn", id_columns="customer_id,branch")
+
+    assert response.status_code == 201, response.json()
+    job = Job.objects.get(pk=response.json()["id"])
+    assert job.input.size == path.stat().st_size
+    assert job.input.name.startswith("jobs/inputs/")  # a server-chosen name
+
+
+def test_an_upload_over_the_size_limit_is_413(api_client, churn, write_input, settings):
+    settings.MLPLATFORM_MAX_UPLOAD_BYTES = 1000
+    response = submit(api_client, write_input(make_frame(100)), model="churn")
+    assert response.status_code == 413
+    assert "MLPLATFORM_MAX_UPLOAD_BYTES" in response.json()["detail"]
+    assert nothing_created()

@@ -108,3 +108,28 @@ def test_a_bad_value_deep_inside_fails_the_job_naming_row_and_column(
     assert BatchChunk.objects.filter(batch_id=job.pk, status="failed").count() == 1
     # and it stopped early: the chunks after the bad one were not all scored
     assert BatchChunk.objects.filter(batch_id=job.pk, status="done").count() < 100
+
+
+def test_quoted_newlines_commas_and_blank_lines_in_a_csv_keep_rows_aligned(
+    celery_worker, api_client, spend, regressor, tmp_path, settings
+):
+    # given ids with embedded newlines, quotes and commas, CRLF line ends and blank lines,
+    # cut into chunks of 7 rows
+    settings.MLPLATFORM_BATCH_CHUNK_ROWS = 7
+    frame = regressor_frame(make_frame(101, seed=5)).drop(columns=["branch"])
+    frame["customer_id"] = [f'c{i},"x"\nline{i}' if i % 3 == 0 else f"c{i}" for i in range(101)]
+    text = frame.to_csv(index=False, lineterminator="\r\n")
+    lines = text.split("\r\n")
+    text = "\r\n".join([*lines[:40], "", *lines[40:]])  # a blank line between rows
+    path = tmp_path / "tricky.csv"
+    path.write_text(text)
+
+    response = submit(api_client, path, model="spend", id_columns="customer_id")
+    job = wait_finished(response.json()["id"])
+
+    assert job.status == Job.Status.SUCCEEDED, job.error
+    assert job.progress_total == 101
+    output = read_output(api_client, job.pk)
+    assert output["customer_id"].tolist() == frame["customer_id"].tolist()
+    expected = regressor.predict(frame[[f"f{i}" for i in range(4)]].to_numpy())
+    np.testing.assert_allclose(output["prediction"].to_numpy(), expected, rtol=1e-12)
