@@ -207,3 +207,17 @@ def test_register_model_command_fails_on_a_rejected_file(tmp_path: Path) -> None
 
     with pytest.raises(CommandError, match="Rejected"):
         call_command("register_model", "cli-bad", str(path), "--wait", stdout=StringIO())
+
+
+def test_demo_registers_iris_in_production_once(user: Any) -> None:
+    from registry.demo import demo_load
+
+    first = list(demo_load(user=user))
+    second = list(demo_load(user=user))
+
+    version = ModelVersion.objects.get(model__name="iris")
+    assert version.status == ModelVersion.Status.READY
+    assert [c["name"] for c in version.signature["inputs"]][0] == "sepal length (cm)"
+    assert ModelAlias.objects.get(model__name="iris", alias="production").version == version
+    assert any("Uploaded" in line for line in first)
+    assert not any("Uploaded" in line for line in second)
