@@ -667,7 +667,7 @@ def artifact_scan(*, path: Path, fmt: str) -> ScanReport:
         return report
     if fmt not in ("joblib", "pickle"):
         raise ScanError(f"Refused: unknown format {fmt!r}.")
-    _expect(container is not None and container != "zip", _unknown_container_message(head))
+    _expect(container is not None and container != "zip", container_problem(head))
     with path.open("rb") as raw:
         if container == "pickle":
             _walk_pickle_file(raw, joblib_arrays=fmt == "joblib", report=report)
@@ -679,7 +679,7 @@ def artifact_scan(*, path: Path, fmt: str) -> ScanReport:
     return report
 
 
-def _unknown_container_message(head: bytes) -> str:
+def container_problem(head: bytes) -> str:
     if not head:
         return "Refused: the file is empty."
     if head.startswith(b"ZF"):

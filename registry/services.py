@@ -187,7 +187,7 @@ def artifact_inspect(*, file: IO[bytes], filename: str = "") -> Inspected:
     suffix = Path(filename or "").suffix.lower()
     fmt = EXTENSIONS.get(suffix)
     if container is None:
-        reason = scanning._unknown_container_message(head).removeprefix("Refused: ")
+        reason = scanning.container_problem(head).removeprefix("Refused: ")
         raise ApplicationError(f"artifact: {reason}")
     if fmt is None:
         if suffix:

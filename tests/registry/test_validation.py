@@ -261,3 +261,24 @@ def test_validation_is_idempotent(estimators: dict[str, Any], open_model: Regist
 
     assert again.status == ModelVersion.Status.READY
     assert again.updated_at == updated_at
+
+
+def test_skops_forest_keeps_its_trusted_types_for_later_loads(
+    estimators: dict[str, Any], open_model: RegisteredModel
+) -> None:
+    version = _validated(open_model, serialise(estimators["random_forest"], "skops"), "rf.skops")
+
+    assert version.status == ModelVersion.Status.READY, version.status_message
+    assert "sklearn.tree._tree.Tree" in version.signature["trusted_types"]
+    assert len(selectors.estimator_load(version=version).estimators_) == 3
+
+
+def test_sandbox_timeout_rejects_with_the_limit_named(
+    settings: Any, estimators: dict[str, Any], open_model: RegisteredModel
+) -> None:
+    settings.MLPLATFORM_SANDBOX_TIMEOUT_SECONDS = 0.2
+
+    version = _validated(open_model, serialise(estimators["linear"], "joblib"), "m.joblib")
+
+    assert version.status == ModelVersion.Status.REJECTED
+    assert "MLPLATFORM_SANDBOX_TIMEOUT_SECONDS" in version.status_message
