@@ -8,8 +8,9 @@ Three comparisons, each measured in this run:
    MLflow and v2 routes vs. a bare WSGI app (no Django) doing the same JSON decode + predict;
 3. the same for a 100-tree random forest, where predict dominates.
 
-Sizes: BENCH_SERVING_SECONDS (per HTTP route, default 5), BENCH_SERVING_CALLS (in-process
-calls, default 2000).
+Sizes: BENCH_SERVING_SECONDS (per HTTP route and round, default 3), BENCH_SERVING_ROUNDS
+(interleaved rounds, medians reported, default 3), BENCH_SERVING_CALLS (in-process calls,
+default 2000).
 """
 
 import json
@@ -298,7 +299,9 @@ def _load(url: str, body: str, headers: dict[str, str], seconds: int) -> dict[st
     return _python_load(url, body, headers, seconds)
 
 
-def _over_http(name: str, data: bytes, row: dict[str, float], token: str, seconds: int) -> None:
+def _over_http(
+    name: str, data: bytes, row: dict[str, float], token: str, seconds: int, rounds: int
+) -> None:
     artifact = VAR / f"{name}.joblib"
     artifact.write_bytes(data)
     names = list(row)
@@ -330,32 +333,41 @@ def _over_http(name: str, data: bytes, row: dict[str, float], token: str, second
         "BENCH_SERVING_ARTIFACT": str(artifact),
     }
     bare_process, bare_port = _gunicorn("bench.serving:bare_app", env)
+    process, port = _gunicorn("mlplatform.wsgi", env)
+    targets = {"bare WSGI": (f"http://127.0.0.1:{bare_port}/", native_body)}
+    for protocol, (path, body) in routes.items():
+        targets[protocol] = (f"http://127.0.0.1:{port}{path}", body)
+    results: dict[str, list[dict[str, float]]] = {name: [] for name in targets}
     try:
-        _warm(f"http://127.0.0.1:{bare_port}/", native_body, auth)
-        bare = _load(f"http://127.0.0.1:{bare_port}/", native_body, auth, seconds)
+        for url, body in targets.values():
+            _warm(url, body, auth)
+        # Interleaved rounds, medians reported: on a shared machine, load from other processes
+        # then hits the baseline and the routes alike instead of whichever ran at a bad moment.
+        for _ in range(rounds):
+            for target, (url, body) in targets.items():
+                results[target].append(_load(url, body, auth, seconds))
     finally:
         _stop(bare_process)
-    print(
-        f"  {'bare WSGI':>9}: {bare['rps']:8.0f} req/s  p50 {bare['p50']:6.2f} ms  "
-        f"p99 {bare['p99']:6.2f} ms"
-    )
-    process, port = _gunicorn("mlplatform.wsgi", env)
-    try:
-        for protocol, (path, body) in routes.items():
-            url = f"http://127.0.0.1:{port}{path}"
-            _warm(url, body, auth)
-            result = _load(url, body, auth, seconds)
-            print(
-                f"  {protocol:>9}: {result['rps']:8.0f} req/s  p50 {result['p50']:6.2f} ms  "
-                f"p99 {result['p99']:6.2f} ms  = {result['rps'] / bare['rps']:6.1%} of bare"
-                + (f"  ({result['errors']:.0f} errors!)" if result["errors"] else "")
-            )
-    finally:
         _stop(process)
+
+    def median(target: str, key: str) -> float:
+        return float(np.median([result[key] for result in results[target]]))
+
+    bare_rps = median("bare WSGI", "rps")
+    for target in targets:
+        rps = median(target, "rps")
+        errors = sum(result["errors"] for result in results[target])
+        print(
+            f"  {target:>9}: {rps:8.0f} req/s  p50 {median(target, 'p50'):6.2f} ms  "
+            f"p99 {median(target, 'p99'):6.2f} ms"
+            + ("" if target == "bare WSGI" else f"  = {rps / bare_rps:6.1%} of bare")
+            + (f"  ({errors:.0f} errors!)" if errors else "")
+        )
 
 
 def main() -> None:
-    seconds = int(os.environ.get("BENCH_SERVING_SECONDS", "5"))
+    seconds = int(os.environ.get("BENCH_SERVING_SECONDS", "3"))
+    rounds = int(os.environ.get("BENCH_SERVING_ROUNDS", "3"))
     calls = int(os.environ.get("BENCH_SERVING_CALLS", "2000"))
     _django()
     from sklearn.datasets import load_breast_cancer
@@ -364,12 +376,15 @@ def main() -> None:
     x, _ = load_breast_cancer(return_X_y=True)
     row = {f"f{i}": float(v) for i, v in enumerate(x[0])}
     tool = "wrk" if shutil.which("wrk") else "a Python client (install Debian's wrk for precision)"
-    print(f"load: {tool}, 8 connections, {seconds} s per route; gunicorn 2 sync workers")
+    print(
+        f"load: {tool}, 8 connections, {rounds} interleaved rounds of {seconds} s per route "
+        "(medians); gunicorn 2 sync workers"
+    )
     for name, (model, data) in _models().items():
         _register(name, model, data, row)
         print(f"\n{name} ({type(model).__name__}, 30 columns, one row per request)")
         _in_process(model, name, row, token, calls)
-        _over_http(name, data, row, token, seconds)
+        _over_http(name, data, row, token, seconds, rounds)
 
 
 if __name__ == "__main__":
