@@ -45,8 +45,12 @@ pytest: install browser
 
 test: lint typecheck pytest
 
+# wrk (Debian) drives the HTTP benchmarks; without it they fall back to a slower Python client.
 bench: install
-	$(BIN)/python -m bench
+	@command -v wrk >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get install -y -qq wrk || echo "wrk not installed: using the Python client"; }
+	$(BIN)/python -m bench $(BENCH)
 
 clean:
 	rm -rf $(VENV) var

@@ -9,3 +9,12 @@ timeout = int(os.environ.get("WEB_TIMEOUT", "60"))
 accesslog = "-"
 # Each worker keeps its own model cache; preloading the app would share nothing useful.
 preload_app = False
+
+
+def child_exit(server: object, worker: object) -> None:
+    # With several workers, /metrics aggregates files in PROMETHEUS_MULTIPROC_DIR; a dead
+    # worker's live gauges (e.g. loaded models) must stop counting.
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)  # type: ignore[attr-defined]
