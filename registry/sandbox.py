@@ -116,8 +116,13 @@ def _frame(rows: list[dict[str, Any]], signature: dict[str, Any]) -> Any:
 
 
 def _zero_rows(signature: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row of zeros; a categorical column gets its first learned category instead."""
     zero = {"string": "", "bool": False, "int64": 0}
-    return [{c["name"]: zero.get(c["dtype"], 0.0) for c in signature["inputs"]}]
+    row = {}
+    for column in signature["inputs"]:
+        categories = column.get("categories")
+        row[column["name"]] = categories[0] if categories else zero.get(column["dtype"], 0.0)
+    return [row]
 
 
 def _versions() -> dict[str, str]:

@@ -50,6 +50,42 @@ def _describe(estimator: Any) -> str:
     return type(estimator).__name__
 
 
+def _first_step(estimator: Any) -> Any:
+    steps = getattr(estimator, "steps", None)
+    return _first_step(steps[0][1]) if steps else estimator
+
+
+def categorical_inputs(estimator: Any) -> dict[str, list[Any]]:
+    """Input columns an encoder reads as categories, with the categories it learned.
+
+    Looks at what sees the raw input: the first step of a pipeline, a ColumnTransformer's
+    transformers (and their first steps), or an encoder itself. Numeric categories are ignored
+    (the column is still numeric); text categories make the column a string input.
+    """
+    first = _first_step(estimator)
+    found: dict[str, list[Any]] = {}
+    transformers = getattr(first, "transformers_", None)
+    pairs: list[tuple[Any, list[str]]] = []
+    if transformers is not None:
+        for _name, transformer, columns in transformers:
+            if isinstance(transformer, str) or not isinstance(columns, list | tuple):
+                continue
+            names = [c for c in columns if isinstance(c, str)]
+            if len(names) == len(columns):
+                pairs.append((_first_step(transformer), names))
+    elif getattr(first, "feature_names_in_", None) is not None:
+        pairs.append((first, [str(c) for c in first.feature_names_in_]))
+    for encoder, columns in pairs:
+        categories = getattr(encoder, "categories_", None)
+        if categories is None or len(categories) != len(columns):
+            continue
+        for column, values in zip(columns, categories, strict=True):
+            values = to_jsonable(values)
+            if values and all(isinstance(v, str) for v in values if v is not None):
+                found[column] = [v for v in values if v is not None]
+    return found
+
+
 def signature_infer(estimator: Any, *, input_example: list[dict[str, Any]] | None = None) -> dict:
     """Ordered input columns with dtypes, task kind, classes and available outputs."""
     names = getattr(estimator, "feature_names_in_", None)
@@ -64,9 +100,18 @@ def signature_infer(estimator: Any, *, input_example: list[dict[str, Any]] | Non
     else:
         columns = []
     inputs = []
+    try:
+        categorical = categorical_inputs(estimator)
+    except (AttributeError, TypeError, ValueError):
+        categorical = {}  # an unusual estimator layout: fall back to the plain inference
     for column in columns:
         values = [row.get(column) for row in input_example or [] if isinstance(row, dict)]
-        inputs.append({"name": column, "dtype": _dtype_of_values(values) if values else "float64"})
+        dtype = _dtype_of_values(values) if values else "float64"
+        entry: dict[str, Any] = {"name": column, "dtype": dtype}
+        if column in categorical:
+            entry["dtype"] = "string" if not values else dtype
+            entry["categories"] = categorical[column]
+        inputs.append(entry)
 
     task = _task_of(estimator)
     classes = getattr(estimator, "classes_", None)

@@ -282,3 +282,30 @@ def test_sandbox_timeout_rejects_with_the_limit_named(
 
     assert version.status == ModelVersion.Status.REJECTED
     assert "MLPLATFORM_SANDBOX_TIMEOUT_SECONDS" in version.status_message
+
+
+def test_categorical_columns_are_strings_and_the_smoke_row_uses_a_known_category(
+    open_model: RegisteredModel,
+) -> None:
+    import pandas as pd
+    from sklearn.compose import make_column_transformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    # given a pipeline that one-hot encodes a text column (and errors on unknown categories)
+    frame = pd.DataFrame({"plan": ["basic", "pro", "pro", "basic"], "age": [20, 30, 40, 50]})
+    pipeline = make_pipeline(
+        make_column_transformer((OneHotEncoder(), ["plan"]), remainder="passthrough"),
+        LogisticRegression(),
+    ).fit(frame, [0, 1, 1, 0])
+
+    # when it is uploaded without an input example
+    version = _validated(open_model, serialise(pipeline, "skops"), "plan.skops")
+
+    # then the smoke prediction used a real category, and the signature says so
+    assert version.status == ModelVersion.Status.READY, version.status_message
+    inputs = {c["name"]: c for c in version.signature["inputs"]}
+    assert inputs["plan"]["dtype"] == "string"
+    assert inputs["plan"]["categories"] == ["basic", "pro"]
+    assert inputs["age"]["dtype"] == "float64"
