@@ -420,10 +420,10 @@ def version_requeue_stale(*, queued_for: float = 300, running_for: float | None 
     return len(ids)
 
 
-def version_reject(*, version_id: int, message: str) -> ModelVersion:
+def version_reject(*, version_id: int, message: str) -> ModelVersion | None:
     """Mark a pending version rejected (used when validation itself breaks)."""
-    version = ModelVersion.objects.get(pk=version_id)
-    if version.status != ModelVersion.Status.PENDING:
+    version = ModelVersion.objects.filter(pk=version_id).first()
+    if version is None or version.status != ModelVersion.Status.PENDING:
         return version
     return _finish(version, status=ModelVersion.Status.REJECTED, message=message)
 

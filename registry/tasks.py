@@ -3,6 +3,7 @@
 from celery import shared_task
 
 from registry import services
+from registry.models import ModelVersion
 
 
 # The sandbox has its own (shorter) timeout; these limits only catch a stuck worker.
@@ -11,6 +12,8 @@ def version_validate_task(version_id: int) -> str:
     """Validate one version; idempotent (a finished version returns at once), so acks_late."""
     try:
         version = services.version_validate(version_id=version_id)
+    except ModelVersion.DoesNotExist:
+        return "deleted"  # the model or version was deleted before its turn came
     except Exception:
         # Never leave a version pending forever; the traceback still reaches the worker log.
         services.version_reject(

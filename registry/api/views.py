@@ -1,5 +1,6 @@
 """Registry API: one thin view per operation; rules live in services, reads in selectors."""
 
+from django.conf import settings
 from django.http import FileResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
@@ -8,7 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from mlplatform.api import Pagination
+from mlplatform.api import ApplicationError, Pagination
 from registry import selectors, services
 from registry.api.serializers import (
     AliasChangeOutputSerializer,
@@ -121,6 +122,15 @@ class VersionListApi(APIView):
     def post(self, request: Request, name: str) -> Response:
         model = selectors.model_get(name=name)
         model_write_check(user=request.user, model=model)
+        # Refuse an oversized body from its header, before Django spools it to disk.
+        limit = int(settings.MLPLATFORM_MAX_ARTIFACT_BYTES) + 1024 * 1024
+        declared = request.META.get("CONTENT_LENGTH") or "0"
+        if declared.isdigit() and int(declared) > limit:
+            raise ApplicationError(
+                f"artifact: the request is larger than {limit} bytes "
+                "(MLPLATFORM_MAX_ARTIFACT_BYTES).",
+                status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            )
         serializer = VersionInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data

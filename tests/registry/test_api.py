@@ -262,6 +262,22 @@ def test_too_large_artifact_is_400(
     assert "MLPLATFORM_MAX_ARTIFACT_BYTES" in response.json()["detail"]
 
 
+def test_oversized_request_is_413_before_the_body_is_read(
+    member: Any, registered: RegisteredModel, settings: Any
+) -> None:
+    settings.MLPLATFORM_MAX_ARTIFACT_BYTES = 100
+
+    response = client_for(member).post(
+        f"/api/v1/models/{registered.name}/versions/",
+        {"artifact": artifact(b"\x80\x04" + b"\0" * (2 * 1024 * 1024))},
+        format="multipart",
+    )
+
+    assert response.status_code == 413
+    assert "MLPLATFORM_MAX_ARTIFACT_BYTES" in response.json()["detail"]
+    assert not ModelVersion.objects.exists()
+
+
 def test_version_detail_list_and_artifact_download(
     api_client: APIClient, open_model: RegisteredModel, estimators: dict[str, Any]
 ) -> None:
