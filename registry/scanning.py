@@ -93,6 +93,10 @@ REFUSED_MODULE_PREFIXES = (
     "sklearn.datasets",
     "sklearn.utils._testing",
     "sklearn.externals",
+    "sklearn._build_utils",
+    "numpy.ma.mrecords",
+    "scipy._lib._ccallback",
+    "scipy._build_utils",
 )
 REFUSED_NUMPY_NAMES = (
     "load",
