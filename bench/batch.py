@@ -3,14 +3,15 @@
 For each model (StandardScaler + LogisticRegression, and a 100-tree random forest):
 - bare loop: `pandas.read_csv` of the whole file, `predict`, write id + prediction as CSV;
 - job: the same file submitted as a batch scoring job (CSV in, CSV out, id column carried),
-  scored by one `celery worker` process (prefork, concurrency BENCH_BATCH_CONCURRENCY, default 1),
+  scored by one `celery worker` (prefork, concurrency BENCH_BATCH_CONCURRENCY, default 2 like the
+  Procfile's worker; 1 measures a single pool process against the single-threaded loop),
   timed from the moment it is queued to the moment its output file is ready.
 Then peak worker memory (RSS summed over the worker's process tree, sampled every 50 ms) while
 scoring a file of 1M and of 4M rows: bounded by the chunk size, it should not grow with the file.
 
 Sizes (env): BENCH_BATCH_ROWS (default 1,000,000), BENCH_BATCH_COLUMNS (30),
 BENCH_BATCH_MEMORY_ROWS (comma-separated, default "1000000,4000000"; empty skips),
-BENCH_BATCH_CHUNK_ROWS (100,000), BENCH_BATCH_CONCURRENCY (1), BENCH_BATCH_MODELS
+BENCH_BATCH_CHUNK_ROWS (100,000), BENCH_BATCH_CONCURRENCY (2), BENCH_BATCH_MODELS
 ("logreg,forest"), BENCH_BATCH_REPEAT (2: the bare loop and the job alternate, best of each).
 """
 
@@ -255,7 +256,7 @@ def main() -> None:
     rows = _env_int("BENCH_BATCH_ROWS", 1_000_000)
     columns = _env_int("BENCH_BATCH_COLUMNS", 30)
     chunk_rows = _env_int("BENCH_BATCH_CHUNK_ROWS", 100_000)
-    concurrency = _env_int("BENCH_BATCH_CONCURRENCY", 1)
+    concurrency = _env_int("BENCH_BATCH_CONCURRENCY", 2)
     repeat = max(1, _env_int("BENCH_BATCH_REPEAT", 2))
     wanted = os.environ.get("BENCH_BATCH_MODELS", "logreg,forest").split(",")
     memory_rows = [
