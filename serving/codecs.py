@@ -202,9 +202,7 @@ def columns_to_matrix(
     """
     dtypes = _dtypes(signature)
     names = list(dtypes)
-    for name in names:
-        if name not in columns:
-            raise InputError(f"Missing column '{name}'.", field=name)
+    # An unknown column is checked first: it is usually a typo of the missing one.
     if allow_extra is not True:
         permitted = set(allow_extra) if allow_extra else set()
         for name in columns:
@@ -212,6 +210,9 @@ def columns_to_matrix(
                 raise InputError(
                     f"Unknown column '{name}': this model takes {', '.join(names)}.", field=name
                 )
+    for name in names:
+        if name not in columns:
+            raise InputError(f"Missing column '{name}'.", field=name)
     fast = _numeric_fast_path(columns, names, dtypes, n_rows)
     if fast is not None:
         if signature.get("named_columns"):

@@ -89,6 +89,7 @@ def test_without_token_is_401(anon_client, iris):
     [
         ({"instances": [{"f0": 1, "f1": 2, "f2": 3}]}, "f3", "Missing column 'f3'"),
         ({"instances": [{**ROW, "zzz": 1}]}, "zzz", "Unknown column 'zzz'"),
+        ({"instances": [{"nope": 1}]}, "nope", "Unknown column 'nope'"),
         ({"instances": [{**ROW, "f1": "3.5"}]}, "f1", "numeric strings are not accepted"),
         ({"instances": [{**ROW, "f1": "abc"}]}, "f1", "'abc'"),
         ({"instances": [{**ROW, "f1": True}]}, "f1", "boolean"),
