@@ -168,6 +168,7 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "store_processed": False,
         "polling_interval": env.float("MLPLATFORM_BROKER_POLL_SECONDS", default=0.2),
     }
+    CELERY_BROKER_TRANSPORT = "mlplatform.broker:Transport"  # atomic message files
     for _folder in ("queue", "control"):  # the transport does not create its folders
         (BROKER_DIR / _folder).mkdir(parents=True, exist_ok=True)
 else:

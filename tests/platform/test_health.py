@@ -35,6 +35,7 @@ def test_readyz_fails_when_broker_unreachable(client, monkeypatch):
 
     # monkeypatch restores the app's own setting afterwards (never leak a dead broker URL).
     monkeypatch.setitem(app.conf, "broker_url", "redis://127.0.0.1:1/0")
+    monkeypatch.setitem(app.conf, "broker_transport", None)
     response = client.get("/readyz")
     assert response.status_code == 503
     assert "broker" in response.json()["failing"]
