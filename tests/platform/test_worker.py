@@ -29,11 +29,15 @@ def test_embedded_broker_writes_whole_messages_only(tmp_path):
 
     from mlplatform.broker import Transport
 
-    options = {"data_folder_in": str(tmp_path), "data_folder_out": str(tmp_path)}
+    options = {
+        "data_folder_in": str(tmp_path),
+        "data_folder_out": str(tmp_path),
+        "control_folder": str(tmp_path / "control"),
+    }
     with Connection("filesystem://", transport=Transport, transport_options=options) as conn:
         queue = conn.SimpleQueue("q")
         queue.put({"n": 1})
-        files = sorted(p.name for p in tmp_path.iterdir())
+        files = sorted(p.name for p in tmp_path.iterdir() if p.is_file())
         assert len(files) == 1
         assert files[0].endswith(".q.msg")
         assert queue.get(timeout=5).payload == {"n": 1}
