@@ -34,7 +34,8 @@ def test_readyz_fails_when_broker_unreachable(client, monkeypatch):
     from mlplatform.celery import app
 
     # monkeypatch restores the app's own setting afterwards (never leak a dead broker URL).
-    monkeypatch.setitem(app.conf, "broker_url", "redis://127.0.0.1:1/0")
+    for key in ("broker_url", "broker_write_url"):
+        monkeypatch.setitem(app.conf, key, "redis://127.0.0.1:1/0")
     monkeypatch.setitem(app.conf, "broker_transport", None)
     response = client.get("/readyz")
     assert response.status_code == 503
