@@ -572,12 +572,15 @@ def _stage_as_of(batch: BatchJob) -> None:
 
 
 def _predict_block(estimator: Any, matrix: Any, outputs: Sequence[str]) -> dict[str, np.ndarray]:
+    from serving.services import validated_input
+
     results: dict[str, np.ndarray] = {}
     try:
-        if "predict" in outputs:
-            results["predict"] = np.asarray(estimator.predict(matrix))
-        if "predict_proba" in outputs:
-            results["predict_proba"] = np.asarray(estimator.predict_proba(matrix))
+        with validated_input():  # frame_to_matrix already refused NaN, Infinity and bad types
+            if "predict" in outputs:
+                results["predict"] = np.asarray(estimator.predict(matrix))
+            if "predict_proba" in outputs:
+                results["predict_proba"] = np.asarray(estimator.predict_proba(matrix))
     except (ValueError, TypeError, KeyError) as exc:
         raise ApplicationError(f"The model rejected the input: {exc}") from exc
     return results
