@@ -6,6 +6,7 @@ from django.contrib.auth.models import Group
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -21,6 +22,7 @@ from features.api.serializers import (
 )
 from features.models import DataSource, Entity, FeatureGroup, FeatureService
 from mlplatform.api import ApplicationError, Pagination
+from serving.auth import CachedTokenAuthentication
 
 
 def _paginate(view: APIView, request: Request, queryset: Any, output: Any) -> Response:
@@ -406,6 +408,9 @@ class TrainingSetApi(APIView):
 
 
 class OnlineApi(APIView):
+    # Online reads sit on the inference hot path: the same cached token check as predictions.
+    authentication_classes = [CachedTokenAuthentication, SessionAuthentication]
+
     class Input(serializers.Serializer):
         features = serializers.ListField(child=serializers.CharField(), required=False)
         feature_service = serializers.CharField(required=False)
