@@ -279,21 +279,15 @@ def _schedule_name(group: FeatureGroup) -> str:
 
 def group_schedule_sync(*, group: FeatureGroup) -> None:
     """Create, update or remove the group's django-celery-beat task from `group.schedule`."""
-    from django_celery_beat.models import CrontabSchedule, PeriodicTask
+    from django_celery_beat.models import PeriodicTask
+
+    from mlplatform.schedules import crontab_from_expression
 
     name = _schedule_name(group)
     if not group.schedule:
         PeriodicTask.objects.filter(name=name).delete()
         return
-    minute, hour, day_of_month, month_of_year, day_of_week = group.schedule.split()
-    crontab, _ = CrontabSchedule.objects.get_or_create(
-        minute=minute,
-        hour=hour,
-        day_of_month=day_of_month,
-        month_of_year=month_of_year,
-        day_of_week=day_of_week,
-        timezone="UTC",
-    )
+    crontab = crontab_from_expression(group.schedule, field="schedule")
     PeriodicTask.objects.update_or_create(
         name=name,
         defaults={

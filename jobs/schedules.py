@@ -5,36 +5,18 @@ at that moment."""
 import json
 import posixpath
 
-from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
-from django_celery_beat.models import CrontabSchedule, PeriodicTask
+from django_celery_beat.models import PeriodicTask
 
 from jobs import batch, selectors
 from jobs import services as job_services
 from jobs.models import BatchSchedule, Job
 from mlplatform.api import ApplicationError
+from mlplatform.schedules import crontab_from_expression
 
 INPUT_SUFFIXES = (".csv", ".parquet", ".pq")
-
-
-def _crontab(expression: str) -> CrontabSchedule:
-    parts = expression.split()
-    if len(parts) != 5:
-        raise ValidationError(
-            {"crontab": "Five fields: minute hour day-of-month month day-of-week."}
-        )
-    minute, hour, day_of_month, month_of_year, day_of_week = parts
-    crontab, _ = CrontabSchedule.objects.get_or_create(
-        minute=minute,
-        hour=hour,
-        day_of_month=day_of_month,
-        month_of_year=month_of_year,
-        day_of_week=day_of_week,
-        timezone="UTC",
-    )
-    return crontab
 
 
 def batch_schedule_save(*, schedule: BatchSchedule) -> BatchSchedule:
@@ -47,7 +29,7 @@ def batch_schedule_save(*, schedule: BatchSchedule) -> BatchSchedule:
     schedule.id_columns = batch.names_parse(schedule.id_columns)
     schedule.full_clean(exclude=["periodic_task"])
     with transaction.atomic():
-        crontab = _crontab(schedule.crontab)
+        crontab = crontab_from_expression(schedule.crontab)
         schedule.save()
         task = schedule.periodic_task or PeriodicTask(name=f"batch scoring: {schedule.name}")
         task.task = "jobs.batch_schedule_run"
