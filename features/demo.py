@@ -13,8 +13,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from django.core.files.base import ContentFile
-
 from features import online, services, training_sets
 from features.models import DataSource, Entity, FeatureGroup, FeatureService
 from jobs import services as jobs
@@ -176,46 +174,23 @@ def _train(user: Any) -> tuple[bytes, list[dict[str, Any]], dict[str, float]]:
 
 
 def _model(user: Any) -> Iterator[str]:
-    from registry import services as registry
-    from registry.models import ModelAlias, ModelVersion, RegisteredModel
+    from registry.demo import demo_model_ensure
 
-    model = RegisteredModel.objects.filter(name=MODEL).first()
-    if model is None:
-        model = registry.model_create(
-            name=MODEL,
-            description="Churn from customer_stats; predict with only a customer_id.",
-            tags={"demo": "yes", "features": SERVICE},
-            user=user,
-        )
-        yield f"Registered model {MODEL}."
-    version = model.versions.order_by("-version").first()
-    if version is None:
-        artifact, example, metrics = _train(user)
-        version = registry.version_upload(
-            model=model,
-            file=ContentFile(artifact, name="churn.skops"),
-            user=user,
-            description="Trained on a point-in-time training set of customer_stats.",
-            metrics=metrics,
-            tags={"format": "skops"},
-            input_example=example,
-            feature_service=FeatureService.objects.get(name=SERVICE),
-        )
-        yield f"Uploaded {MODEL} v{version.version} (linked to feature service {SERVICE})."
-    if version.status == ModelVersion.Status.PENDING:
-        version = registry.version_validate(version_id=version.pk)
-        yield f"Validated {MODEL} v{version.version}: {version.status}."
-    if version.status != ModelVersion.Status.READY:
-        yield f"{MODEL} v{version.version} is {version.status}: {version.status_message}"
-        return
-    if not ModelAlias.objects.filter(model=model, alias="production").exists():
-        registry.alias_set(
-            model=model, alias="production", version_number=version.version, user=user
-        )
-    yield (
-        f"{MODEL}@production → v{version.version}; try POST /api/v1/models/{MODEL}/predict "
-        '{"instances": [{"customer_id": 7}]}'
+    version = yield from demo_model_ensure(
+        name=MODEL,
+        description="Churn from customer_stats; predict with only a customer_id.",
+        tags={"demo": "yes", "features": SERVICE},
+        user=user,
+        train=lambda: _train(user),
+        filename="churn.skops",
+        version_description="Trained on a point-in-time training set of customer_stats.",
+        feature_service=FeatureService.objects.get(name=SERVICE),
     )
+    if version is not None:
+        yield (
+            f"{MODEL}@production → v{version.version}; try POST /api/v1/models/{MODEL}/predict "
+            '{"instances": [{"customer_id": 7}]}'
+        )
 
 
 def demo_load(*, user: Any) -> Iterator[str]:

@@ -1,6 +1,6 @@
 """Demo content loaded by `python manage.py demo` (idempotent): the `iris` model in production."""
 
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 from django.core.files.base import ContentFile
@@ -29,37 +29,62 @@ def _train() -> tuple[bytes, list[dict[str, Any]], dict[str, float]]:
     return sio.dumps(model), example, {"accuracy": round(float(model.score(X_test, y_test)), 4)}
 
 
-def demo_load(*, user: Any) -> Iterator[str]:
-    model = RegisteredModel.objects.filter(name=DEMO_MODEL).first()
+def demo_model_ensure(
+    *,
+    name: str,
+    description: str,
+    tags: dict[str, str],
+    user: Any,
+    train: Callable[[], tuple[bytes, list[dict[str, Any]], dict[str, float]]],
+    filename: str,
+    version_description: str,
+    feature_service: Any = None,
+) -> Generator[str, None, ModelVersion | None]:
+    """Register, upload, validate inline and promote a demo model once; yields what it did.
+
+    Returns the production version, or None if validation rejected it.
+    """
+    model = RegisteredModel.objects.filter(name=name).first()
     if model is None:
-        model = services.model_create(
-            name=DEMO_MODEL,
-            description="Iris species from sepal and petal sizes (logistic regression).",
-            tags={"dataset": "iris", "demo": "yes"},
-            user=user,
-        )
-        yield f"Registered model {DEMO_MODEL}."
+        model = services.model_create(name=name, description=description, tags=tags, user=user)
+        yield f"Registered model {name}."
     version = model.versions.order_by("-version").first()
     if version is None:
-        artifact, example, metrics = _train()
+        artifact, example, metrics = train()
         version = services.version_upload(
             model=model,
-            file=ContentFile(artifact, name="iris.skops"),
+            file=ContentFile(artifact, name=filename),
             user=user,
-            description="Demo: StandardScaler → LogisticRegression, saved with skops.",
+            description=version_description,
             metrics=metrics,
             tags={"format": "skops"},
             input_example=example,
+            feature_service=feature_service,
         )
-        yield f"Uploaded {DEMO_MODEL} v{version.version}."
+        linked = f" (linked to feature service {feature_service})" if feature_service else ""
+        yield f"Uploaded {name} v{version.version}{linked}."
     if version.status == ModelVersion.Status.PENDING:
         version = services.version_validate(version_id=version.pk)
-        yield f"Validated {DEMO_MODEL} v{version.version}: {version.status}."
+        yield f"Validated {name} v{version.version}: {version.status}."
     if version.status != ModelVersion.Status.READY:
-        yield f"{DEMO_MODEL} v{version.version} is {version.status}: {version.status_message}"
-        return
+        yield f"{name} v{version.version} is {version.status}: {version.status_message}"
+        return None
     if not ModelAlias.objects.filter(model=model, alias="production").exists():
         services.alias_set(
             model=model, alias="production", version_number=version.version, user=user
         )
-    yield f"{DEMO_MODEL}@production → v{version.version} (/models/{DEMO_MODEL}/)"
+    return version
+
+
+def demo_load(*, user: Any) -> Iterator[str]:
+    version = yield from demo_model_ensure(
+        name=DEMO_MODEL,
+        description="Iris species from sepal and petal sizes (logistic regression).",
+        tags={"dataset": "iris", "demo": "yes"},
+        user=user,
+        train=_train,
+        filename="iris.skops",
+        version_description="Demo: StandardScaler → LogisticRegression, saved with skops.",
+    )
+    if version is not None:
+        yield f"{DEMO_MODEL}@production → v{version.version} (/models/{DEMO_MODEL}/)"
