@@ -24,7 +24,7 @@ def version_validate_task(version_id: int) -> str:
     return str(version.status)
 
 
-@shared_task(acks_late=True, time_limit=300)
+@shared_task(acks_late=True, time_limit=300, soft_time_limit=270)
 def version_requeue_stale() -> int:
     """Periodic (every 5 minutes): re-send validation for versions stuck in pending."""
     return services.version_requeue_stale()

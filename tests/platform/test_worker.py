@@ -42,3 +42,16 @@ def test_embedded_broker_writes_whole_messages_only(tmp_path):
         assert files[0].endswith(".q.msg")
         assert queue.get(timeout=5).payload == {"n": 1}
         queue.close()
+
+
+def test_every_task_has_a_soft_limit_within_its_hard_limit():
+    # Celery refuses to send a task whose soft limit exceeds its hard one (beat logs and drops it).
+    from mlplatform.celery import app
+
+    app.loader.import_default_modules()
+    ours = {name: task for name, task in app.tasks.items() if not name.startswith("celery.")}
+    assert len(ours) > 5
+    for name, task in ours.items():
+        hard = task.time_limit or app.conf.task_time_limit
+        soft = task.soft_time_limit or app.conf.task_soft_time_limit
+        assert soft <= hard, f"{name}: soft {soft} > hard {hard}"
