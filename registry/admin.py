@@ -213,49 +213,36 @@ class RegisteredModelAdmin(admin.ModelAdmin):
             self.message_user(request, exc.message, messages.ERROR)
 
 
+VERSION_FIELDS: tuple[str, ...] = (
+    "model",
+    "version",
+    "status",
+    "status_message",
+    "format",
+    "sha256",
+    "size_bytes",
+    "signature_table",
+    "library_versions",
+    "aliases_display",
+    "metrics",
+    "tags",
+    "description",
+    "input_example",
+    "uploaded_by",
+    "validation_job",
+    "created_at",
+)
+
+
 @admin.register(ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
     list_display = ["__str__", "status", "format", "short_sha", "uploaded_by", "created_at"]
     list_filter = ["status", "format"]
     search_fields = ["model__name", "sha256", "description"]
     actions = ["set_production", "set_staging"]
-    fields = [
-        "model",
-        "version",
-        "status",
-        "status_message",
-        "format",
-        "sha256",
-        "size_bytes",
-        "signature_table",
-        "library_versions",
-        "aliases_display",
-        "metrics",
-        "tags",
-        "description",
-        "input_example",
-        "uploaded_by",
-        "validation_job",
-        "created_at",
-    ]
-    readonly_fields = [
-        "model",
-        "version",
-        "status",
-        "status_message",
-        "format",
-        "sha256",
-        "size_bytes",
-        "signature_table",
-        "library_versions",
-        "aliases_display",
-        "metrics",
-        "tags",
-        "input_example",
-        "uploaded_by",
-        "validation_job",
-        "created_at",
-    ]
+    fields = VERSION_FIELDS
+    # Everything is read-only except the metadata a ready version may still change.
+    readonly_fields = [name for name in VERSION_FIELDS if name != "description"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # upload from the registered model's page, through the service

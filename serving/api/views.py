@@ -67,6 +67,7 @@ class ServingApi(APIView):
     authentication_classes = [CachedTokenAuthentication, SessionAuthentication]
 
     def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        services.preload_once()  # a no-op after this process's first request
         started = time.perf_counter()
         self.started = started
         self.served: ModelVersion | None = None
@@ -143,7 +144,6 @@ class NativePredictApi(ServingApi):
     def post(
         self, request: Request, name: str, version: int | None = None, alias: str | None = None
     ) -> HttpResponse:
-        services.preload_once()
         target = selectors.version_resolve(model_name=name, version=version, alias=alias)
         self.served = target
         batch = codecs.native_request(json_body(request))
@@ -194,7 +194,6 @@ class MlflowInvocationsApi(MlflowApi):
         },
     )
     def post(self, request: Request, name: str, version: int | None = None) -> HttpResponse:
-        services.preload_once()
         target = selectors.version_resolve(model_name=name, version=version)
         self.served = target
         content_type = (request.content_type or "").split(";")[0].strip().lower()
@@ -327,7 +326,6 @@ class V2ModelReadyApi(V2Api):
 class V2InferApi(V2Api):
     @extend_schema(request=OpenApiTypes.OBJECT, responses={200: OpenApiTypes.OBJECT})
     def post(self, request: Request, name: str, version: int | None = None) -> HttpResponse:
-        services.preload_once()
         if request.headers.get("inference-header-content-length"):
             raise InputError(
                 "The binary tensor data extension is not supported: send tensor data as JSON "
