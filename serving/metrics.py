@@ -72,8 +72,14 @@ def record_request(
         rows_counter.inc(rows)
 
 
+_cache_children: dict[str, Any] = {}
+
+
 def record_cache(outcome: str) -> None:
-    CACHE.labels(outcome).inc()
+    child = _cache_children.get(outcome)
+    if child is None:
+        child = _cache_children[outcome] = CACHE.labels(outcome)
+    child.inc()
 
 
 def record_loaded(count: int) -> None:
