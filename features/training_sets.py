@@ -137,9 +137,13 @@ def build(
         columns = output_columns(features, full_names=full_names, reserved=entity_columns)
         ctes = []
         joins = []
+        values: dict[int, str] = {}  # output column position -> its value in the group's CTE
         for index, group in enumerate(groups):
             paths = stack.enter_context(offline.local_paths(offline.partition_names(group)))
-            wanted = [c.feature for c in columns if c.feature.group_id == group.pk]
+            positions = [i for i, c in enumerate(columns) if c.feature.group_id == group.pk]
+            for slot, position in enumerate(positions):
+                values[position] = f"g{index}.__f{slot}"
+            wanted = [columns[i].feature for i in positions]
             ctes.append(_group_cte(index, group, wanted, paths))
             conditions = [
                 f"TRY_CAST(e.{offline.ident(k)} AS {_key_type(group, k)}) "
@@ -155,14 +159,15 @@ def build(
             else f"e.{offline.ident(name)}"
             for name in entity_columns
         ]
-        for column in columns:
+        for position, column in enumerate(columns):
             index = groups.index(column.feature.group)
-            value = f"g{index}.m.{offline.ident(column.feature.name)}"
             ttl = column.feature.group.ttl_seconds
             fresh = f"g{index}.__v IS NOT NULL"
             if ttl is not None:
-                fresh += f" AND g{index}.m.__e >= e.__t - to_seconds({int(ttl)})"
-            select.append(f"CASE WHEN {fresh} THEN {value} END AS {offline.ident(column.output)}")
+                fresh += f" AND g{index}.__e >= e.__t - to_seconds({int(ttl)})"
+            select.append(
+                f"CASE WHEN {fresh} THEN {values[position]} END AS {offline.ident(column.output)}"
+            )
         query = (
             f"WITH {', '.join(ctes)} SELECT {', '.join(select)} FROM {ENTITIES} e "
             f"{' '.join(joins)} ORDER BY e.__row"
@@ -174,30 +179,39 @@ def build(
 
 
 def _group_cte(index: int, group: FeatureGroup, wanted: Sequence[Feature], paths: list[str]) -> str:
+    """The group's rows that can answer a lookup: per key, those that hold the running best.
+
+    Rows are ordered per key by (visible-from, event, available_at, the feature values); a row
+    holds the best (event, available_at) seen so far exactly when its event time equals the
+    running max of event times (a row earlier in that order with the same event time has an
+    equal or smaller available_at, since available_at ≤ visible-from). Of rows sharing a
+    visible-from instant only the last is kept, so the ASOF join on visible-from has one
+    candidate per instant. Scalar window functions over one sort: no struct is compared.
+    """
     keys = [offline.ident(k) for k in group.entity.join_keys]
     relation = offline.group_relation(group, paths)
-    payload = ", ".join(
-        [
-            f"'__e': {EVENT}",
-            f"'__a': {AVAILABLE}",
-            *(f"{offline.literal(f.name)}: {offline.ident(f.name)}" for f in wanted),
-        ]
-    )
     visible = f"greatest({EVENT}, {AVAILABLE})"
+    values = [offline.ident(f.name) for f in wanted]
+    renamed = [f"{value} AS __f{j}" for j, value in enumerate(values)]
+    # The feature values only break exact ties of (event, available_at), deterministically.
+    order = ", ".join(f"{c} ASC NULLS LAST" for c in (visible, EVENT, AVAILABLE, *values))
     # Only history of keys the request asks about; the window is then as small as it can be.
     key_cast = ", ".join(
         f"TRY_CAST({k} AS {offline.sql_type(group.key_dtypes.get(name, 'string'))}) AS {k}"
         for k, name in zip(keys, group.entity.join_keys, strict=True)
     )
     on = " AND ".join(f"r.{k} = q.{k}" for k in keys)
+    outputs = ", ".join([*keys, "__v", "__e", *(f"__f{j}" for j in range(len(values)))])
     return (
-        f"g{index} AS (SELECT {', '.join(keys)}, {visible} AS __v, "
-        # Structs compare field by field: the max is the greatest (event, available_at).
-        f"max({{{payload}}}) OVER ("
-        f"PARTITION BY {', '.join(keys)} ORDER BY {visible} "
-        "RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS m "
+        f"g{index} AS (SELECT {outputs} FROM ("
+        f"SELECT {', '.join(keys)}, {visible} AS __v, {EVENT} AS __e, "
+        f"{', '.join([*renamed, ''])}"
+        f"max({EVENT}) OVER __w AS __best, lead({visible}) OVER __w AS __next "
         f"FROM (SELECT r.* FROM {relation} r SEMI JOIN "
-        f"(SELECT DISTINCT {key_cast} FROM {ENTITIES}) q ON {on}))"
+        f"(SELECT DISTINCT {key_cast} FROM {ENTITIES}) q ON {on}) "
+        f"WINDOW __w AS (PARTITION BY {', '.join(keys)} ORDER BY {order} "
+        "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
+        ") WHERE __e = __best AND (__next IS NULL OR __next > __v))"
     )
 
 
