@@ -6,7 +6,8 @@ from django.db.models import Count, QuerySet
 
 from jobs.models import BatchChunk, Job
 from mlplatform.api import ApplicationError, NotFoundError
-from registry.models import ModelAlias, ModelVersion, RegisteredModel
+from registry import selectors as registry_selectors
+from registry.models import ModelVersion, RegisteredModel
 
 
 def job_list(*, kind: str | None = None, status: str | None = None) -> QuerySet[Job]:
@@ -28,21 +29,15 @@ def job_get(*, job_id: int) -> Job:
 def batch_version_pin(
     *, model_name: str, version: int | str | None = None, alias: str | None = None
 ) -> ModelVersion:
-    """The ready version a batch job will score with: a version number, an alias, or else alias
-    `production`, else the highest ready version.
+    """The ready version a batch job will score with (`registry.selectors.version_resolve`);
+    `version` may come from a form as text.
 
     Raises:
         NotFoundError: no such model, version or alias, or no ready version.
-        ApplicationError: both a version and an alias, or a version that is not ready.
+        ApplicationError: not a version number, both a version and an alias, or a version that
+            is not ready.
     """
-    model = RegisteredModel.objects.filter(name=model_name).first()
-    if model is None:
-        raise NotFoundError(f"No model named {model_name!r}.", extra={"field": "model"})
-    if version not in (None, "") and alias:
-        raise ApplicationError(
-            "Give either a version or an alias, not both.", extra={"field": "version"}
-        )
-    versions = ModelVersion.objects.select_related("model").filter(model=model)
+    number = None
     if version not in (None, ""):
         try:
             number = int(version)  # type: ignore[arg-type]
@@ -50,32 +45,9 @@ def batch_version_pin(
             raise ApplicationError(
                 f"version: {version!r} is not a version number.", extra={"field": "version"}
             ) from exc
-        found = versions.filter(version=number).first()
-        if found is None:
-            raise NotFoundError(
-                f"{model_name} has no version {number}.", extra={"field": "version"}
-            )
-    elif alias:
-        pointer = ModelAlias.objects.select_related("version").filter(model=model, alias=alias)
-        first = pointer.first()
-        if first is None:
-            raise NotFoundError(f"{model_name} has no alias {alias!r}.", extra={"field": "alias"})
-        found = versions.get(pk=first.version_id)
-    else:
-        production = ModelAlias.objects.filter(model=model, alias="production").first()
-        found = (
-            versions.get(pk=production.version_id)
-            if production
-            else versions.filter(status=ModelVersion.Status.READY).order_by("-version").first()
-        )
-        if found is None:
-            raise NotFoundError(f"{model_name} has no ready version.", extra={"field": "model"})
-    if found.status != ModelVersion.Status.READY:
-        raise ApplicationError(
-            f"{model_name} version {found.version} is {found.status}, not ready.",
-            extra={"field": "version"},
-        )
-    return found
+    return registry_selectors.version_resolve(
+        model_name=model_name, version=number, alias=alias or None, not_ready=ApplicationError
+    )
 
 
 def batch_models() -> QuerySet[RegisteredModel]:

@@ -5,7 +5,7 @@ from typing import Any
 
 from django.db.models import Prefetch, Q, QuerySet
 
-from mlplatform.api import ApplicationError, NotFoundError
+from mlplatform.api import ApplicationError, ConflictError, NotFoundError
 from registry import artifacts
 from registry.models import AliasChange, ModelAlias, ModelVersion, RegisteredModel
 
@@ -81,39 +81,79 @@ def alias_history(*, model: RegisteredModel, limit: int = 50) -> QuerySet[AliasC
     return AliasChange.objects.filter(model=model).select_related("changed_by")[:limit]
 
 
+DEFAULT_ALIAS = "production"
+
+
+def _model_missing(model_name: str) -> bool:
+    return not RegisteredModel.objects.filter(name=model_name).exists()
+
+
 def version_resolve(
-    *, model_name: str, version: int | None = None, alias: str | None = None
+    *,
+    model_name: str,
+    version: int | None = None,
+    alias: str | None = None,
+    not_ready: type[ApplicationError] = ConflictError,
 ) -> ModelVersion:
-    """The ready version to serve: by number, by alias, else `production`, else the newest ready.
+    """The ready version that answers for a model: a version number, an alias, or else alias
+    `production` (when its version is ready), else the highest ready version. One query on the
+    way to a version that exists; the reasons it does not are looked up only on failure.
+
+    `not_ready` is the error for a named version, or an alias's version, that exists but is not
+    ready: a conflict (409) for the prediction routes, a plain 400 for a batch submission.
 
     Raises:
-        NotFoundError: no such model, version or alias, or nothing ready.
-        ApplicationError: both version and alias given.
+        NotFoundError: no such model, version or alias, or no ready version.
+        ApplicationError: both a version and an alias.
     """
-    model = model_get(name=model_name)
-    ready = ModelVersion.objects.filter(model=model, status=ModelVersion.Status.READY)
-    ready = ready.select_related("model")
     if version is not None and alias:
-        raise ApplicationError("Give either a version or an alias, not both.")
+        raise ApplicationError(
+            "Give either a version or an alias, not both.", extra={"field": "version"}
+        )
+    versions = ModelVersion.objects.select_related("model")
     if version is not None:
-        found = ModelVersion.objects.filter(model=model, version=version).first()
+        found = versions.filter(model__name=model_name, version=version).first()
         if found is None:
-            raise NotFoundError(f"{model_name} has no version {version}.")
-        if found.status != ModelVersion.Status.READY:
+            if _model_missing(model_name):
+                raise NotFoundError(f"Model '{model_name}' not found.", extra={"field": "model"})
             raise NotFoundError(
-                f"{model_name} v{version} is {found.status}, not ready: "
-                f"{found.status_message or 'validation has not finished'}."
+                f"Model '{model_name}' has no version {version}.", extra={"field": "version"}
             )
-        return ready.get(pk=found.pk)
+        if found.status != ModelVersion.Status.READY:
+            raise not_ready(
+                f"Model '{model_name}' version {version} is {found.status}, not ready: "
+                f"{found.status_message or 'validation has not finished'}.",
+                extra={"field": "version"},
+            )
+        return found
+    links = ModelAlias.objects.select_related("version__model").filter(model__name=model_name)
     if alias:
-        target = ModelAlias.objects.filter(model=model, alias=alias).first()
-        if target is None:
-            raise NotFoundError(f"{model_name} has no alias {alias!r}.")
-        return ready.get(pk=target.version_id)
-    production = ModelAlias.objects.filter(model=model, alias="production").first()
-    if production is not None:
-        return ready.get(pk=production.version_id)
-    newest = ready.order_by("-version").first()
-    if newest is None:
-        raise NotFoundError(f"{model_name} has no ready version yet.")
-    return newest
+        link = links.filter(alias=alias).first()
+        if link is None:
+            if _model_missing(model_name):
+                raise NotFoundError(f"Model '{model_name}' not found.", extra={"field": "model"})
+            raise NotFoundError(
+                f"Model '{model_name}' has no alias '{alias}'.", extra={"field": "alias"}
+            )
+        if link.version.status != ModelVersion.Status.READY:
+            raise not_ready(
+                f"Alias '{alias}' of '{model_name}' points at version {link.version.version}, "
+                f"which is {link.version.status}.",
+                extra={"field": "alias"},
+            )
+        return link.version
+    link = links.filter(alias=DEFAULT_ALIAS, version__status=ModelVersion.Status.READY).first()
+    if link is not None:
+        return link.version
+    latest = (
+        versions.filter(model__name=model_name, status=ModelVersion.Status.READY)
+        .order_by("-version")
+        .first()
+    )
+    if latest is None:
+        if _model_missing(model_name):
+            raise NotFoundError(f"Model '{model_name}' not found.", extra={"field": "model"})
+        raise NotFoundError(
+            f"Model '{model_name}' has no ready version yet.", extra={"field": "model"}
+        )
+    return latest

@@ -6,82 +6,20 @@ import time
 from django.conf import settings
 from django.db.models import QuerySet
 
-from mlplatform.api import ConflictError, NotFoundError
-from registry.models import ModelAlias, ModelVersion, RegisteredModel
+from registry import selectors as registry_selectors
+from registry.models import ModelVersion, RegisteredModel
 from serving.models import PredictionLog
-
-DEFAULT_ALIAS = "production"
 
 _resolved: dict[tuple[str, int | None, str | None], tuple[float, ModelVersion]] = {}
 _lock = threading.Lock()
 
 
-def _lookup(*, model_name: str, version: int | None, alias: str | None) -> ModelVersion:
-    versions = ModelVersion.objects.select_related("model")
-    if version is not None:
-        found = versions.filter(model__name=model_name, version=version).first()
-        if found is None:
-            if not RegisteredModel.objects.filter(name=model_name).exists():
-                raise NotFoundError(f"Model '{model_name}' not found.", extra={"field": "model"})
-            raise NotFoundError(
-                f"Model '{model_name}' has no version {version}.", extra={"field": "version"}
-            )
-        if found.status != ModelVersion.Status.READY:
-            raise ConflictError(
-                f"Model '{model_name}' version {version} is {found.status}, not ready.",
-                extra={"field": "version"},
-            )
-        return found
-    if alias is not None:
-        link = (
-            ModelAlias.objects.select_related("version__model")
-            .filter(model__name=model_name, alias=alias)
-            .first()
-        )
-        if link is None:
-            if not RegisteredModel.objects.filter(name=model_name).exists():
-                raise NotFoundError(f"Model '{model_name}' not found.", extra={"field": "model"})
-            raise NotFoundError(
-                f"Model '{model_name}' has no alias '{alias}'.", extra={"field": "alias"}
-            )
-        if link.version.status != ModelVersion.Status.READY:
-            raise ConflictError(
-                f"Alias '{alias}' of '{model_name}' points at version {link.version.version}, "
-                f"which is {link.version.status}.",
-                extra={"field": "alias"},
-            )
-        return link.version
-    link = (
-        ModelAlias.objects.select_related("version__model")
-        .filter(
-            model__name=model_name,
-            alias=DEFAULT_ALIAS,
-            version__status=ModelVersion.Status.READY,
-        )
-        .first()
-    )
-    if link is not None:
-        return link.version
-    latest = (
-        versions.filter(model__name=model_name, status=ModelVersion.Status.READY)
-        .order_by("-version")
-        .first()
-    )
-    if latest is None:
-        if not RegisteredModel.objects.filter(name=model_name).exists():
-            raise NotFoundError(f"Model '{model_name}' not found.", extra={"field": "model"})
-        raise NotFoundError(
-            f"Model '{model_name}' has no ready version yet.", extra={"field": "model"}
-        )
-    return latest
-
-
 def version_resolve(
     *, model_name: str, version: int | None = None, alias: str | None = None
 ) -> ModelVersion:
-    """The version that answers: an explicit number, an alias, or `production` else the highest
-    ready version. Cached per process for MLPLATFORM_ALIAS_TTL_SECONDS, so an alias move is
-    seen by every process within that bound without any cross-process signal.
+    """`registry.selectors.version_resolve`, cached per process for
+    MLPLATFORM_ALIAS_TTL_SECONDS, so an alias move is seen by every process within that bound
+    without any cross-process signal.
 
     Raises:
         NotFoundError: unknown model, version or alias, or no ready version.
@@ -93,7 +31,7 @@ def version_resolve(
         cached = _resolved.get(key)
     if cached is not None and cached[0] > now:
         return cached[1]
-    found = _lookup(model_name=model_name, version=version, alias=alias)
+    found = registry_selectors.version_resolve(model_name=model_name, version=version, alias=alias)
     ttl = float(settings.MLPLATFORM_ALIAS_TTL_SECONDS)
     if ttl > 0:
         with _lock:

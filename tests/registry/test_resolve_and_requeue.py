@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from mlplatform.api import ApplicationError, NotFoundError
+from mlplatform.api import ApplicationError, ConflictError, NotFoundError
 from registry import selectors, services, tasks
 from registry.models import ModelVersion, RegisteredModel
 from tests.registry.conftest import serialise, upload
@@ -36,8 +36,8 @@ def test_resolve_prefers_production_then_the_newest_ready(three_versions: Regist
 
 
 RESOLVE_ERRORS: list[tuple[dict[str, Any], type[Exception], str]] = [
-    ({"model_name": "nope"}, NotFoundError, "no model named 'nope'"),
-    ({"version": 3}, NotFoundError, "pending"),
+    ({"model_name": "nope"}, NotFoundError, "Model 'nope' not found"),
+    ({"version": 3}, ConflictError, "pending"),
     ({"version": 9}, NotFoundError, "no version 9"),
     ({"alias": "staging"}, NotFoundError, "no alias 'staging'"),
     ({"version": 1, "alias": "production"}, ApplicationError, "not both"),
