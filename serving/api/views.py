@@ -107,7 +107,7 @@ class ServingApi(APIView):
         matrix = services.batch_to_matrix(version=version, batch=batch)
         result = services.prediction_make(version=version, matrix=matrix, outputs=batch.outputs)
         self.rows = batch.n_rows
-        request_id = services.request_id_for(request.headers.get("x-request-id"))
+        request_id = services.request_id_for(request.META.get("HTTP_X_REQUEST_ID"))
         services.prediction_log(
             version=version,
             protocol=str(self.protocol),
@@ -341,7 +341,7 @@ class V2ModelReadyApi(V2Api):
 class V2InferApi(V2Api):
     @extend_schema(request=OpenApiTypes.OBJECT, responses={200: OpenApiTypes.OBJECT})
     def post(self, request: Request, name: str, version: int | None = None) -> HttpResponse:
-        if request.headers.get("inference-header-content-length"):
+        if request.META.get("HTTP_INFERENCE_HEADER_CONTENT_LENGTH"):
             raise InputError(
                 "The binary tensor data extension is not supported: send tensor data as JSON "
                 "(tritonclient: binary_data=False)."
