@@ -82,15 +82,24 @@ def entities_load(
         con.execute(f"CREATE TEMP TABLE __entities_raw AS SELECT * FROM {source}")
     except duckdb.Error as exc:
         raise ApplicationError(f"entity_file: cannot be read ({exc}).") from exc
-    columns = [row[0] for row in con.execute("DESCRIBE __entities_raw").fetchall()]
+    described = {row[0]: row[1] for row in con.execute("DESCRIBE __entities_raw").fetchall()}
+    columns = list(described)
     if EVENT not in columns:
         raise ApplicationError(f"entities: missing column '{EVENT}'.")
     bad_names = [c for c in columns if c.startswith("__")]
     if bad_names:
         raise ApplicationError(f"entities: column names may not start with '__': {bad_names}.")
+    # Timestamps already typed are only brought to UTC (the session's zone); anything else is
+    # parsed from its text, so zone-less text reads as UTC and junk gives NULL.
+    event_type = described[EVENT]
+    if event_type == "TIMESTAMP":
+        moment = EVENT
+    elif event_type == "TIMESTAMP WITH TIME ZONE":
+        moment = f"CAST({EVENT} AS TIMESTAMP)"
+    else:
+        moment = f"CAST(TRY_CAST(CAST({EVENT} AS VARCHAR) AS TIMESTAMPTZ) AS TIMESTAMP)"
     con.execute(
-        f"CREATE TEMP TABLE {ENTITIES} AS SELECT *, rowid AS __row, "
-        f"CAST(TRY_CAST(CAST({EVENT} AS VARCHAR) AS TIMESTAMPTZ) AS TIMESTAMP) AS __t "
+        f"CREATE TEMP TABLE {ENTITIES} AS SELECT *, rowid AS __row, {moment} AS __t "
         "FROM __entities_raw"
     )
     bad = con.execute(

@@ -299,3 +299,36 @@ def test_training_set_matches_a_literal_reading_of_the_rules_on_random_history(
     ttl = pd.Timedelta(days=6)
     for (key, t), actual in zip(asked, frame["value"], strict=True):
         assert _same(actual, _reference(history, key, t, ttl)), (key, t, actual)
+
+
+@pytest.mark.parametrize("zone", ["Europe/Paris", None])
+def test_typed_timestamps_in_a_parquet_entity_file_are_read_as_instants(
+    api_client, two_groups, zone
+):
+    # Given the matrix's entity rows as Parquet with real timestamps: zoned in another zone, or
+    # zone-less (read as UTC)
+    moments = pd.to_datetime([CASES[q][0][1] for q in ORDER], utc=True)
+    entities = pd.DataFrame(
+        {
+            "customer_id": [CASES[q][0][0] for q in ORDER],
+            "event_timestamp": moments.tz_convert(zone) if zone else moments.tz_localize(None),
+            "label": ORDER,
+        }
+    )
+    upload = io.BytesIO(entities.to_parquet())
+    upload.name = "entities.parquet"
+    # When the training set is built from that file
+    response = api_client.post(
+        "/api/v1/features/training-sets/",
+        {"features": "spend:amount,profile:score", "entity_file": upload},
+        format="multipart",
+    )
+    # Then the values are the hand-computed ones and timestamps come back as the same instants
+    assert response.status_code == 200, response.content
+    frame = parquet_frame(response.content)
+    assert list(frame["label"]) == ORDER
+    assert list(frame["event_timestamp"]) == list(moments)
+    for _, row in frame.iterrows():
+        amount, score = CASES[row["label"]][1]
+        assert _same(row["amount"], amount), (row["label"], row["amount"], amount)
+        assert _same(row["score"], score), (row["label"], row["score"], score)
