@@ -115,3 +115,28 @@ def test_alias_move_is_served_by_every_worker_within_the_bound(gunicorn, make_ve
         for version in (1, 2)
     }
     assert counts == {1: 20.0, 2: 40.0}
+
+
+@pytest.fixture
+def production_iris(make_version):
+    version = make_version("iris", name="flowers", number=1)
+    alias_set(version)
+    return version
+
+
+def test_each_worker_loads_the_preloaded_model_before_its_first_request(production_iris, gunicorn):
+    # No prediction is made: only the boot-time warm-up can have loaded the model, once in each
+    # of the two workers (the gauge is summed over live workers).
+    deadline = time.monotonic() + 30
+    loaded = None
+    while time.monotonic() < deadline:
+        text = requests.get(f"{gunicorn}/metrics", timeout=10).text
+        loaded = next(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("mlplatform_models_loaded")
+        )
+        if loaded == 2:
+            break
+        time.sleep(0.2)
+    assert loaded == 2
