@@ -4,6 +4,8 @@ from features.api import views
 
 app_name = "features_api"
 urlpatterns = [
+    # First: online reads are the hot path, and patterns are tried in order.
+    path("online/", views.OnlineApi.as_view(), name="online"),
     path("entities/", views.EntityListApi.as_view(), name="entity-list"),
     path("entities/<slug:name>/", views.EntityDetailApi.as_view(), name="entity-detail"),
     path("sources/", views.SourceListApi.as_view(), name="source-list"),
@@ -26,5 +28,4 @@ urlpatterns = [
     path("services/", views.ServiceListApi.as_view(), name="service-list"),
     path("services/<slug:name>/", views.ServiceDetailApi.as_view(), name="service-detail"),
     path("training-sets/", views.TrainingSetApi.as_view(), name="training-sets"),
-    path("online/", views.OnlineApi.as_view(), name="online"),
 ]

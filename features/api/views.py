@@ -8,6 +8,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema
 from rest_framework import serializers, status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -407,6 +408,42 @@ class TrainingSetApi(APIView):
         return response
 
 
+_JSON_RENDERER = JSONRenderer()
+# Accept headers DRF's negotiation answers with JSON (no header counts as */*).
+_JSON_ACCEPTS = frozenset({"*/*", "application/json"})
+
+
+def _plain_text(value: Any) -> bool:
+    """A string a CharField keeps as it is: ASCII (so no surrogates), no NUL, nothing to strip."""
+    return (
+        type(value) is str
+        and value.isascii()
+        and "\x00" not in value
+        and value != ""
+        and value.strip() == value
+    )
+
+
+def _online_input_plain(data: Any) -> dict[str, Any] | None:
+    """OnlineApi.Input's validated data for a body it accepts unchanged, else None."""
+    if type(data) is not dict:
+        return None
+    entities = data.get("entities")
+    if type(entities) is not dict or not all(type(v) is list for v in entities.values()):
+        return None
+    values: dict[str, Any] = {"entities": {k: list(v) for k, v in entities.items()}}
+    if "features" in data:
+        features = data["features"]
+        if type(features) is not list or not all(_plain_text(f) for f in features):
+            return None
+        values["features"] = list(features)
+    if "feature_service" in data:
+        if not _plain_text(data["feature_service"]):
+            return None
+        values["feature_service"] = data["feature_service"]
+    return values
+
+
 class OnlineApi(APIView):
     # Online reads sit on the inference hot path: the same cached token check as predictions.
     authentication_classes = [CachedTokenAuthentication, SessionAuthentication]
@@ -416,11 +453,29 @@ class OnlineApi(APIView):
         feature_service = serializers.CharField(required=False)
         entities = serializers.DictField(child=serializers.ListField())
 
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
+        # What nearly every client sends (no Accept, */*, application/json, no ?format=) gets
+        # the answer DRF's negotiation would give, without parsing the header; anything else
+        # (the browsable API, a 406) still goes through it.
+        accept = request.META.get("HTTP_ACCEPT", "*/*")
+        if accept in _JSON_ACCEPTS and not request.META.get("QUERY_STRING"):
+            return _JSON_RENDERER, _JSON_RENDERER.media_type
+        return super().perform_content_negotiation(request, force)
+
+    def _input(self, data: Any) -> dict[str, Any]:
+        """The body as Input validates it. The usual shape is checked by hand (building the
+        serializer costs more than the rest of the view); anything else goes through Input,
+        which words the errors."""
+        values = _online_input_plain(data)
+        if values is not None:
+            return values
+        serializer = self.Input(data=data)
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data
+
     @extend_schema(request=Input, responses={200: {"type": "object"}})
     def post(self, request: Request) -> Response:
-        data = self.Input(data=request.data)
-        data.is_valid(raise_exception=True)
-        values = data.validated_data
+        values = self._input(request.data)
         features = online.features_resolve_cached(
             refs=values.get("features"), feature_service=values.get("feature_service")
         )

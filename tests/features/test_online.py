@@ -3,10 +3,17 @@
 Runs on the DB store in the SQLite pass and on Redis in the PostgreSQL + Redis pass.
 """
 
+import os
+import subprocess
+import sys
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import requests
+from django.conf import settings as django_settings
+from rest_framework.authtoken.models import Token
 
 from features import tasks
 from tests.features.conftest import ingest, make_group
@@ -163,3 +170,142 @@ def test_bad_online_requests_are_400(api_client, groups, body, needle):
     response = api_client.post("/api/v1/features/online/", body, format="json")
     assert response.status_code == 400, response.content
     assert needle in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"features": ["activity:clicks"], "entities": [1]}, "entities"),
+        ({"features": ["activity:clicks"], "entities": {"customer_id": 1}}, "entities"),
+        ({"features": ["activity:clicks"]}, "entities"),
+        ({"features": "activity:clicks", "entities": {"customer_id": [1]}}, "features"),
+        ({"features": [""], "entities": {"customer_id": [1]}}, "features"),
+        ({"feature_service": None, "entities": {"customer_id": [1]}}, "feature_service"),
+        ({"feature_service": "a\x00b", "entities": {"customer_id": [1]}}, "feature_service"),
+    ],
+)
+def test_malformed_online_bodies_are_400_naming_the_field(api_client, groups, body, field):
+    response = api_client.post("/api/v1/features/online/", body, format="json")
+    assert response.status_code == 400, response.content
+    assert response.json()["detail"].startswith(f"{field}:")
+    assert field in response.json()["errors"]
+
+
+def test_online_references_are_read_as_the_serializer_reads_them(api_client, groups):
+    # Given references with surrounding spaces (trimmed) and a numeric entity key
+    _materialise(api_client, "activity")
+    body = _online(
+        api_client,
+        features=[" activity:clicks ", "activity:country"],
+        entities={"customer_id": ["1"]},
+    )
+    # Then they resolve as if written plainly
+    assert body["rows"] == [{"customer_id": "1", "clicks": 9, "country": "DE"}]
+
+
+def test_online_reads_negotiate_the_response_format(api_client, groups):
+    url = "/api/v1/features/online/"
+    body = {"features": ["activity:clicks"], "entities": {"customer_id": [1]}}
+    # JSON whatever way a client asks for it
+    for accept in (None, "*/*", "application/json", "application/json; indent=2"):
+        headers = {"HTTP_ACCEPT": accept} if accept else {}
+        response = api_client.post(url, body, format="json", **headers)
+        assert response.status_code == 200, (accept, response.content)
+        assert response["Content-Type"].startswith("application/json")
+        assert response.json()["status"] == [{"clicks": "missing"}]
+    # A format nobody serves is still refused, and a browser still gets the browsable API
+    assert (
+        api_client.post(url, body, format="json", HTTP_ACCEPT="application/xml").status_code == 406
+    )
+    html = api_client.post(url, body, format="json", HTTP_ACCEPT="text/html")
+    assert html.status_code == 200
+    assert html["Content-Type"].startswith("text/html")
+
+
+def test_a_catalog_change_in_this_process_is_seen_by_the_next_read(api_client, groups):
+    # Given a service read once (its resolved features are now cached)
+    _materialise(api_client, "activity")
+    api_client.post(
+        "/api/v1/features/services/",
+        {"name": "churn", "features": ["activity:clicks"]},
+        format="json",
+    )
+    first = _online(api_client, feature_service="churn", entities={"customer_id": [1]})
+    assert first["rows"] == [{"customer_id": 1, "clicks": 9}]
+    # When the service is changed through the API
+    response = api_client.patch(
+        "/api/v1/features/services/churn/", {"features": ["activity:country"]}, format="json"
+    )
+    assert response.status_code == 200, response.content
+    # Then the very next read uses the new feature list
+    second = _online(api_client, feature_service="churn", entities={"customer_id": [1]})
+    assert second["rows"] == [{"customer_id": 1, "country": "DE"}]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_catalog_change_in_another_process_is_seen_within_the_cache_bound(
+    api_client, groups, settings
+):
+    # Given a service read once here, with a short catalog cache bound
+    settings.MLPLATFORM_FEATURE_CATALOG_TTL_SECONDS = 0.5
+    _materialise(api_client, "activity")
+    api_client.post(
+        "/api/v1/features/services/",
+        {"name": "churn", "features": ["activity:clicks"]},
+        format="json",
+    )
+    first = _online(api_client, feature_service="churn", entities={"customer_id": [1]})
+    assert first["rows"] == [{"customer_id": 1, "clicks": 9}]
+    # When another process (another web worker) changes the service: no signal reaches us
+    change = (
+        "from features import selectors, services; services.service_update("
+        "service=selectors.service_get(name='churn'), features=['activity:country'])"
+    )
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "mlplatform.settings.test",
+        "MLPLATFORM_USE_TEST_DATABASE": "1",
+    }
+    subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", change],
+        cwd=django_settings.BASE_DIR,
+        env=env,
+        check=True,
+        timeout=120,
+    )
+    # Then once the bound has passed, reads here use the new feature list
+    time.sleep(0.6)
+    second = _online(api_client, feature_service="churn", entities={"customer_id": [1]})
+    assert second["rows"] == [{"customer_id": 1, "country": "DE"}]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_online_reads_over_http_see_every_materialisation(live_server, api_client, groups, user):
+    # Given a server answering online reads over HTTP, read repeatedly (later requests find the
+    # token and the catalog cached, and read values on their own connection)
+    _materialise(api_client, "activity")
+    session = requests.Session()
+    headers = {"Authorization": f"Token {Token.objects.get(user=user).key}"}
+
+    def clicks() -> list[Any]:
+        response = session.post(
+            f"{live_server.url}/api/v1/features/online/",
+            json={"features": ["activity:clicks"], "entities": {"customer_id": [1, 4]}},
+            headers=headers,
+            timeout=30,
+        )
+        assert response.status_code == 200, response.text
+        return [row["clicks"] for row in response.json()["rows"]]
+
+    assert [clicks() for _ in range(3)] == [[9, None]] * 3
+    # When newer values are ingested and materialised
+    newer = [
+        {"customer_id": 1, "event_timestamp": _iso(NOW - timedelta(hours=2)),
+         "available_at": _iso(NOW - timedelta(hours=1)), "clicks": 11, "country": "DE"},
+        {"customer_id": 4, "event_timestamp": _iso(NOW - timedelta(hours=3)),
+         "available_at": _iso(NOW - timedelta(hours=3)), "clicks": 4, "country": "PT"},
+    ]  # fmt: skip
+    assert ingest(api_client, "activity", newer).status_code == 201
+    _materialise(api_client, "activity")
+    # Then the very next reads return them
+    assert [clicks() for _ in range(3)] == [[11, 4]] * 3
