@@ -13,14 +13,13 @@ by a newer one, so running it twice changes nothing. TTL is applied when reading
 
 import contextlib
 import json
-import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from features import offline
@@ -71,7 +70,7 @@ class DatabaseStore:
         # The hot path of online reads: plain SQL, no queryset compilation per request.
         table = OnlineValue._meta.db_table
         marks = ", ".join(["%s"] * len(unique))
-        with _read_cursor() as cursor:
+        with connection.cursor() as cursor:
             cursor.execute(
                 f"SELECT entity_key, {connection.ops.quote_name('values')}, event_timestamp, "
                 f"available_at FROM {table} WHERE group_id = %s AND entity_key IN ({marks})",
@@ -109,51 +108,6 @@ class DatabaseStore:
 
     def count(self, group: FeatureGroup) -> int:
         return OnlineValue.objects.filter(group=group).count()
-
-
-READER_MAX_AGE_SECONDS = 60.0
-_reader = threading.local()
-
-
-@contextlib.contextmanager
-def _read_cursor() -> Iterator[Any]:
-    """A cursor for reading online values: the default connection, except on SQLite without
-    persistent connections while that connection is closed.
-
-    That is the embedded default (CONN_MAX_AGE 0): Django opens a connection for each request
-    (a file open and the WAL pragmas) and closes it afterwards, which costs more than the read
-    itself. There each thread keeps a connection for reads only, for at most
-    READER_MAX_AGE_SECONDS. It answers exactly as the default connection would: it is used only
-    when this thread's default connection is closed, so there is no uncommitted write of ours
-    to miss, and a SELECT in autocommit sees every committed write (WAL). Persistent
-    connections (PostgreSQL's CONN_MAX_AGE, or SQLite's if set) make it unnecessary and unused.
-    """
-    default = connections[DEFAULT_DB_ALIAS]
-    if (
-        default.connection is not None
-        or default.vendor != "sqlite"
-        or default.settings_dict.get("CONN_MAX_AGE", 0) != 0
-    ):
-        with default.cursor() as cursor:
-            yield cursor
-        return
-    now = time.monotonic()
-    reader = getattr(_reader, "wrapper", None)
-    if reader is not None and (
-        now >= _reader.close_at or reader.settings_dict["NAME"] != default.settings_dict["NAME"]
-    ):
-        reader.close()
-        reader = None
-    if reader is None:
-        reader = type(default)(dict(default.settings_dict), DEFAULT_DB_ALIAS)
-        _reader.wrapper, _reader.close_at = reader, now + READER_MAX_AGE_SECONDS
-    try:
-        with reader.cursor() as cursor:
-            yield cursor
-    except DatabaseError:
-        _reader.wrapper = None
-        reader.close()
-        raise
 
 
 class RedisStore:

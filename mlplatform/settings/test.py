@@ -15,7 +15,9 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
     _db["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
 else:
     _db["TEST"] = {"NAME": f"test_{_db['NAME']}"}
-    _db["CONN_MAX_AGE"] = 0
+# The test database is created and dropped under the worker processes: no connection outlives a
+# request or a task.
+_db["CONN_MAX_AGE"] = 0
 # The worker subprocess started by the test suite opens the test database, not the real one.
 if env.bool("MLPLATFORM_USE_TEST_DATABASE", default=False):
     _db["NAME"] = _db["TEST"]["NAME"]

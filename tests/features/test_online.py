@@ -282,7 +282,7 @@ def test_a_catalog_change_in_another_process_is_seen_within_the_cache_bound(
 @pytest.mark.django_db(transaction=True)
 def test_online_reads_over_http_see_every_materialisation(live_server, api_client, groups, user):
     # Given a server answering online reads over HTTP, read repeatedly (later requests find the
-    # token and the catalog cached, and read values on their own connection)
+    # token and the catalog cached)
     _materialise(api_client, "activity")
     session = requests.Session()
     headers = {"Authorization": f"Token {Token.objects.get(user=user).key}"}
