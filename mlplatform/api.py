@@ -1,7 +1,10 @@
 """API plumbing shared by every app: auth, pagination, and the one exception handler."""
 
+import threading
+import time
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
@@ -38,7 +41,7 @@ class BearerOrTokenAuthentication(TokenAuthentication):
     """Accepts `Authorization: Token <key>` and `Authorization: Bearer <key>`."""
 
     def authenticate(self, request: Any) -> Any:
-        parts = request.headers.get("authorization", "").split()
+        parts = request.META.get("HTTP_AUTHORIZATION", "").split()
         if not parts or parts[0].lower() not in ("token", "bearer"):
             return None
         if len(parts) != 2:
@@ -49,6 +52,38 @@ class BearerOrTokenAuthentication(TokenAuthentication):
 
     def authenticate_header(self, request: Any) -> str:
         return "Token"
+
+
+class CachedTokenAuthentication(BearerOrTokenAuthentication):
+    """Token auth for the hot paths (predictions, online feature reads), cached per process.
+
+    The token lookup is a database query per request, a third of a one-row prediction, so a key
+    is trusted for MLPLATFORM_TOKEN_CACHE_SECONDS after it was last checked: a deleted token or a
+    deactivated user is refused within that bound.
+    """
+
+    _MAX_ENTRIES = 10_000
+    _cache: dict[str, tuple[float, Any, Any]] = {}
+    _lock = threading.Lock()
+
+    def authenticate_credentials(self, key: str) -> Any:
+        now = time.monotonic()
+        with self._lock:
+            cached = self._cache.get(key)
+        if cached is not None and cached[0] > now:
+            return cached[1], cached[2]
+        user, token = super().authenticate_credentials(key)  # raises for bad or inactive
+        expires = now + float(settings.MLPLATFORM_TOKEN_CACHE_SECONDS)
+        with self._lock:
+            if len(self._cache) >= self._MAX_ENTRIES:
+                self._cache.clear()
+            self._cache[key] = (expires, user, token)
+        return user, token
+
+
+def token_cache_clear() -> None:
+    with CachedTokenAuthentication._lock:
+        CachedTokenAuthentication._cache.clear()
 
 
 class Pagination(PageNumberPagination):

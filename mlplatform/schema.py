@@ -2,7 +2,10 @@
 
 from typing import Any, Literal
 
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
+
+from mlplatform.api import CachedTokenAuthentication
 
 
 class AutoSchema(SpectacularAutoSchema):
@@ -15,3 +18,20 @@ class AutoSchema(SpectacularAutoSchema):
         if "." in qualname:
             return qualname.replace(".", "")
         return super().get_serializer_name(serializer, direction)
+
+
+class CachedTokenScheme(OpenApiAuthenticationExtension):
+    """`CachedTokenAuthentication` takes the same header as the other routes' token auth; OpenAPI
+    needs it under a name of its own (one component name per authentication class)."""
+
+    target_class = CachedTokenAuthentication
+    name = "cachedTokenAuth"
+    priority = 1
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": 'Token-based authentication: "Token <key>" or "Bearer <key>".',
+        }

@@ -22,8 +22,7 @@ from features.api.serializers import (
     SourceOutput,
 )
 from features.models import DataSource, Entity, FeatureGroup, FeatureService
-from mlplatform.api import ApplicationError, Pagination
-from serving.auth import CachedTokenAuthentication
+from mlplatform.api import ApplicationError, CachedTokenAuthentication, Pagination
 
 
 def _paginate(view: APIView, request: Request, queryset: Any, output: Any) -> Response:

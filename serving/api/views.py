@@ -20,10 +20,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from mlplatform.api import ApplicationError
+from mlplatform.api import ApplicationError, CachedTokenAuthentication
 from registry.models import ModelVersion
 from serving import codecs, metrics, selectors, services
-from serving.auth import CachedTokenAuthentication
 from serving.codecs import Batch, InputError
 from serving.models import PredictionLog
 
