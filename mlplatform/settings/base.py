@@ -130,6 +130,11 @@ STORAGES = {
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("MLPLATFORM_MAX_BODY_BYTES", default=10 * 1024 * 1024)
 
+# --- cache ------------------------------------------------------------------------------------
+# Holds the per-token request counts of MLPLATFORM_THROTTLE_RATE. The default is per process; with
+# several web processes set CACHE_URL (e.g. redis://127.0.0.1:6379/2) so they share one count.
+CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+
 # --- API --------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

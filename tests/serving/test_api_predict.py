@@ -212,3 +212,21 @@ def test_revoked_token_is_refused_after_the_cache_bound(api_client, iris, settin
 
     assert cached.status_code == 200  # still inside the bound
     assert refused.status_code == 401
+
+
+def test_a_token_over_the_throttle_rate_gets_429(api_client, iris, monkeypatch):
+    from django.core.cache import cache
+    from rest_framework.throttling import UserRateThrottle
+
+    cache.clear()  # counts from earlier tests (or runs, on a shared Redis) do not belong here
+    monkeypatch.setitem(UserRateThrottle.THROTTLE_RATES, "user", "3/min")
+
+    codes = [
+        api_client.post(url("iris"), {"instances": [ROW]}, format="json").status_code
+        for _ in range(4)
+    ]
+    refused = api_client.post(url("iris"), {"instances": [ROW]}, format="json")
+
+    assert codes == [200, 200, 200, 429]
+    assert "throttled" in refused.json()["detail"].lower()
+    assert int(refused["Retry-After"]) > 0
