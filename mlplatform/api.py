@@ -11,6 +11,7 @@ from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.authentication import TokenAuthentication
 from rest_framework.pagination import PageNumberPagination
+from rest_framework.permissions import DjangoModelPermissions
 from rest_framework.response import Response
 
 
@@ -84,6 +85,32 @@ class CachedTokenAuthentication(BearerOrTokenAuthentication):
 def token_cache_clear() -> None:
     with CachedTokenAuthentication._lock:
         CachedTokenAuthentication._cache.clear()
+
+
+class ModelPermissions(DjangoModelPermissions):
+    """Reads need a login; writes need the Django permission on the view's `queryset` model
+    (POST add, PUT/PATCH change, DELETE delete), granted per user or group in the admin. The
+    403 names the missing permission."""
+
+    def has_permission(self, request: Any, view: Any) -> bool:
+        if not super().has_permission(request, view):
+            if request.user and request.user.is_authenticated:
+                model = self._queryset(view).model
+                needed = self.get_required_permissions(request.method, model)
+                raise exceptions.PermissionDenied(
+                    f"This needs the permission {' and '.join(needed)} (ask an admin)."
+                )
+            return False
+        return True
+
+
+class ChangePermissions(ModelPermissions):
+    """For actions on an existing object sent as POST (ingest, run): they need `change`."""
+
+    perms_map = {
+        **DjangoModelPermissions.perms_map,
+        "POST": ["%(app_label)s.change_%(model_name)s"],
+    }
 
 
 class Pagination(PageNumberPagination):

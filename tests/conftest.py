@@ -124,6 +124,15 @@ def user(django_user_model: Any) -> Any:
 
 
 @pytest.fixture
+def feature_editor(user: Any) -> Any:
+    """`user` with every permission on the feature catalog: writes through the API need them."""
+    from django.contrib.auth.models import Permission
+
+    user.user_permissions.add(*Permission.objects.filter(content_type__app_label="features"))
+    return user
+
+
+@pytest.fixture
 def api_client(user: Any) -> APIClient:
     client = APIClient()
     token, _ = Token.objects.get_or_create(user=user)

@@ -21,8 +21,14 @@ from features.api.serializers import (
     ServiceOutput,
     SourceOutput,
 )
-from features.models import DataSource, Entity, FeatureGroup, FeatureService
-from mlplatform.api import ApplicationError, CachedTokenAuthentication, Pagination
+from features.models import DataSource, Entity, Feature, FeatureGroup, FeatureService
+from mlplatform.api import (
+    ApplicationError,
+    CachedTokenAuthentication,
+    ChangePermissions,
+    ModelPermissions,
+    Pagination,
+)
 
 
 def _paginate(view: APIView, request: Request, queryset: Any, output: Any) -> Response:
@@ -59,6 +65,9 @@ def _sources(names: list[str] | None) -> list[DataSource] | None:
 
 
 class EntityListApi(APIView):
+    permission_classes = [ModelPermissions]
+    queryset = Entity.objects.none()  # whose permissions writes need
+
     class Input(serializers.Serializer):
         name = serializers.SlugField(max_length=100)
         join_keys = serializers.ListField(child=serializers.CharField(), allow_empty=False)
@@ -77,6 +86,9 @@ class EntityListApi(APIView):
 
 
 class EntityDetailApi(APIView):
+    permission_classes = [ModelPermissions]
+    queryset = Entity.objects.none()  # whose permissions writes need
+
     class Input(serializers.Serializer):
         description = serializers.CharField(required=False, allow_blank=True)
 
@@ -98,6 +110,8 @@ class EntityDetailApi(APIView):
 
 
 class SourceListApi(APIView):
+    permission_classes = [ModelPermissions]
+    queryset = DataSource.objects.none()  # whose permissions writes need
     parser_classes = [JSONParser, MultiPartParser, FormParser]
 
     class Input(serializers.Serializer):
@@ -120,6 +134,9 @@ class SourceListApi(APIView):
 
 
 class SourceDetailApi(APIView):
+    permission_classes = [ModelPermissions]
+    queryset = DataSource.objects.none()  # whose permissions writes need
+
     @extend_schema(responses=SourceOutput)
     def get(self, request: Request, name: str) -> Response:
         return Response(SourceOutput(selectors.source_get(name=name)).data)
@@ -129,6 +146,9 @@ class SourceDetailApi(APIView):
 
 
 class GroupListApi(APIView):
+    permission_classes = [ModelPermissions]
+    queryset = FeatureGroup.objects.none()  # whose permissions writes need
+
     class Input(serializers.Serializer):
         name = serializers.SlugField(max_length=100)
         entity = serializers.SlugField()
@@ -170,6 +190,9 @@ class GroupListApi(APIView):
 
 
 class GroupDetailApi(APIView):
+    permission_classes = [ModelPermissions]
+    queryset = FeatureGroup.objects.none()  # whose permissions writes need
+
     class Input(serializers.Serializer):
         description = serializers.CharField(required=False, allow_blank=True)
         ttl_seconds = serializers.IntegerField(required=False, allow_null=True, min_value=1)
@@ -214,6 +237,8 @@ class GroupDetailApi(APIView):
 
 
 class GroupIngestApi(APIView):
+    permission_classes = [ChangePermissions]
+    queryset = FeatureGroup.objects.none()  # whose permissions writes need
     parser_classes = [MultiPartParser, FormParser]
 
     class Input(serializers.Serializer):
@@ -237,6 +262,9 @@ class GroupIngestApi(APIView):
 
 
 class GroupRunApi(APIView):
+    permission_classes = [ChangePermissions]
+    queryset = FeatureGroup.objects.none()  # whose permissions writes need
+
     @extend_schema(request=None, responses={202: {"type": "object"}})
     def post(self, request: Request, name: str) -> Response:
         job = services.transformation_start(group=selectors.group_get(name=name), user=request.user)
@@ -244,6 +272,9 @@ class GroupRunApi(APIView):
 
 
 class GroupMaterializeApi(APIView):
+    permission_classes = [ChangePermissions]
+    queryset = FeatureGroup.objects.none()  # whose permissions writes need
+
     @extend_schema(request=None, responses={202: {"type": "object"}})
     def post(self, request: Request, name: str) -> Response:
         job = services.materialisation_start(
@@ -256,6 +287,9 @@ class GroupMaterializeApi(APIView):
 
 
 class FeatureListApi(APIView):
+    permission_classes = [ModelPermissions]
+    queryset = Feature.objects.none()  # whose permissions writes need
+
     @extend_schema(
         parameters=[
             OpenApiParameter(p, str) for p in ("q", "entity", "task", "tag", "owner", "group")
@@ -276,6 +310,9 @@ class FeatureListApi(APIView):
 
 
 class FeatureDetailApi(APIView):
+    permission_classes = [ModelPermissions]
+    queryset = Feature.objects.none()  # whose permissions writes need
+
     class Input(serializers.Serializer):
         description = serializers.CharField(required=False, allow_blank=True)
         tags = serializers.DictField(required=False)
@@ -295,6 +332,9 @@ class FeatureDetailApi(APIView):
 
 
 class ServiceListApi(APIView):
+    permission_classes = [ModelPermissions]
+    queryset = FeatureService.objects.none()  # whose permissions writes need
+
     class Input(serializers.Serializer):
         name = serializers.SlugField(max_length=100)
         features = serializers.ListField(child=serializers.CharField(), allow_empty=False)
@@ -316,6 +356,9 @@ class ServiceListApi(APIView):
 
 
 class ServiceDetailApi(APIView):
+    permission_classes = [ModelPermissions]
+    queryset = FeatureService.objects.none()  # whose permissions writes need
+
     class Input(serializers.Serializer):
         features = serializers.ListField(child=serializers.CharField(), required=False)
         description = serializers.CharField(required=False, allow_blank=True)

@@ -6,6 +6,12 @@ import pytest
 from django.conf import settings
 
 
+@pytest.fixture
+def api_client(api_client: Any, feature_editor: Any) -> Any:
+    """The token client, its user allowed to edit the catalog."""
+    return api_client
+
+
 @pytest.fixture(autouse=True)
 def _empty_online_store() -> None:
     """A Redis online store outlives the test database; start each test with it empty."""

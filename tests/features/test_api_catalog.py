@@ -28,6 +28,37 @@ def test_anonymous_is_refused(anon_client):
     assert anon_client.get("/api/v1/features/features/").status_code in (401, 403)
 
 
+def test_writes_need_the_model_permission_reads_a_login(customer, django_user_model):
+    from django.contrib.auth.models import Permission
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    reader = django_user_model.objects.create_user("bob", password="pw-bob-12345")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=reader).key}")
+    entity = {"name": "store", "join_keys": ["store_id"]}
+
+    listed = client.get("/api/v1/features/entities/")
+    refused = client.post("/api/v1/features/entities/", entity, format="json")
+    renamed = client.patch("/api/v1/features/entities/customer/", {"description": "x"})
+    ingest = client.post("/api/v1/features/groups/ghost/ingest", {})
+
+    assert listed.status_code == 200
+    assert listed.json()["count"] == 1
+    assert refused.status_code == 403
+    assert "features.add_entity" in refused.json()["detail"]
+    assert renamed.status_code == 403
+    assert "features.change_entity" in renamed.json()["detail"]
+    assert ingest.status_code == 403  # ingesting changes a group
+    assert "features.change_featuregroup" in ingest.json()["detail"]
+
+    reader.user_permissions.add(Permission.objects.get(codename="add_entity"))
+    allowed = client.post("/api/v1/features/entities/", entity, format="json")
+
+    assert allowed.status_code == 201, allowed.content
+    assert client.get("/api/v1/features/entities/").json()["count"] == 2
+
+
 def test_group_update_adds_features_and_lists_them(api_client, customer):
     make_group(api_client, name="g1", features=[{"name": "a", "dtype": "int64"}])
     response = api_client.patch(

@@ -20,7 +20,7 @@ def csv_upload(frame: pd.DataFrame, name: str) -> io.BytesIO:
 
 
 @pytest.fixture
-def churn_with_features(api_client, churn):
+def churn_with_features(api_client, feature_editor, churn):
     """churn's inputs are features of group 'stats', known from the time they happened."""
     assert (
         api_client.post(
