@@ -61,6 +61,8 @@ class Store(Protocol):
 
     def count(self, group: FeatureGroup) -> int: ...
 
+    def clear(self, group_id: int) -> int: ...
+
 
 class DatabaseStore:
     def get_many(self, group: FeatureGroup, keys: Sequence[str]) -> dict[str, Stored]:
@@ -109,6 +111,9 @@ class DatabaseStore:
     def count(self, group: FeatureGroup) -> int:
         return OnlineValue.objects.filter(group=group).count()
 
+    def clear(self, group_id: int) -> int:
+        return OnlineValue.objects.filter(group_id=group_id).delete()[0]
+
 
 class RedisStore:
     """One string per (group, entity): JSON {"v": values, "e": event, "a": available} (µs)."""
@@ -150,6 +155,18 @@ class RedisStore:
 
     def count(self, group: FeatureGroup) -> int:
         return sum(1 for _ in self.client.scan_iter(match=f"mlp:features:{group.pk}:*", count=1000))
+
+    def clear(self, group_id: int) -> int:
+        removed = 0
+        batch: list[bytes] = []
+        for name in self.client.scan_iter(match=f"mlp:features:{group_id}:*", count=1000):
+            batch.append(name)
+            if len(batch) == 1000:
+                removed += self.client.unlink(*batch)
+                batch = []
+        if batch:
+            removed += self.client.unlink(*batch)
+        return removed
 
 
 def _aware(value: datetime | str) -> datetime:

@@ -2,6 +2,7 @@
 training sets. Every long operation is a `jobs.Job` reporting its progress."""
 
 import json
+import logging
 import re
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -22,6 +23,8 @@ from features.models import DataSource, Entity, Feature, FeatureGroup, FeatureSe
 from jobs import services as jobs
 from jobs.models import Job
 from mlplatform.api import ApplicationError, ConflictError
+
+logger = logging.getLogger(__name__)
 
 _CRON = re.compile(r"^\S+ \S+ \S+ \S+ \S+$")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -246,18 +249,24 @@ def group_update(
 
 @transaction.atomic
 def group_delete(*, group: FeatureGroup) -> None:
-    """Delete a group, its beat schedule, and its stored partitions (after commit)."""
+    """Delete a group, its beat schedule, and (after commit) its stored partitions and online
+    values; a store that fails then is logged, the group stays deleted."""
     from django_celery_beat.models import PeriodicTask
 
     PeriodicTask.objects.filter(name=_schedule_name(group)).delete()
     names = offline.partition_names(group)
+    group_id = group.pk
     group.delete()
 
-    def remove_files() -> None:
+    def remove_stored() -> None:
         for name in names:
             default_storage.delete(name)
+        try:
+            online.store().clear(group_id)
+        except Exception:  # Redis down: orphaned keys, never read (ids are not reused)
+            logger.exception("could not remove the online values of deleted group %s", group_id)
 
-    transaction.on_commit(remove_files)
+    transaction.on_commit(remove_stored)
 
 
 def feature_update(

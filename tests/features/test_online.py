@@ -309,3 +309,21 @@ def test_online_reads_over_http_see_every_materialisation(live_server, api_clien
     _materialise(api_client, "activity")
     # Then the very next reads return them
     assert [clicks() for _ in range(3)] == [[11, 4]] * 3
+
+
+def test_deleting_a_group_removes_its_online_values(
+    api_client, groups, django_capture_on_commit_callbacks
+):
+    from features import online
+    from features.models import FeatureGroup
+
+    _materialise(api_client, "activity")
+    group = FeatureGroup.objects.get(name="activity")
+    stored = online.store().count(group)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        deleted = api_client.delete("/api/v1/features/groups/activity/")
+
+    assert stored > 0
+    assert deleted.status_code == 204
+    assert online.store().count(group) == 0  # the Redis store has no cascade to rely on
