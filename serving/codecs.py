@@ -60,8 +60,21 @@ def signature_columns(signature: dict) -> list[str]:
     return [column["name"] for column in signature.get("inputs") or []]
 
 
+_dtypes_seen: dict[int, tuple[dict, dict[str, str]]] = {}
+
+
 def _dtypes(signature: dict) -> dict[str, str]:
-    return {c["name"]: c.get("dtype") or "float64" for c in signature.get("inputs") or []}
+    """{column: dtype} in signature order. Remembered per signature object (a served version's
+    signature is the same dict on every request until the version cache refreshes it); the
+    identity check makes a reused id() harmless. Callers must not mutate the result."""
+    seen = _dtypes_seen.get(id(signature))
+    if seen is not None and seen[0] is signature:
+        return seen[1]
+    dtypes = {c["name"]: c.get("dtype") or "float64" for c in signature.get("inputs") or []}
+    if len(_dtypes_seen) >= 256:
+        _dtypes_seen.clear()
+    _dtypes_seen[id(signature)] = (signature, dtypes)
+    return dtypes
 
 
 def _type_name(value: Any) -> str:
@@ -202,17 +215,19 @@ def columns_to_matrix(
     """
     dtypes = _dtypes(signature)
     names = list(dtypes)
-    # An unknown column is checked first: it is usually a typo of the missing one.
-    if allow_extra is not True:
-        permitted = set(allow_extra) if allow_extra else set()
-        for name in columns:
-            if name not in dtypes and name not in permitted:
-                raise InputError(
-                    f"Unknown column '{name}': this model takes {', '.join(names)}.", field=name
-                )
-    for name in names:
-        if name not in columns:
-            raise InputError(f"Missing column '{name}'.", field=name)
+    if columns.keys() != dtypes.keys():  # else exactly the model's columns, the usual request
+        # An unknown column is checked first: it is usually a typo of the missing one.
+        if allow_extra is not True:
+            permitted = set(allow_extra) if allow_extra else set()
+            for name in columns:
+                if name not in dtypes and name not in permitted:
+                    raise InputError(
+                        f"Unknown column '{name}': this model takes {', '.join(names)}.",
+                        field=name,
+                    )
+        for name in names:
+            if name not in columns:
+                raise InputError(f"Missing column '{name}'.", field=name)
     fast = _numeric_fast_path(columns, names, dtypes, n_rows)
     if fast is not None:
         if signature.get("named_columns"):
@@ -326,6 +341,8 @@ def records_to_columns(records: Any, *, field: str) -> tuple[dict[str, list[Any]
                 field=name,
                 row=position,
             )
+    if len(records) == 1:  # one row per request is the common case of real-time serving
+        return {key: [value] for key, value in first.items()}, 1
     return {key: [record[key] for record in records] for key in keys}, len(records)
 
 

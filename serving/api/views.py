@@ -55,9 +55,13 @@ def json_body(request: Request) -> Any:
         raise InputError(f"The body is not valid JSON: {exc}") from None
 
 
+# One encoder for every response (non-default options make `json.dumps` build one per call).
+_ENCODER = json.JSONEncoder(allow_nan=False)
+
+
 def json_response(body: dict[str, Any], *, request_id: str, code: int = 200) -> HttpResponse:
     return HttpResponse(
-        json.dumps(body, allow_nan=False),
+        _ENCODER.encode(body),
         content_type="application/json",
         status=code,
         headers={"X-Request-ID": request_id},
