@@ -222,8 +222,8 @@ def test_online_reads_negotiate_the_response_format(api_client, groups):
     assert html["Content-Type"].startswith("text/html")
 
 
-def test_a_catalog_change_in_this_process_is_seen_by_the_next_read(api_client, groups):
-    # Given a service read once (its resolved features are now cached)
+def _churn_service_read_once(api_client: Any) -> None:
+    """Service `churn` = activity:clicks, read once (its resolved features are now cached)."""
     _materialise(api_client, "activity")
     api_client.post(
         "/api/v1/features/services/",
@@ -232,6 +232,11 @@ def test_a_catalog_change_in_this_process_is_seen_by_the_next_read(api_client, g
     )
     first = _online(api_client, feature_service="churn", entities={"customer_id": [1]})
     assert first["rows"] == [{"customer_id": 1, "clicks": 9}]
+
+
+def test_a_catalog_change_in_this_process_is_seen_by_the_next_read(api_client, groups):
+    # Given a service read once (its resolved features are now cached)
+    _churn_service_read_once(api_client)
     # When the service is changed through the API
     response = api_client.patch(
         "/api/v1/features/services/churn/", {"features": ["activity:country"]}, format="json"
@@ -248,14 +253,7 @@ def test_a_catalog_change_in_another_process_is_seen_within_the_cache_bound(
 ):
     # Given a service read once here, with a short catalog cache bound
     settings.MLPLATFORM_FEATURE_CATALOG_TTL_SECONDS = 0.5
-    _materialise(api_client, "activity")
-    api_client.post(
-        "/api/v1/features/services/",
-        {"name": "churn", "features": ["activity:clicks"]},
-        format="json",
-    )
-    first = _online(api_client, feature_service="churn", entities={"customer_id": [1]})
-    assert first["rows"] == [{"customer_id": 1, "clicks": 9}]
+    _churn_service_read_once(api_client)
     # When another process (another web worker) changes the service: no signal reaches us
     change = (
         "from features import selectors, services; services.service_update("
