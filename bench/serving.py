@@ -9,7 +9,7 @@ Three comparisons, each measured in this run:
 3. the same for a 100-tree random forest, where predict dominates.
 
 Sizes: BENCH_SERVING_SECONDS (per HTTP route and round, default 3), BENCH_SERVING_ROUNDS
-(interleaved rounds, medians reported, default 3), BENCH_SERVING_CALLS (in-process calls,
+(interleaved rounds, medians reported, default 5), BENCH_SERVING_CALLS (in-process calls,
 default 2000).
 """
 
@@ -367,7 +367,7 @@ def _over_http(
 
 def main() -> None:
     seconds = int(os.environ.get("BENCH_SERVING_SECONDS", "3"))
-    rounds = int(os.environ.get("BENCH_SERVING_ROUNDS", "3"))
+    rounds = int(os.environ.get("BENCH_SERVING_ROUNDS", "5"))
     calls = int(os.environ.get("BENCH_SERVING_CALLS", "2000"))
     _django()
     from sklearn.datasets import load_breast_cancer
