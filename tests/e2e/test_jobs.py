@@ -63,3 +63,39 @@ def test_launch_watch_and_download_a_batch_job(
     assert [c for c in output.columns if c.startswith("proba_")] == [
         f"proba_{label}" for label in classifier.classes_
     ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_column_check_sends_only_the_head_of_a_large_csv(
+    page, django_user_model, classifier, tmp_path
+):
+    # given a ready model and a CSV of about 2.5 MB
+    register(classifier, name="churn", alias="production")
+    django_user_model.objects.create_superuser("root", "root@example.com", "pw-root-123")
+    path = tmp_path / "big.csv"
+    make_frame(60_000, seed=5).to_csv(path, index=False)
+    assert path.stat().st_size > 2 * 1024 * 1024
+    sent: list[int] = []
+    page.on(
+        "request",
+        lambda request: (
+            sent.append(int(request.all_headers().get("content-length", 0)))
+            if request.url.endswith("/jobs/new/check")
+            else None
+        ),
+    )
+    page.goto("/admin/login/?next=/jobs/new")
+    page.fill("#id_username", "root")
+    page.fill("#id_password", "pw-root-123")
+    page.click("input[type=submit]")
+    page.wait_for_url("**/jobs/new")
+
+    # when the user picks the model and the file
+    page.select_option("#id_model", "churn")
+    page.fill("#id_id_columns", "customer_id,branch")
+    page.set_input_files("#id_input", str(path))
+
+    # then the columns are checked from the file's first megabyte
+    page.wait_for_selector('#check-result[data-ok="true"]')
+    assert sent
+    assert max(sent) < 1.1 * 1024 * 1024  # the whole file is 2.5 MB
