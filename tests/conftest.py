@@ -145,6 +145,17 @@ def anon_client() -> APIClient:
     return APIClient()
 
 
+def log_in(
+    page: Any, next_path: str, username: str = "root", password: str = "pw-root-123"
+) -> None:
+    """Log in through the admin's login form and land on `next_path`."""
+    page.goto(f"/admin/login/?next={next_path}")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click("input[type=submit]")
+    page.wait_for_url(f"**{next_path}")
+
+
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright

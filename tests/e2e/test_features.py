@@ -5,6 +5,8 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
+from tests.conftest import log_in
+
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
@@ -44,11 +46,7 @@ def test_browse_catalog_to_a_feature_histogram(page, django_user_model):
     )
     assert response.status_code == 201
     # When a user logs in, searches the catalog and follows the links
-    page.goto("/admin/login/?next=/features/")
-    page.fill("#id_username", "root")
-    page.fill("#id_password", "pw-root-123")
-    page.click("input[type=submit]")
-    page.wait_for_url("**/features/")
+    log_in(page, "/features/")
     page.fill("input[name=q]", "monthly")
     page.click("form.filters button[type=submit]")
     page.click("table.catalog >> text=spend")

@@ -3,6 +3,7 @@
 import pandas as pd
 import pytest
 
+from tests.conftest import log_in
 from tests.jobs.conftest import FEATURES, classifier, make_frame, register
 
 __all__ = ["classifier"]  # the fitted model fixture, shared with tests/jobs
@@ -23,11 +24,7 @@ def test_launch_watch_and_download_a_batch_job(
     path = tmp_path / "customers.csv"
     frame.to_csv(path, index=False)
 
-    page.goto("/admin/login/?next=/jobs/new")
-    page.fill("#id_username", "root")
-    page.fill("#id_password", "pw-root-123")
-    page.click("input[type=submit]")
-    page.wait_for_url("**/jobs/new")
+    log_in(page, "/jobs/new")
 
     # when the user picks the model and the file, the columns are checked before submitting
     page.select_option("#id_model", "churn")
@@ -84,11 +81,7 @@ def test_the_column_check_sends_only_the_head_of_a_large_csv(
             else None
         ),
     )
-    page.goto("/admin/login/?next=/jobs/new")
-    page.fill("#id_username", "root")
-    page.fill("#id_password", "pw-root-123")
-    page.click("input[type=submit]")
-    page.wait_for_url("**/jobs/new")
+    log_in(page, "/jobs/new")
 
     # when the user picks the model and the file
     page.select_option("#id_model", "churn")

@@ -11,6 +11,7 @@ from django.contrib.auth.models import Group
 from sklearn.linear_model import LogisticRegression
 
 from registry import services
+from tests.conftest import log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.services]
 
@@ -29,10 +30,7 @@ def test_admin_upload_becomes_ready_and_takes_the_production_alias(
     joblib.dump(LogisticRegression().fit(frame, [0, 0, 1, 1]), path)
 
     # when they upload it in the admin
-    page.goto("/admin/login/?next=/admin/registry/registeredmodel/")
-    page.fill("#id_username", "root")
-    page.fill("#id_password", "pw-root-123")
-    page.click("input[type=submit]")
+    log_in(page, "/admin/registry/registeredmodel/")
     page.click("text=churn")
     page.set_input_files("#id_upload_artifact", str(path))
     page.fill("#id_upload_description", "first model")

@@ -3,6 +3,7 @@
 import pytest
 
 from serving import selectors
+from tests.conftest import log_in
 from tests.serving.conftest import _fit_all, version_create
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -19,11 +20,7 @@ def test_try_it_form_returns_a_prediction(page, django_user_model):
     django_user_model.objects.create_user("bob", password="pw-bob-12345", is_staff=True)
     estimator, example = _fit_all()["iris"]
     version_create(name="iris", estimator=estimator, input_example=example)
-    page.goto("/admin/login/?next=/serving/models/iris/try/")
-    page.fill("#id_username", "bob")
-    page.fill("#id_password", "pw-bob-12345")
-    page.click("input[type=submit]")
-    page.wait_for_url("**/serving/models/iris/try/")
+    log_in(page, "/serving/models/iris/try/", "bob", "pw-bob-12345")
 
     # Prefilled from the input example; change one value and predict.
     assert page.input_value("#id_f0") == "5.1"
@@ -42,11 +39,7 @@ def test_try_it_shows_a_form_error_for_a_bad_value(page, django_user_model):
     django_user_model.objects.create_user("bob", password="pw-bob-12345", is_staff=True)
     estimator, example = _fit_all()["iris"]
     version_create(name="iris", estimator=estimator, input_example=example)
-    page.goto("/admin/login/?next=/serving/models/iris/try/")
-    page.fill("#id_username", "bob")
-    page.fill("#id_password", "pw-bob-12345")
-    page.click("input[type=submit]")
-    page.wait_for_url("**/serving/models/iris/try/")
+    log_in(page, "/serving/models/iris/try/", "bob", "pw-bob-12345")
 
     page.evaluate("document.querySelector('#id_f1').type = 'text'")
     page.fill("#id_f1", "abc")
