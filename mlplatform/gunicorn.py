@@ -28,8 +28,8 @@ def post_worker_init(worker: object) -> None:
     MLPLATFORM_PRELOAD are loaded and run once here, so no client waits for them. Then
     `gc.freeze()` moves everything alive (Django, scikit-learn, the estimators) out of the
     cyclic garbage collector's view: its full collections no longer rescan those ~250k
-    long-lived objects every few hundred requests, a latency spike and about a tenth of a
-    one-row prediction's cost.
+    long-lived objects every few hundred requests (a latency spike, and several per cent of a
+    one-row prediction's average cost).
     """
     from django.apps import apps
 
