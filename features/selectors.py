@@ -9,45 +9,33 @@ from jobs.models import Job
 from mlplatform.api import NotFoundError
 
 
+def _one(objects: QuerySet[Any], what: str) -> Any:
+    found = objects.first()
+    if found is None:
+        raise NotFoundError(f"{what} not found.")
+    return found
+
+
 def entity_get(*, name: str) -> Entity:
-    entity = Entity.objects.filter(name=name).first()
-    if entity is None:
-        raise NotFoundError(f"Entity '{name}' not found.")
-    return entity
+    return _one(Entity.objects.filter(name=name), f"Entity '{name}'")
 
 
 def source_get(*, name: str) -> DataSource:
-    source = DataSource.objects.filter(name=name).first()
-    if source is None:
-        raise NotFoundError(f"Data source '{name}' not found.")
-    return source
+    return _one(DataSource.objects.filter(name=name), f"Data source '{name}'")
 
 
 def group_get(*, name: str) -> FeatureGroup:
-    group = (
-        FeatureGroup.objects.select_related("entity", "owner", "source").filter(name=name).first()
-    )
-    if group is None:
-        raise NotFoundError(f"Feature group '{name}' not found.")
-    return group
+    groups = FeatureGroup.objects.select_related("entity", "owner", "source")
+    return _one(groups.filter(name=name), f"Feature group '{name}'")
 
 
 def feature_get(*, group: str, name: str) -> Feature:
-    feature = (
-        Feature.objects.select_related("group__entity", "group__owner", "group__source")
-        .filter(group__name=group, name=name)
-        .first()
-    )
-    if feature is None:
-        raise NotFoundError(f"Feature '{group}:{name}' not found.")
-    return feature
+    features = Feature.objects.select_related("group__entity", "group__owner", "group__source")
+    return _one(features.filter(group__name=group, name=name), f"Feature '{group}:{name}'")
 
 
 def service_get(*, name: str) -> FeatureService:
-    service = FeatureService.objects.filter(name=name).first()
-    if service is None:
-        raise NotFoundError(f"Feature service '{name}' not found.")
-    return service
+    return _one(FeatureService.objects.filter(name=name), f"Feature service '{name}'")
 
 
 def feature_search(

@@ -109,12 +109,17 @@ def _versions_table() -> list[dict[str, Any]]:
     return rows
 
 
+def _pinned(data: dict[str, Any]) -> Any:
+    """The version the form's model, version and alias fields name (raises ApplicationError)."""
+    return selectors.batch_version_pin(
+        model_name=data["model"], version=data.get("version"), alias=data.get("alias") or None
+    )
+
+
 def _checked(form: BatchJobForm) -> tuple[Any, Any]:
     """Pin the version and read the upload's columns; returns (version, check) or raises."""
     data = form.cleaned_data
-    version = selectors.batch_version_pin(
-        model_name=data["model"], version=data.get("version"), alias=data.get("alias") or None
-    )
+    version = _pinned(data)
     upload = data["input"]
     info = batch.input_inspect(stream=upload, filename=upload.name or "")
     check = batch.columns_check(
@@ -132,11 +137,7 @@ def job_new(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            version = selectors.batch_version_pin(
-                model_name=data["model"],
-                version=data.get("version"),
-                alias=data.get("alias") or None,
-            )
+            version = _pinned(data)
             upload = data["input"]
             job = batch.batch_job_submit(
                 version=version,

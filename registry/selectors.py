@@ -84,8 +84,11 @@ def alias_history(*, model: RegisteredModel, limit: int = 50) -> QuerySet[AliasC
 DEFAULT_ALIAS = "production"
 
 
-def _model_missing(model_name: str) -> bool:
-    return not RegisteredModel.objects.filter(name=model_name).exists()
+def _not_found(model_name: str, message: str, field: str) -> NotFoundError:
+    """What is missing: the model itself, or (it exists) the part named by `message`."""
+    if not RegisteredModel.objects.filter(name=model_name).exists():
+        return NotFoundError(f"Model '{model_name}' not found.", extra={"field": "model"})
+    return NotFoundError(message, extra={"field": field})
 
 
 def version_resolve(
@@ -114,10 +117,8 @@ def version_resolve(
     if version is not None:
         found = versions.filter(model__name=model_name, version=version).first()
         if found is None:
-            if _model_missing(model_name):
-                raise NotFoundError(f"Model '{model_name}' not found.", extra={"field": "model"})
-            raise NotFoundError(
-                f"Model '{model_name}' has no version {version}.", extra={"field": "version"}
+            raise _not_found(
+                model_name, f"Model '{model_name}' has no version {version}.", "version"
             )
         if found.status != ModelVersion.Status.READY:
             raise not_ready(
@@ -130,11 +131,7 @@ def version_resolve(
     if alias:
         link = links.filter(alias=alias).first()
         if link is None:
-            if _model_missing(model_name):
-                raise NotFoundError(f"Model '{model_name}' not found.", extra={"field": "model"})
-            raise NotFoundError(
-                f"Model '{model_name}' has no alias '{alias}'.", extra={"field": "alias"}
-            )
+            raise _not_found(model_name, f"Model '{model_name}' has no alias '{alias}'.", "alias")
         if link.version.status != ModelVersion.Status.READY:
             raise not_ready(
                 f"Alias '{alias}' of '{model_name}' points at version {link.version.version}, "
@@ -151,9 +148,5 @@ def version_resolve(
         .first()
     )
     if latest is None:
-        if _model_missing(model_name):
-            raise NotFoundError(f"Model '{model_name}' not found.", extra={"field": "model"})
-        raise NotFoundError(
-            f"Model '{model_name}' has no ready version yet.", extra={"field": "model"}
-        )
+        raise _not_found(model_name, f"Model '{model_name}' has no ready version yet.", "model")
     return latest

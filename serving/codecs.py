@@ -60,21 +60,8 @@ def signature_columns(signature: dict) -> list[str]:
     return [column["name"] for column in signature.get("inputs") or []]
 
 
-_dtypes_seen: dict[int, tuple[dict, dict[str, str]]] = {}
-
-
 def _dtypes(signature: dict) -> dict[str, str]:
-    """{column: dtype} in signature order. Remembered per signature object (a served version's
-    signature is the same dict on every request until the version cache refreshes it); the
-    identity check makes a reused id() harmless. Callers must not mutate the result."""
-    seen = _dtypes_seen.get(id(signature))
-    if seen is not None and seen[0] is signature:
-        return seen[1]
-    dtypes = {c["name"]: c.get("dtype") or "float64" for c in signature.get("inputs") or []}
-    if len(_dtypes_seen) >= 256:
-        _dtypes_seen.clear()
-    _dtypes_seen[id(signature)] = (signature, dtypes)
-    return dtypes
+    return {c["name"]: c.get("dtype") or "float64" for c in signature.get("inputs") or []}
 
 
 def _type_name(value: Any) -> str:

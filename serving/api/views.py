@@ -105,8 +105,8 @@ class ServingApi(APIView):
     def predict(
         self, request: Request, *, version: ModelVersion, batch: Batch
     ) -> tuple[services.PredictionResult, str]:
-        """Validate, predict and (sampled) log; returns the result and the request id."""
-        self.served = version
+        """Validate, predict and (sampled) log; returns the result and the request id.
+        The caller has set `self.served` as soon as it resolved the version."""
         matrix = services.batch_to_matrix(version=version, batch=batch)
         result = services.prediction_make(version=version, matrix=matrix, outputs=batch.outputs)
         self.rows = batch.n_rows

@@ -1,5 +1,7 @@
 """The jobs pages: list of every kind, detail with progress, the launch form and its check."""
 
+from typing import Any
+
 import pytest
 from django.core.management import call_command
 
@@ -74,18 +76,23 @@ def test_an_unknown_job_is_404(logged_in):
     assert logged_in.get("/jobs/999999/").status_code == 404
 
 
+def _form(handle: Any) -> dict[str, Any]:
+    """The launch form for model churn with the given file, predictions only, CSV out."""
+    return {
+        "model": "churn",
+        "input": handle,
+        "outputs": ["predict"],
+        "format": "csv",
+        "id_columns": "customer_id,branch",
+    }
+
+
 def test_the_column_check_names_what_is_missing_before_submitting(logged_in, churn, write_input):
     path = write_input(make_frame(5).drop(columns=["score"]))
     with path.open("rb") as handle:
         response = logged_in.post(
             "/jobs/new/check",
-            {
-                "model": "churn",
-                "input": handle,
-                "outputs": ["predict"],
-                "format": "csv",
-                "id_columns": "customer_id,branch",
-            },
+            _form(handle),
             HTTP_HX_REQUEST="true",
         )
     html = response.content.decode()
@@ -100,13 +107,7 @@ def test_the_launch_form_queues_a_job_and_redirects_to_it(logged_in, churn, writ
     with path.open("rb") as handle:
         response = logged_in.post(
             "/jobs/new",
-            {
-                "model": "churn",
-                "input": handle,
-                "outputs": ["predict"],
-                "format": "csv",
-                "id_columns": "customer_id,branch",
-            },
+            _form(handle),
         )
     job = Job.objects.get()
     assert response.status_code == 302
@@ -119,13 +120,7 @@ def test_the_launch_form_shows_a_refusal_as_a_form_error(logged_in, churn, write
     with path.open("rb") as handle:
         response = logged_in.post(
             "/jobs/new",
-            {
-                "model": "churn",
-                "input": handle,
-                "outputs": ["predict"],
-                "format": "csv",
-                "id_columns": "customer_id,branch",
-            },
+            _form(handle),
         )
     assert response.status_code == 200
     assert "missing column(s) age" in response.content.decode()
