@@ -16,7 +16,6 @@ BENCH_BATCH_CHUNK_ROWS (100,000), BENCH_BATCH_CONCURRENCY (2), BENCH_BATCH_MODEL
 """
 
 import contextlib
-import hashlib
 import io
 import os
 import shutil
@@ -28,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from bench._registry import ready_version
 
 ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var" / "bench-batch"
@@ -104,29 +105,11 @@ def _models(columns: int, wanted: list[str]) -> dict[str, Any]:
 
 
 def _register(name: str, estimator: Any) -> Any:
-    """A ready version stored as the registry stores it (the upload pipeline is not measured)."""
     import joblib
-    from django.core.files.base import ContentFile
-
-    from registry.models import ModelVersion, RegisteredModel
-    from registry.signature import signature_infer
 
     buffer = io.BytesIO()
     joblib.dump(estimator, buffer)
-    data = buffer.getvalue()
-    model, _ = RegisteredModel.objects.get_or_create(name=name)
-    version = ModelVersion(
-        model=model,
-        version=1,
-        sha256=hashlib.sha256(data).hexdigest(),
-        size_bytes=len(data),
-        format=ModelVersion.Format.JOBLIB,
-        status=ModelVersion.Status.READY,
-        signature=signature_infer(estimator),
-    )
-    version.artifact.save("artifact.joblib", ContentFile(data), save=False)
-    version.save()
-    return version
+    return ready_version(name, estimator, buffer.getvalue())
 
 
 class Worker:

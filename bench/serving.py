@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from bench._registry import ready_version
+
 ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var" / "bench-serving"
 
@@ -99,30 +101,6 @@ def _models() -> dict[str, tuple[Any, bytes]]:
         joblib.dump(model, buffer)
         out[name] = (model, buffer.getvalue())
     return out
-
-
-def _register(name: str, model: Any, data: bytes, row: dict[str, float]) -> None:
-    import hashlib
-
-    from django.core.files.base import ContentFile
-
-    from registry.models import ModelAlias, ModelVersion, RegisteredModel
-    from registry.signature import signature_infer
-
-    registered = RegisteredModel.objects.create(name=name)
-    version = ModelVersion(
-        model=registered,
-        version=1,
-        sha256=hashlib.sha256(data).hexdigest(),
-        size_bytes=len(data),
-        format=ModelVersion.Format.JOBLIB,
-        status=ModelVersion.Status.READY,
-        signature=signature_infer(model, input_example=[row]),
-        input_example=[row],
-    )
-    version.artifact.save("ignored", ContentFile(data), save=False)
-    version.save()
-    ModelAlias.objects.create(model=registered, alias="production", version=version)
 
 
 def _token() -> str:
@@ -381,7 +359,7 @@ def main() -> None:
         "(medians); gunicorn 2 sync workers"
     )
     for name, (model, data) in _models().items():
-        _register(name, model, data, row)
+        ready_version(name, model, data, input_example=[row], alias="production")
         print(f"\n{name} ({type(model).__name__}, 30 columns, one row per request)")
         _in_process(model, name, row, token, calls)
         _over_http(name, data, row, token, seconds, rounds)

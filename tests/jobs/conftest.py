@@ -1,23 +1,19 @@
 """Ready model versions created directly (fitted here, stored through Django storage), and the
 input files batch jobs score."""
 
-import hashlib
-import io
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy as np
 import pandas as pd
 import pytest
-from django.core.files.base import ContentFile
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from registry.models import ModelAlias, ModelVersion, RegisteredModel
-from registry.signature import signature_infer
+from registry.models import ModelAlias, ModelVersion
+from tests.serving.conftest import version_create
 
 FEATURES = ["age", "income", "tenure", "score"]
 
@@ -50,26 +46,16 @@ def regressor() -> Any:
 
 def register(estimator: Any, *, name: str, alias: str | None = None) -> ModelVersion:
     """A READY version exactly as the registry would store it, without the upload pipeline."""
-    model, _ = RegisteredModel.objects.get_or_create(name=name)
-    buffer = io.BytesIO()
-    joblib.dump(estimator, buffer)
-    data = buffer.getvalue()
-    number = (ModelVersion.objects.filter(model=model).count()) + 1
     columns = getattr(estimator, "feature_names_in_", None)
     example_columns = list(columns) if columns is not None else [f"f{i}" for i in range(4)]
-    version = ModelVersion(
-        model=model,
-        version=number,
-        sha256=hashlib.sha256(data).hexdigest(),
-        size_bytes=len(data),
-        format=ModelVersion.Format.JOBLIB,
-        status=ModelVersion.Status.READY,
-        signature=signature_infer(estimator, input_example=[dict.fromkeys(example_columns, 0.5)]),
+    version = version_create(
+        name=name,
+        estimator=estimator,
+        input_example=[dict.fromkeys(example_columns, 0.5)],
+        number=ModelVersion.objects.filter(model__name=name).count() + 1,
     )
-    version.artifact.save("artifact.joblib", ContentFile(data), save=False)
-    version.save()
     if alias:
-        ModelAlias.objects.create(model=model, alias=alias, version=version)
+        ModelAlias.objects.create(model=version.model, alias=alias, version=version)
     return version
 
 
