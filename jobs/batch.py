@@ -571,21 +571,6 @@ def _stage_as_of(batch: BatchJob) -> None:
 # --- one chunk ----------------------------------------------------------------------------------
 
 
-def _predict_block(estimator: Any, matrix: Any, outputs: Sequence[str]) -> dict[str, np.ndarray]:
-    from serving.services import validated_input
-
-    results: dict[str, np.ndarray] = {}
-    try:
-        with validated_input():  # frame_to_matrix already refused NaN, Infinity and bad types
-            if "predict" in outputs:
-                results["predict"] = np.asarray(estimator.predict(matrix))
-            if "predict_proba" in outputs:
-                results["predict_proba"] = np.asarray(estimator.predict_proba(matrix))
-    except (ValueError, TypeError, KeyError) as exc:
-        raise ApplicationError(f"The model rejected the input: {exc}") from exc
-    return results
-
-
 def _output_frame(
     frame: pd.DataFrame, results: dict[str, np.ndarray], *, batch: BatchJob, classes: list[Any]
 ) -> pd.DataFrame:
@@ -728,6 +713,7 @@ def batch_chunk_run(*, chunk_id: int, worker: str = "") -> None:
     """
     from serving import cache
     from serving.codecs import frame_to_matrix
+    from serving.services import estimator_outputs
 
     chunk = _claim(chunk_id, worker=worker)
     if chunk is None:
@@ -755,7 +741,7 @@ def batch_chunk_run(*, chunk_id: int, worker: str = "") -> None:
             if batch.input_format == FileFormat.CSV:
                 _numbers_from_text(frame, numeric)
             matrix = frame_to_matrix(frame, batch.version.signature, row_offset=row)
-            results = _predict_block(estimator, matrix, batch.outputs)
+            results = estimator_outputs(estimator, matrix, batch.outputs)
             writer.write(_output_frame(frame, results, batch=batch, classes=classes))
             row += len(frame)
             rows_read += len(frame)

@@ -51,10 +51,31 @@ def validated_input() -> AbstractContextManager[None]:
     """Skip scikit-learn's own finiteness and parameter re-checks during a predict.
 
     `serving.codecs` has already refused NaN/Infinity and wrong types, and a ready version's
-    parameters were validated when it was fitted; the re-checks cost a third of a one-row
+    parameters were validated when it was fitted; the re-checks cost about a tenth of a one-row
     predict.
     """
     return sklearn.config_context(assume_finite=True, skip_parameter_validation=True)
+
+
+def estimator_outputs(estimator: Any, matrix: Matrix, outputs: Sequence[str]) -> dict[str, Any]:
+    """`predict` and/or `predict_proba` on an already validated matrix, as arrays (real-time
+    predictions and batch blocks alike).
+
+    Raises:
+        InputError: the estimator refused the values.
+    """
+    results: dict[str, Any] = {}
+    try:
+        with validated_input():
+            if "predict" in outputs:
+                results["predict"] = np.asarray(estimator.predict(matrix))
+            if "predict_proba" in outputs:
+                results["predict_proba"] = np.asarray(estimator.predict_proba(matrix))
+    except (ValueError, TypeError, KeyError) as exc:
+        # The signature checks passed but the estimator refused the values (an unseen
+        # category, for instance): that is still the client's input, so a 400.
+        raise InputError(f"The model rejected the input: {exc}") from exc
+    return results
 
 
 def prediction_make(
@@ -75,20 +96,12 @@ def prediction_make(
             "ask for 'predict' only.",
             field="return",
         )
+    results = estimator_outputs(estimator, matrix, outputs)
     predictions = probabilities = None
-    try:
-        if "predict" in outputs:
-            with validated_input():
-                predicted = estimator.predict(matrix)
-            predictions = codecs.jsonable_column(predicted)
-        if wants_proba:
-            with validated_input():
-                proba = np.asarray(estimator.predict_proba(matrix))
-            probabilities = [codecs.jsonable_column(row) for row in proba]
-    except (ValueError, TypeError, KeyError) as exc:
-        # The signature checks passed but the estimator refused the values (an unseen
-        # category, for instance): that is still the client's input, so a 400.
-        raise InputError(f"The model rejected the input: {exc}") from exc
+    if "predict" in results:
+        predictions = codecs.jsonable_column(results["predict"])
+    if "predict_proba" in results:
+        probabilities = [codecs.jsonable_column(row) for row in results["predict_proba"]]
     classes = version.signature.get("classes") if wants_proba else None
     if wants_proba and classes is None and hasattr(estimator, "classes_"):
         classes = codecs.jsonable_column(estimator.classes_)
