@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.authentication import TokenAuthentication
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import DjangoModelPermissions
 from rest_framework.response import Response
@@ -111,6 +112,26 @@ class ChangePermissions(ModelPermissions):
         **DjangoModelPermissions.perms_map,
         "POST": ["%(app_label)s.change_%(model_name)s"],
     }
+
+
+class ContentNegotiation(DefaultContentNegotiation):
+    """DRF's negotiation with its most common answer found without parsing the Accept header:
+    no `?format=`, an Accept of nothing, `*/*` or `application/json`, and JSON first among the
+    view's renderers gives JSON, exactly as the full negotiation would. Anything else (the
+    browsable API, a 406) goes through DRF's rules."""
+
+    _COMMON = frozenset({"*/*", "application/json"})
+
+    def select_renderer(self, request: Any, renderers: Any, format_suffix: Any = None) -> Any:
+        if (
+            format_suffix is None
+            and request.META.get("HTTP_ACCEPT", "*/*") in self._COMMON
+            and renderers
+            and renderers[0].media_type == "application/json"
+            and self.settings.URL_FORMAT_OVERRIDE not in request.query_params
+        ):
+            return renderers[0], renderers[0].media_type
+        return super().select_renderer(request, renderers, format_suffix)
 
 
 class Pagination(PageNumberPagination):

@@ -8,7 +8,6 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema
 from rest_framework import serializers, status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
-from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -450,11 +449,6 @@ class TrainingSetApi(APIView):
         return response
 
 
-_JSON_RENDERER = JSONRenderer()
-# Accept headers DRF's negotiation answers with JSON (no header counts as */*).
-_JSON_ACCEPTS = frozenset({"*/*", "application/json"})
-
-
 def _plain_text(value: Any) -> bool:
     """A string a CharField keeps as it is: ASCII (so no surrogates), no NUL, nothing to strip."""
     return (
@@ -494,15 +488,6 @@ class OnlineApi(APIView):
         features = serializers.ListField(child=serializers.CharField(), required=False)
         feature_service = serializers.CharField(required=False)
         entities = serializers.DictField(child=serializers.ListField())
-
-    def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
-        # What nearly every client sends (no Accept, */*, application/json, no ?format=) gets
-        # the answer DRF's negotiation would give, without parsing the header; anything else
-        # (the browsable API, a 406) still goes through it.
-        accept = request.META.get("HTTP_ACCEPT", "*/*")
-        if accept in _JSON_ACCEPTS and not request.META.get("QUERY_STRING"):
-            return _JSON_RENDERER, _JSON_RENDERER.media_type
-        return super().perform_content_negotiation(request, force)
 
     def _input(self, data: Any) -> dict[str, Any]:
         """The body as Input validates it. The usual shape is checked by hand (building the
