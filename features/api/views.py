@@ -2,7 +2,6 @@
 
 from typing import Any
 
-from django.contrib.auth.models import Group
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status
@@ -28,21 +27,13 @@ from mlplatform.api import (
     ModelPermissions,
     Pagination,
 )
+from registry.services import owner_resolve
 
 
 def _paginate(view: APIView, request: Request, queryset: Any, output: Any) -> Response:
     paginator = Pagination()
     page = paginator.paginate_queryset(queryset, request, view=view)
     return paginator.get_paginated_response(output(page, many=True).data)
-
-
-def _owner(name: str | None) -> Group | None:
-    if not name:
-        return None
-    group = Group.objects.filter(name=name).first()
-    if group is None:
-        raise ApplicationError(f"owner: unknown team {name!r}.")
-    return group
 
 
 def _source(name: str | None) -> DataSource | None:
@@ -181,7 +172,7 @@ class GroupListApi(APIView):
         data.is_valid(raise_exception=True)
         values = dict(data.validated_data)
         values["entity"] = selectors.entity_get(name=values["entity"])
-        values["owner"] = _owner(values.get("owner"))
+        values["owner"] = owner_resolve(values.get("owner"))
         values["source"] = _source(values.get("source"))
         values["transformation_sources"] = _sources(values.get("transformation_sources")) or []
         group = services.group_create(**values)
@@ -221,7 +212,7 @@ class GroupDetailApi(APIView):
         data.is_valid(raise_exception=True)
         values = dict(data.validated_data)
         if "owner" in values:
-            values["owner"] = _owner(values["owner"])
+            values["owner"] = owner_resolve(values["owner"])
         if "source" in values:
             values["source"] = _source(values["source"])
         if "transformation_sources" in values:
@@ -349,7 +340,7 @@ class ServiceListApi(APIView):
         data = self.Input(data=request.data)
         data.is_valid(raise_exception=True)
         values = dict(data.validated_data)
-        values["owner"] = _owner(values.get("owner"))
+        values["owner"] = owner_resolve(values.get("owner"))
         service = services.service_create(**values, user=request.user)
         return Response(ServiceOutput(service).data, status=status.HTTP_201_CREATED)
 
