@@ -206,11 +206,25 @@ CELERY_TIMEZONE = "UTC"
 # --- the platform -------------------------------------------------------------------------
 MLPLATFORM_MAX_ARTIFACT_BYTES = env.int("MLPLATFORM_MAX_ARTIFACT_BYTES", default=512 * 1024 * 1024)
 MLPLATFORM_MAX_UPLOAD_BYTES = env.int("MLPLATFORM_MAX_UPLOAD_BYTES", default=2 * 1024**3)
-MLPLATFORM_TRUSTED_MODULES = env.list("MLPLATFORM_TRUSTED_MODULES", default=[])
+MLPLATFORM_TRUSTED_MODULES: list[str] = []  # removed: the exact-type allowlist replaces it
 # A compressed joblib or skops artifact may not expand past this while being scanned.
 MLPLATFORM_MAX_EXPANDED_BYTES = env.int("MLPLATFORM_MAX_EXPANDED_BYTES", default=4 * 1024**3)
+# The scan gives up (and refuses the artifact) past this many pickle opcodes or seconds.
+MLPLATFORM_SCAN_MAX_OPCODES = env.int("MLPLATFORM_SCAN_MAX_OPCODES", default=20_000_000)
+MLPLATFORM_SCAN_MAX_SECONDS = env.float("MLPLATFORM_SCAN_MAX_SECONDS", default=60.0)
 MLPLATFORM_SANDBOX_TIMEOUT_SECONDS = env.int("MLPLATFORM_SANDBOX_TIMEOUT_SECONDS", default=120)
 MLPLATFORM_SANDBOX_MEMORY_MB = env.int("MLPLATFORM_SANDBOX_MEMORY_MB", default=4096)
+# Without seccomp, untrusted artifacts are refused unless this is set (documented as unsafe).
+MLPLATFORM_UNSAFE_SANDBOX = env.bool("MLPLATFORM_UNSAFE_SANDBOX", default=False)
+# ONNX graphs must agree with the Python model on probe rows: labels equal, numbers within this
+# absolute tolerance (relative for values larger than 1).
+MLPLATFORM_ONNX_TOLERANCE = env.float("MLPLATFORM_ONNX_TOLERANCE", default=1e-5)
+# Model runners serve versions that do not compile to ONNX, from sandboxed processes.
+MLPLATFORM_RUNNER_TIMEOUT_SECONDS = env.float("MLPLATFORM_RUNNER_TIMEOUT_SECONDS", default=5.0)
+MLPLATFORM_RUNNER_STARTUP_SECONDS = env.float("MLPLATFORM_RUNNER_STARTUP_SECONDS", default=60.0)
+MLPLATFORM_RUNNER_MEMORY_MB = env.int("MLPLATFORM_RUNNER_MEMORY_MB", default=2048)
+# A version whose runners crash or time out this many times is quarantined.
+MLPLATFORM_RUNNER_MAX_FAILURES = env.int("MLPLATFORM_RUNNER_MAX_FAILURES", default=3)
 MLPLATFORM_MAX_BATCH_ROWS = env.int("MLPLATFORM_MAX_BATCH_ROWS", default=10_000)
 MLPLATFORM_MODEL_CACHE_SIZE = env.int("MLPLATFORM_MODEL_CACHE_SIZE", default=16)
 MLPLATFORM_ALIAS_TTL_SECONDS = env.float("MLPLATFORM_ALIAS_TTL_SECONDS", default=1.0)
