@@ -1143,10 +1143,7 @@ class _Walker:
 
     def _need(self, pos: int, n: int) -> None:
         if n < 0 or pos + n > self.end:
-            raise ScanError(
-                "Refused: the pickle is truncated (it ends early or declares more data than it "
-                "holds)."
-            )
+            raise ScanError(_TRUNCATED)
 
     def _payload(self, pos: int, n: int, kind: str) -> tuple[Any, int]:
         self._need(pos, n)
@@ -1188,6 +1185,13 @@ class _Walker:
     def walk(self, pos: int, depth: int = 0) -> int:
         """Walk one pickle from `pos` to its STOP; returns the position after it."""
         _expect(depth < 4, "Refused: pickles nested too deeply.")
+        try:
+            return self._walk(pos, depth)
+        except (IndexError, struct.error):
+            # Fixed-size arguments are read without a length check: past the end they raise.
+            raise ScanError(_TRUNCATED) from None
+
+    def _walk(self, pos: int, depth: int) -> int:
         buf, rules, limits, budget = self.buf, self.rules, self.limits, self.budget
         stack: list[Any] = []
         metastack: list[list[Any]] = []
@@ -1222,57 +1226,56 @@ class _Walker:
             _expect(index in memo, "Refused: malformed pickle (unknown memo key).")
             stack.append(memo[index])
 
+        report = self.report
+        count = report.opcodes
+        checkpoint = count
         while True:
-            self.report.opcodes += 1
-            if not self.report.opcodes & 0xFFF:
+            count += 1
+            if count > checkpoint:
+                # Limits are checked every few thousand opcodes, and exactly at the opcode limit.
+                report.opcodes = count
                 budget.tick()
+                _expect(
+                    count <= limits.max_opcodes,
+                    f"Refused: the pickle has more than {limits.max_opcodes} opcodes.",
+                )
                 _expect(
                     len(stack) <= limits.max_stack and len(metastack) <= limits.max_stack,
                     f"Refused: the pickle's stack grows past {limits.max_stack} entries.",
                 )
-                _expect(
-                    self.report.opcodes <= limits.max_opcodes,
-                    f"Refused: the pickle has more than {limits.max_opcodes} opcodes.",
-                )
-            self._need(pos, 1)
-            op = buf[pos]
+                checkpoint = min(count + 4096, limits.max_opcodes)
+            try:
+                op = buf[pos]
+            except IndexError:
+                raise ScanError(_TRUNCATED) from None
             pos += 1
             if op == 0x71:  # BINPUT
-                self._need(pos, 1)
                 put(buf[pos])
                 pos += 1
             elif op == 0x94:  # MEMOIZE
                 put(len(memo))
             elif op == 0x8C:  # SHORT_BINUNICODE
-                self._need(pos, 1)
                 value, pos = self._payload(pos + 1, buf[pos], "str")
                 stack.append(value)
             elif op == 0x58:  # BINUNICODE
-                self._need(pos, 4)
                 value, pos = self._payload(pos + 4, unpack("<I", buf, pos)[0], "str")
                 stack.append(value)
             elif op == 0x4B:  # BININT1
-                self._need(pos, 1)
                 stack.append(buf[pos])
                 pos += 1
             elif op == 0x4D:  # BININT2
-                self._need(pos, 2)
                 stack.append(unpack("<H", buf, pos)[0])
                 pos += 2
             elif op == 0x4A:  # BININT
-                self._need(pos, 4)
                 stack.append(unpack("<i", buf, pos)[0])
                 pos += 4
             elif op == 0x68:  # BINGET
-                self._need(pos, 1)
                 get(buf[pos])
                 pos += 1
             elif op == 0x6A:  # LONG_BINGET
-                self._need(pos, 4)
                 get(unpack("<I", buf, pos)[0])
                 pos += 4
             elif op == 0x72:  # LONG_BINPUT
-                self._need(pos, 4)
                 put(unpack("<I", buf, pos)[0])
                 pos += 4
             elif op == 0x28:  # MARK
@@ -1302,7 +1305,6 @@ class _Walker:
             elif op == 0x89:  # NEWFALSE
                 stack.append(False)
             elif op == 0x47:  # BINFLOAT
-                self._need(pos, 8)
                 stack.append(unpack(">d", buf, pos)[0])
                 pos += 8
             elif op in (0x8A, 0x8B):  # LONG1, LONG4
@@ -1319,15 +1321,12 @@ class _Walker:
                 stack.append(int.from_bytes(buf[pos : pos + n], "little", signed=True))
                 pos += n
             elif op == 0x43:  # SHORT_BINBYTES
-                self._need(pos, 1)
                 value, pos = self._payload(pos + 1, buf[pos], "bytes")
                 stack.append(value)
             elif op == 0x42:  # BINBYTES
-                self._need(pos, 4)
                 value, pos = self._payload(pos + 4, unpack("<I", buf, pos)[0], "bytes")
                 stack.append(value)
             elif op in (0x8D, 0x8E, 0x96):  # BINUNICODE8, BINBYTES8, BYTEARRAY8
-                self._need(pos, 8)
                 kind = {0x8D: "str", 0x8E: "bytes", 0x96: "bytearray"}[op]
                 value, pos = self._payload(pos + 8, unpack("<Q", buf, pos)[0], kind)
                 stack.append(value)
@@ -1403,14 +1402,14 @@ class _Walker:
                         frame_end < 0 or pos == frame_end,
                         "Refused: malformed joblib file (array data inside a pickle frame).",
                     )
+                    report.opcodes = count
                     stack[-1], pos = self._joblib_array(target, pos, depth)
+                    count = checkpoint = report.opcodes
             elif op == 0x80:  # PROTO
-                self._need(pos, 1)
                 proto = buf[pos]
                 pos += 1
                 _expect(proto <= 5, "Refused: the pickle declares an unknown protocol.")
             elif op == 0x95:  # FRAME
-                self._need(pos, 8)
                 size = unpack("<Q", buf, pos)[0]
                 pos += 8
                 _expect(
@@ -1429,6 +1428,7 @@ class _Walker:
                     "Refused: malformed joblib file (an array ends inside a pickle frame).",
                 )
                 rules.values(stack[0])
+                report.opcodes = count
                 return pos
             else:
                 opname = _OPNAMES.get(op)
@@ -1483,6 +1483,7 @@ class _Walker:
         return array, pos + nbytes
 
 
+_TRUNCATED = "Refused: the pickle is truncated (it ends early or declares more data than it holds)."
 _CONTAINER_MESSAGE = "Refused: the pickle adds items to something that is not a plain container."
 
 
