@@ -683,7 +683,9 @@ class Built:
 
 def allowlist_build() -> Built:
     """Build the allowlist from the installed libraries (fits and saves the corpus)."""
-    with tempfile.TemporaryDirectory(prefix="allowlist-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="allowlist-") as tmp, warnings.catch_warnings():
+        # numpy.core aliases and the corpus's tiny fits warn; none of it matters here.
+        warnings.simplefilter("ignore")
         corpus = corpus_build(Path(tmp))
         data = _sort_names(corpus)
         allowlist = scanning.Allowlist.from_data(data)

@@ -213,3 +213,219 @@ def zip_bomb() -> bytes:
             for _ in range(200):
                 entry.write(block)
     return buffer.getvalue()
+
+
+# --- hand-assembled artifacts -------------------------------------------------------------------
+
+
+class PickleAsm:
+    """Writes pickle opcodes one by one, for artifacts no pickler would produce."""
+
+    def __init__(self, protocol: int = 2) -> None:
+        self.parts: list[bytes] = [bytes([0x80, protocol])]
+
+    def raw(self, data: bytes) -> "PickleAsm":
+        self.parts.append(data)
+        return self
+
+    def glob(self, dotted: str) -> "PickleAsm":
+        module, _, name = dotted.rpartition(".")
+        return self.raw(b"c" + module.encode() + b"\n" + name.encode() + b"\n")
+
+    def stack_glob(self, dotted: str) -> "PickleAsm":
+        module, _, name = dotted.rpartition(".")
+        return self.text(module).text(name).raw(b"\x93")
+
+    def text(self, value: str) -> "PickleAsm":
+        return self.raw(_unicode(value))
+
+    def data(self, value: bytes) -> "PickleAsm":
+        return self.raw(b"B" + struct.pack("<I", len(value)) + value)
+
+    def integer(self, value: int) -> "PickleAsm":
+        return self.raw(b"J" + struct.pack("<i", value))
+
+    def real(self, value: float) -> "PickleAsm":
+        return self.raw(b"G" + struct.pack(">d", value))
+
+    def none(self) -> "PickleAsm":
+        return self.raw(b"N")
+
+    def true(self) -> "PickleAsm":
+        return self.raw(b"\x88")
+
+    def false(self) -> "PickleAsm":
+        return self.raw(b"\x89")
+
+    def mark(self) -> "PickleAsm":
+        return self.raw(b"(")
+
+    def tup(self, size: int | None = None) -> "PickleAsm":
+        """TUPLE1-3 for the top `size` items, TUPLE (from the mark) when size is None."""
+        return self.raw({0: b")", 1: b"\x85", 2: b"\x86", 3: b"\x87", None: b"t"}[size])
+
+    def empty_list(self) -> "PickleAsm":
+        return self.raw(b"]")
+
+    def empty_dict(self) -> "PickleAsm":
+        return self.raw(b"}")
+
+    def setitem(self) -> "PickleAsm":
+        return self.raw(b"s")
+
+    def setitems(self) -> "PickleAsm":
+        return self.raw(b"u")
+
+    def append(self) -> "PickleAsm":
+        return self.raw(b"a")
+
+    def reduce(self) -> "PickleAsm":
+        return self.raw(b"R")
+
+    def newobj(self) -> "PickleAsm":
+        return self.raw(b"\x81")
+
+    def build(self) -> "PickleAsm":
+        return self.raw(b"b")
+
+    def pop(self) -> "PickleAsm":
+        return self.raw(b"0")
+
+    def put(self, index: int) -> "PickleAsm":
+        return self.raw(b"r" + struct.pack("<I", index))
+
+    def get(self, index: int) -> "PickleAsm":
+        return self.raw(b"j" + struct.pack("<I", index))
+
+    def call(self, dotted: str, *args: Callable[["PickleAsm"], Any]) -> "PickleAsm":
+        """dotted(*args) with REDUCE; each arg is a function that pushes one value."""
+        self.glob(dotted).mark()
+        for push in args:
+            push(self)
+        return self.tup().reduce()
+
+    def stop(self) -> bytes:
+        return b"".join(self.parts) + b"."
+
+
+def compressed(data: bytes, method: str) -> bytes:
+    """`data` inside the compressed container joblib would have written."""
+    import bz2
+    import gzip
+    import lzma
+    import zlib
+
+    import lz4.frame
+
+    if method == "zlib":
+        return zlib.compress(data)
+    if method == "gzip":
+        return gzip.compress(data)
+    if method == "bz2":
+        return bz2.compress(data)
+    if method == "xz":
+        return lzma.compress(data, format=lzma.FORMAT_XZ)
+    if method == "lzma":
+        return lzma.compress(data, format=lzma.FORMAT_ALONE)
+    if method == "lz4":
+        return lz4.frame.compress(data)
+    raise ValueError(method)
+
+
+def skops_archive(schema: dict[str, Any], files: dict[str, bytes] | None = None) -> bytes:
+    """A .skops zip written by hand: its schema.json and any array files."""
+    import json
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("schema.json", json.dumps(schema))
+        for name, data in (files or {}).items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+class Forged:
+    """Pickles as whatever (callable, args[, state]) it is given: pickle writes the names."""
+
+    def __init__(self, *reduce: Any) -> None:
+        self.reduce = reduce
+
+    def __reduce__(self) -> Any:
+        return self.reduce
+
+
+# --- benign families beyond KINDS -------------------------------------------------------------
+
+FAMILIES = [
+    "hist_gradient_boosting",
+    "hist_gradient_boosting_categorical",
+    "hist_gradient_boosting_regressor",
+    "column_transformer_onehot",
+    "svc_probability",
+    "knn",
+    "gaussian_nb",
+    "mlp",
+    "sgd",
+    "ridge",
+    "decision_tree",
+]
+
+
+@pytest.fixture(scope="session")
+def family_frame(frame: tuple[pd.DataFrame, np.ndarray, np.ndarray]) -> pd.DataFrame:
+    """The shared frame plus a text column and a pandas categorical column."""
+    X, _, _ = frame
+    mixed = X.copy()
+    mixed["city"] = np.array(["paris", "lyon", "nice"])[np.arange(len(X)) % 3]
+    mixed["plan"] = pd.Categorical(np.array(["basic", "pro"])[np.arange(len(X)) % 2])
+    return mixed
+
+
+@pytest.fixture(scope="session")
+def families(
+    frame: tuple[pd.DataFrame, np.ndarray, np.ndarray], family_frame: pd.DataFrame
+) -> dict[str, tuple[Any, Any]]:
+    """Fitted models of the families people upload, each with rows it can predict on."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+    from sklearn.linear_model import Ridge, SGDClassifier
+    from sklearn.naive_bayes import GaussianNB
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.preprocessing import OneHotEncoder
+    from sklearn.svm import SVC
+    from sklearn.tree import DecisionTreeClassifier
+
+    X, y_class, y_reg = frame
+    numeric = family_frame.drop(columns=["city"])
+    columns = ColumnTransformer(
+        [("num", StandardScaler(), COLUMNS), ("cat", OneHotEncoder(), ["city"])]
+    )
+    fitted = {
+        "hist_gradient_boosting": (HistGradientBoostingClassifier(max_iter=5).fit(X, y_class), X),
+        "hist_gradient_boosting_categorical": (
+            HistGradientBoostingClassifier(max_iter=5, categorical_features="from_dtype").fit(
+                numeric, y_class
+            ),
+            numeric,
+        ),
+        "hist_gradient_boosting_regressor": (
+            HistGradientBoostingRegressor(max_iter=5, categorical_features=[4]).fit(
+                np.column_stack([X.to_numpy(), np.arange(len(X)) % 3]), y_reg
+            ),
+            np.column_stack([X.to_numpy(), np.arange(len(X)) % 3]),
+        ),
+        "column_transformer_onehot": (
+            make_pipeline(columns, LogisticRegression()).fit(family_frame, y_class),
+            family_frame,
+        ),
+        "svc_probability": (SVC(probability=True, random_state=0).fit(X, y_class), X),
+        "knn": (KNeighborsClassifier(n_neighbors=3).fit(X, y_class), X),
+        "gaussian_nb": (GaussianNB().fit(X, y_class), X),
+        "mlp": (MLPClassifier(max_iter=50, random_state=0).fit(X, y_class), X),
+        "sgd": (SGDClassifier(random_state=0).fit(X, y_class), X),
+        "ridge": (Ridge().fit(X, y_reg), X),
+        "decision_tree": (DecisionTreeClassifier(random_state=0).fit(X, y_class), X),
+    }
+    assert sorted(fitted) == sorted(FAMILIES)
+    return fitted
