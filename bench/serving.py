@@ -1,18 +1,39 @@
-"""Real-time serving: how close the platform's predict routes come to a bare model.
+"""Real-time serving: how close the platform's predict routes come to a bare app running the
+same model, for models as users fit them: pipelines on pandas DataFrames with named columns.
 
-Three comparisons, each measured in this run:
-1. in process: `model.predict` on one row in a loop vs. the native route through Django's test
-   client (same row, token auth, validation, JSON);
-2. over HTTP, the production server config (gunicorn, 2 workers), 8 concurrent connections,
-   load from `wrk` (Debian package) or, if it is missing, a Python keep-alive client: the native,
-   MLflow and v2 routes vs. a bare WSGI app (no Django) doing the same JSON decode + predict;
-3. the same for a 100-tree random forest, where predict dominates.
+Models (breast-cancer data as a DataFrame, its 30 float columns renamed to slugs):
+StandardScaler + LogisticRegression and a 100-tree random forest, which compile to ONNX and are
+served by onnxruntime in the serving process, and a HistGradientBoosting classifier, which does
+not compile and is served by a model runner (a sandboxed process on a local socket). Each is
+stored as a ready version with a one-record input example, alias `production`.
 
-Sizes: BENCH_SERVING_SECONDS (per HTTP route and round, default 3), BENCH_SERVING_ROUNDS
-(interleaved rounds, medians reported, default 5), BENCH_SERVING_CALLS (in-process calls,
-default 2000).
+Two baselines, measured in this run under the same server config (gunicorn with the project's
+`mlplatform/gunicorn.py`, 2 sync workers), with no Django:
+- bare onnxruntime: JSON → float array in column order → `session.run` on the version's own
+  stored graph (one intra-op and one inter-op thread, as serving runs it) → JSON;
+- bare scikit-learn: JSON → DataFrame with the named columns → `model.predict` → JSON, what
+  a hand-written endpoint on the pickle does (and what the platform did before graphs), with
+  one OpenMP/BLAS thread per worker as model runners have (two workers on two cores).
+
+For each model:
+1. in process, interleaved one-row calls, p50, one OpenMP/BLAS thread: scikit-learn `predict`
+   on a one-row DataFrame, plain and with its re-checks off as runners run it, vs. the version's
+   engine (onnxruntime, or the runner via `serving.runners.runner_outputs`) vs. the native route
+   through Django's test client (token auth, validation, JSON); for a runner, the milliseconds
+   it adds over the in-process predict with the same settings;
+2. over HTTP, 8 concurrent connections, load from `wrk` (Debian package) or, if it is missing, a
+   Python keep-alive client: the native route (and, for the logistic model, the MLflow and v2
+   routes) vs. both baselines, in interleaved rounds.
+
+Goals, printed beside the figures: the native route ≥ 0.70 of the bare onnxruntime app's req/s
+with p99 ≤ 10 ms; a runner-served version adds ≤ 0.3 ms p50 over in-process prediction.
+
+Sizes: BENCH_SERVING_SECONDS (per HTTP target and round, default 3), BENCH_SERVING_ROUNDS
+(interleaved rounds, medians reported, default 5), BENCH_SERVING_CALLS (in-process calls per
+candidate, default 2000, or fewer when they take over 20 s per model).
 """
 
+import io
 import json
 import os
 import re
@@ -24,6 +45,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from http.client import HTTPConnection
 from pathlib import Path
 from typing import Any
@@ -34,28 +57,77 @@ from bench._registry import ready_version
 
 ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var" / "bench-serving"
+GOAL_OF_BARE_ONNX = 0.70
+GOAL_P99_MS = 10.0
+GOAL_RUNNER_ADDED_MS = 0.3
+# In-process calls stop after this long per model (but not before MIN_CALLS each).
+IN_PROCESS_SECONDS = 20.0
+MIN_CALLS = 200
 
 
-# --- the bare WSGI baseline (run by gunicorn as `bench.serving:bare_app`) ---------------------
+# --- the bare WSGI baselines (run by gunicorn as `bench.serving:bare_app`) --------------------
+#
+# One app for every model: `/onnx/<name>` runs the version's graph, `/sklearn/<name>` its
+# pickle. BENCH_SERVING_MANIFEST names a JSON file with, per model, the graph and artifact files,
+# the columns in signature order, and the graph's input layout and precision.
 
-_bare_model: Any = None
-_bare_columns: list[str] = []
+_bare_models: dict[str, Callable[[list[dict[str, Any]]], list[Any]]] = {}
+
+
+def _bare_onnx(entry: dict[str, Any]) -> Callable[[list[dict[str, Any]]], list[Any]]:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    session = ort.InferenceSession(
+        Path(entry["graph"]).read_bytes(), options, providers=["CPUExecutionProvider"]
+    )
+    label = [session.get_outputs()[0].name]
+    columns = entry["columns"]
+    dtype = np.float64 if entry["precision"] == "float64" else np.float32
+    matrix_input = session.get_inputs()[0].name
+
+    def predict(rows: list[dict[str, Any]]) -> list[Any]:
+        if entry["layout"] == "matrix":
+            feed = {matrix_input: np.array([[row[c] for c in columns] for row in rows], dtype)}
+        else:
+            feed = {c: np.array([[row[c]] for row in rows], dtype) for c in columns}
+        return session.run(label, feed)[0].ravel().tolist()
+
+    return predict
+
+
+def _bare_sklearn(entry: dict[str, Any]) -> Callable[[list[dict[str, Any]]], list[Any]]:
+    import pandas as pd
+
+    from registry.artifacts import load_bytes
+
+    model = load_bytes(Path(entry["artifact"]).read_bytes(), fmt="joblib")
+    columns = entry["columns"]
+
+    def predict(rows: list[dict[str, Any]]) -> list[Any]:
+        return model.predict(pd.DataFrame(rows, columns=columns)).tolist()
+
+    return predict
 
 
 def bare_app(environ: dict, start_response: Any) -> list[bytes]:
-    """What a hand-written Flask-less endpoint would do: JSON → array → predict → JSON."""
-    global _bare_model, _bare_columns
-    if _bare_model is None:
-        from registry.artifacts import load_bytes
-
-        path = Path(os.environ["BENCH_SERVING_ARTIFACT"])
-        _bare_model = load_bytes(path.read_bytes(), fmt="joblib")
-        _bare_columns = [f"f{i}" for i in range(_bare_model.n_features_in_)]
+    """What a hand-written endpoint would do: JSON → model input → predict → JSON."""
+    path = environ.get("PATH_INFO", "")
+    predict = _bare_models.get(path)
+    if predict is None:
+        kind, _, name = path.strip("/").partition("/")
+        manifest = json.loads(Path(os.environ["BENCH_SERVING_MANIFEST"]).read_text())
+        build = {"onnx": _bare_onnx, "sklearn": _bare_sklearn}.get(kind)
+        if build is None or name not in manifest:
+            start_response("404 Not Found", [("Content-Length", "0")])
+            return []
+        predict = _bare_models[path] = build(manifest[name])
     length = int(environ.get("CONTENT_LENGTH") or 0)
-    data = json.loads(environ["wsgi.input"].read(length))
-    rows = data["instances"]
-    matrix = np.array([[row[c] for c in _bare_columns] for row in rows], dtype=np.float64)
-    body = json.dumps({"predictions": _bare_model.predict(matrix).tolist()}).encode()
+    rows = json.loads(environ["wsgi.input"].read(length))["instances"]
+    body = json.dumps({"predictions": predict(rows)}).encode()
     start_response(
         "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
     )
@@ -65,9 +137,27 @@ def bare_app(environ: dict, start_response: Any) -> list[bytes]:
 # --- set-up -------------------------------------------------------------------------------
 
 
+@dataclass
+class Served:
+    """One stored model: what the benchmark needs of it, and the figures it collected."""
+
+    name: str
+    estimator: Any
+    version: Any
+    frame: Any  # the one-row DataFrame with the named columns
+    row: dict[str, float]
+    http: dict[str, dict[str, float]] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+    in_process: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def runner(self) -> bool:
+        return bool(self.version.engine == "python")
+
+
 def _django() -> None:
     shutil.rmtree(VAR, ignore_errors=True)
-    VAR.mkdir(parents=True)
+    (VAR / "static").mkdir(parents=True)  # no collected static files; saves a warning
     os.environ["MLPLATFORM_VAR_DIR"] = str(VAR)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mlplatform.settings.local")
     os.environ["DJANGO_DEBUG"] = "0"
@@ -80,27 +170,84 @@ def _django() -> None:
     call_command("migrate", verbosity=0)
 
 
-def _models() -> dict[str, tuple[Any, bytes]]:
-    import io
+def _slug(column: str) -> str:
+    return re.sub(r"[^0-9a-z]+", "_", column.lower()).strip("_")
 
+
+def _dump(estimator: Any) -> bytes:
     import joblib
+
+    buffer = io.BytesIO()
+    joblib.dump(estimator, buffer)
+    return buffer.getvalue()
+
+
+def _models() -> list[Served]:
+    """Fit and store the three models; a second, runner-served copy of the logistic pipeline
+    if HistGradientBoosting unexpectedly compiled (so a runner is measured either way)."""
     from sklearn.datasets import load_breast_cancer
-    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    x, y = load_breast_cancer(return_X_y=True)
+    from registry.models import ModelVersion
+
+    x, y = load_breast_cancer(return_X_y=True, as_frame=True)
+    x = x.rename(columns=_slug)
+    frame = x.iloc[:1].copy()
+    row = {column: float(value) for column, value in frame.iloc[0].items()}
     fitted = {
-        "bc-logreg": make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(x, y),
-        "bc-forest": RandomForestClassifier(n_estimators=100, random_state=0, n_jobs=1).fit(x, y),
+        "bc-logreg": make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)),
+        "bc-forest": RandomForestClassifier(n_estimators=100, random_state=0, n_jobs=1),
+        "bc-hgb": HistGradientBoostingClassifier(random_state=0),
     }
-    out = {}
-    for name, model in fitted.items():
-        buffer = io.BytesIO()
-        joblib.dump(model, buffer)
-        out[name] = (model, buffer.getvalue())
-    return out
+    served = []
+    for name, estimator in fitted.items():
+        estimator.fit(x, y)
+        version = ready_version(
+            name, estimator, _dump(estimator), input_example=[row], alias="production"
+        )
+        served.append(Served(name, estimator, version, frame, row))
+    if not any(model.runner for model in served):
+        name, estimator = "bc-logreg-runner", fitted["bc-logreg"]
+        version = ready_version(
+            name, estimator, _dump(estimator), input_example=[row], alias="production"
+        )
+        ModelVersion.objects.filter(pk=version.pk).update(
+            engine=ModelVersion.Engine.PYTHON, graph="", graph_sha256=""
+        )
+        version.refresh_from_db()
+        served.append(Served(name, estimator, version, frame, row))
+    return served
+
+
+def _manifest(served: list[Served]) -> Path:
+    """The files the bare app serves: each version's stored graph and artifact, as stored."""
+    folder = VAR / "bare"
+    folder.mkdir(exist_ok=True)
+    manifest: dict[str, dict[str, Any]] = {}
+    for model in served:
+        version = model.version
+        artifact = folder / f"{model.name}.joblib"
+        with version.artifact.open("rb") as stream:
+            artifact.write_bytes(stream.read())
+        entry: dict[str, Any] = {
+            "artifact": str(artifact),
+            "graph": None,
+            "columns": [c["name"] for c in version.signature["inputs"]],
+            "layout": (version.compilation or {}).get("inputs", "matrix"),
+            "precision": (version.compilation or {}).get("precision", "float64"),
+        }
+        if version.graph:
+            graph = folder / f"{model.name}.onnx"
+            with version.graph.open("rb") as stream:
+                graph.write_bytes(stream.read())
+            entry["graph"] = str(graph)
+        manifest[model.name] = entry
+    path = folder / "manifest.json"
+    path.write_text(json.dumps(manifest))
+    return path
 
 
 def _token() -> str:
@@ -114,29 +261,87 @@ def _token() -> str:
 # --- in-process -----------------------------------------------------------------------------
 
 
-def _in_process(model: Any, name: str, row: dict[str, float], token: str, calls: int) -> None:
+def _p50s(
+    candidates: dict[str, Callable[[], Any]], calls: int, seconds: float
+) -> tuple[dict[str, float], int]:
+    """Median milliseconds per call of each candidate, called in turn (interleaved, so a
+    neighbour's burst slows them alike), and how many calls each got: `calls`, or fewer if
+    they take more than `seconds` in all (a slow model on a loaded machine)."""
+    timings: dict[str, list[float]] = {name: [] for name in candidates}
+    for call in candidates.values():
+        call()
+    deadline = time.monotonic() + seconds
+    done = 0
+    while done < calls and (done < MIN_CALLS or time.monotonic() < deadline):
+        for name, call in candidates.items():
+            started = time.perf_counter()
+            call()
+            timings[name].append(time.perf_counter() - started)
+        done += 1
+    return {name: float(np.median(values)) * 1e3 for name, values in timings.items()}, done
+
+
+def _in_process(model: Served, token: str, calls: int) -> None:
+    import warnings
+
     from rest_framework.test import APIClient
+    from threadpoolctl import threadpool_limits
 
-    matrix = np.array([list(row.values())])
-    model.predict(matrix)
-    started = time.perf_counter()
-    for _ in range(calls):
-        model.predict(matrix)
-    bare = (time.perf_counter() - started) / calls
+    from serving import cache
+    from serving.services import validated_input
 
+    estimator, frame = model.estimator, model.frame
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
-    body = json.dumps({"instances": [row]})
-    path = f"/api/v1/models/{name}/predict"
-    assert client.post(path, body, content_type="application/json").status_code == 200
-    started = time.perf_counter()
-    for _ in range(calls):
-        client.post(path, body, content_type="application/json")
-    native = (time.perf_counter() - started) / calls
+    body = json.dumps({"instances": [model.row]})
+    path = f"/api/v1/models/{model.name}/predict"
+    response = client.post(path, body, content_type="application/json")
+    if response.status_code != 200:
+        model.failed["in process"] = f"{response.status_code}: {response.content[:300]!r}"
+        print(f"  in process: the native route answered {model.failed['in process']}")
+        return
+
+    def checked() -> Any:
+        # The runner's own settings: scikit-learn's finiteness and parameter re-checks off.
+        with validated_input():
+            return estimator.predict(frame)
+
+    candidates: dict[str, Callable[[], Any]] = {
+        "sklearn": lambda: estimator.predict(frame),
+        "sklearn, checks off": checked,
+    }
+    if model.runner:
+        from serving import runners
+        from serving.engines import runner_spec
+
+        spec = runner_spec(model.version)
+        candidates["runner"] = lambda: runners.runner_outputs(spec, frame, ["predict"])
+    else:
+        engine = cache.engine_for(model.version)
+        matrix = frame.to_numpy()
+        candidates["onnx"] = lambda: engine.outputs(matrix, ["predict"])
+    candidates["route"] = lambda: client.post(path, body, content_type="application/json")
+    # One OpenMP/BLAS thread, as model runners and the bare apps run: two threads per process
+    # on this two-core machine would only contend with the other worker.
+    with warnings.catch_warnings(), threadpool_limits(limits=1):
+        warnings.simplefilter("ignore")
+        p50, done = _p50s(candidates, calls, IN_PROCESS_SECONDS)
+    model.in_process = p50
+    engine_name = "runner_outputs" if model.runner else "onnxruntime engine"
+    engine_p50 = p50["runner" if model.runner else "onnx"]
     print(
-        f"  in process, {calls} calls: bare predict {bare * 1e6:8.0f} µs/call | native route via "
-        f"test client {native * 1e6:8.0f} µs/call | ratio {native / bare:5.1f}x the bare call"
+        f"  in process, {done} interleaved one-row calls, p50: scikit-learn predict on a "
+        f"DataFrame {p50['sklearn']:.3f} ms ({p50['sklearn, checks off']:.3f} with its checks "
+        f"off) | {engine_name} {engine_p50:.3f} ms | native route via test client "
+        f"{p50['route']:.3f} ms"
     )
+    if model.runner:
+        added = p50["runner"] - p50["sklearn, checks off"]
+        print(
+            f"  runner adds {added:+.3f} ms p50 over in-process predict with the same settings "
+            f"(goal ≤ {GOAL_RUNNER_ADDED_MS} ms: {_verdict(added <= GOAL_RUNNER_ADDED_MS)}); "
+            f"{p50['runner'] - p50['sklearn']:+.3f} ms over a plain predict"
+        )
 
 
 # --- over HTTP ----------------------------------------------------------------------------
@@ -173,7 +378,11 @@ def _gunicorn(app: str, env: dict[str, str]) -> tuple[subprocess.Popen, int]:
 
 def _stop(process: subprocess.Popen) -> None:
     os.killpg(process.pid, signal.SIGTERM)
-    process.wait(timeout=30)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
 
 
 _WRK_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
@@ -250,25 +459,29 @@ def _python_load(url: str, body: str, headers: dict[str, str], seconds: int) -> 
     }
 
 
-def _warm(url: str, body: str, headers: dict[str, str]) -> None:
-    """Send requests on fresh connections until both workers have loaded and answered."""
+def _warm(url: str, body: str, headers: dict[str, str]) -> str | None:
+    """Send requests on fresh connections until both workers have loaded and answered; the
+    error (status and body) if the target does not answer 200."""
     host, port_path = url.removeprefix("http://").split(":", 1)
     port, path = port_path.split("/", 1)
     answered = 0
     deadline = time.monotonic() + 120
-    while answered < 6 and time.monotonic() < deadline:
+    while answered < 6:
+        if time.monotonic() > deadline:
+            return "no answer within 120 s"
         connection = HTTPConnection(host, int(port), timeout=60)
         try:
             connection.request("POST", "/" + path, body=body, headers=headers)
             response = connection.getresponse()
-            response.read()
+            content = response.read()
             if response.status != 200:
-                raise RuntimeError(f"{url} answered {response.status}")
+                return f"{response.status}: {content[:300].decode(errors='replace')}"
             answered += 1
         except OSError:
             time.sleep(0.2)
         finally:
             connection.close()
+    return None
 
 
 def _load(url: str, body: str, headers: dict[str, str], seconds: int) -> dict[str, float]:
@@ -277,69 +490,99 @@ def _load(url: str, body: str, headers: dict[str, str], seconds: int) -> dict[st
     return _python_load(url, body, headers, seconds)
 
 
-def _over_http(
-    name: str, data: bytes, row: dict[str, float], token: str, seconds: int, rounds: int
-) -> None:
-    artifact = VAR / f"{name}.joblib"
-    artifact.write_bytes(data)
-    names = list(row)
-    values = list(row.values())
-    auth = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
+def _targets(model: Served, bare_port: int, port: int) -> dict[str, tuple[str, str]]:
+    """Target name → (URL, body): the baselines, then the platform's routes."""
+    row = model.row
+    names, values = list(row), list(row.values())
     native_body = json.dumps({"instances": [row]})
-    routes = {
-        "native": (f"/api/v1/models/{name}/predict", native_body),
-        "mlflow": (
-            f"/mlflow/models/{name}/invocations",
-            json.dumps({"dataframe_split": {"columns": names, "data": [values]}}),
-        ),
-        "v2": (
-            f"/v2/models/{name}/infer",
-            json.dumps(
-                {
-                    "inputs": [
-                        {"name": "x", "shape": [1, len(values)], "datatype": "FP64", "data": values}
-                    ]
-                }
-            ),
-        ),
-    }
-    env = {
-        "MLPLATFORM_VAR_DIR": str(VAR),
-        "DJANGO_SETTINGS_MODULE": "mlplatform.settings.local",
-        "DJANGO_DEBUG": "0",
-        "MLPLATFORM_PRELOAD": "production",
-        "BENCH_SERVING_ARTIFACT": str(artifact),
-    }
-    bare_process, bare_port = _gunicorn("bench.serving:bare_app", env)
-    process, port = _gunicorn("mlplatform.wsgi", env)
-    targets = {"bare WSGI": (f"http://127.0.0.1:{bare_port}/", native_body)}
-    for protocol, (path, body) in routes.items():
-        targets[protocol] = (f"http://127.0.0.1:{port}{path}", body)
-    results: dict[str, list[dict[str, float]]] = {name: [] for name in targets}
-    try:
-        for url, body in targets.values():
-            _warm(url, body, auth)
-        # Interleaved rounds, medians reported: on a shared machine, load from other processes
-        # then hits the baseline and the routes alike instead of whichever ran at a bad moment.
-        for _ in range(rounds):
-            for target, (url, body) in targets.items():
-                results[target].append(_load(url, body, auth, seconds))
-    finally:
-        _stop(bare_process)
-        _stop(process)
+    targets = {}
+    if not model.runner:
+        targets["bare onnx"] = (f"http://127.0.0.1:{bare_port}/onnx/{model.name}", native_body)
+    targets["bare sklearn"] = (f"http://127.0.0.1:{bare_port}/sklearn/{model.name}", native_body)
+    base = f"http://127.0.0.1:{port}"
+    targets["native"] = (f"{base}/api/v1/models/{model.name}/predict", native_body)
+    if model.name == "bc-logreg":
+        mlflow = {"dataframe_split": {"columns": names, "data": [values]}}
+        tensor = {"name": "x", "shape": [1, len(values)], "datatype": "FP64", "data": values}
+        targets["mlflow"] = (f"{base}/mlflow/models/{model.name}/invocations", json.dumps(mlflow))
+        targets["v2"] = (f"{base}/v2/models/{model.name}/infer", json.dumps({"inputs": [tensor]}))
+    return targets
 
-    def median(target: str, key: str) -> float:
-        return float(np.median([result[key] for result in results[target]]))
 
-    bare_rps = median("bare WSGI", "rps")
-    for target in targets:
-        rps = median(target, "rps")
-        errors = sum(result["errors"] for result in results[target])
+def _over_http(
+    model: Served, bare_port: int, port: int, token: str, seconds: int, rounds: int
+) -> None:
+    auth = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
+    targets = _targets(model, bare_port, port)
+    for target, (url, body) in list(targets.items()):
+        error = _warm(url, body, auth)
+        if error:
+            model.failed[target] = error
+            del targets[target]
+    results: dict[str, list[dict[str, float]]] = {target: [] for target in targets}
+    # Interleaved rounds, medians reported: on a shared machine, load from other processes then
+    # hits the baselines and the routes alike instead of whichever ran at a bad moment.
+    for _ in range(rounds):
+        for target, (url, body) in targets.items():
+            results[target].append(_load(url, body, auth, seconds))
+
+    for target, runs in results.items():
+        model.http[target] = {
+            key: float(np.median([run[key] for run in runs])) for key in ("rps", "p50", "p99")
+        }
+        model.http[target]["errors"] = sum(run["errors"] for run in runs)
+    for target in _targets(model, bare_port, port):
+        if target in model.failed:
+            print(f"  {target:>12}: FAILED, {model.failed[target]}")
+            continue
+        figures = model.http[target]
+        ratios = "".join(
+            f"  {figures['rps'] / model.http[bare]['rps']:5.2f} of {bare}"
+            for bare in ("bare onnx", "bare sklearn")
+            if not target.startswith("bare") and bare in model.http
+        )
         print(
-            f"  {target:>9}: {rps:8.0f} req/s  p50 {median(target, 'p50'):6.2f} ms  "
-            f"p99 {median(target, 'p99'):6.2f} ms"
-            + ("" if target == "bare WSGI" else f"  = {rps / bare_rps:6.1%} of bare")
-            + (f"  ({errors:.0f} errors!)" if errors else "")
+            f"  {target:>12}: {figures['rps']:7.0f} req/s  p50 {figures['p50']:6.2f} ms  "
+            f"p99 {figures['p99']:6.2f} ms{ratios}"
+            + (f"  ({figures['errors']:.0f} errors!)" if figures["errors"] else "")
+        )
+
+
+# --- report ---------------------------------------------------------------------------------
+
+
+def _verdict(met: bool) -> str:
+    return "met" if met else "MISSED"
+
+
+def _goals(served: list[Served]) -> None:
+    print("\ngoals (medians):")
+    for model in served:
+        native = model.http.get("native")
+        if native is None:
+            print(f"  {model.name}: native route failed, no figures")
+            continue
+        p99 = (
+            f"p99 {native['p99']:.2f} ms (goal ≤ {GOAL_P99_MS:.0f} ms: "
+            f"{_verdict(native['p99'] <= GOAL_P99_MS)})"
+        )
+        sklearn = model.http.get("bare sklearn")
+        of_sklearn = f"{native['rps'] / sklearn['rps']:.2f} of bare scikit-learn" if sklearn else ""
+        if model.runner:
+            added = model.in_process.get("runner", float("nan")) - model.in_process.get(
+                "sklearn, checks off", float("nan")
+            )
+            print(
+                f"  {model.name} (runner): native {of_sklearn}, {p99}; runner adds "
+                f"{added:+.3f} ms p50 in process (goal ≤ {GOAL_RUNNER_ADDED_MS} ms: "
+                f"{_verdict(added <= GOAL_RUNNER_ADDED_MS)})"
+            )
+            continue
+        onnx = model.http.get("bare onnx")
+        ratio = native["rps"] / onnx["rps"] if onnx else float("nan")
+        print(
+            f"  {model.name} (onnx): native {ratio:.2f} of bare onnxruntime (goal ≥ "
+            f"{GOAL_OF_BARE_ONNX:.2f}: {_verdict(ratio >= GOAL_OF_BARE_ONNX)}), {of_sklearn}, {p99}"
         )
 
 
@@ -348,21 +591,47 @@ def main() -> None:
     rounds = int(os.environ.get("BENCH_SERVING_ROUNDS", "5"))
     calls = int(os.environ.get("BENCH_SERVING_CALLS", "2000"))
     _django()
-    from sklearn.datasets import load_breast_cancer
-
     token = _token()
-    x, _ = load_breast_cancer(return_X_y=True)
-    row = {f"f{i}": float(v) for i, v in enumerate(x[0])}
+    served = _models()
     tool = "wrk" if shutil.which("wrk") else "a Python client (install Debian's wrk for precision)"
     print(
-        f"load: {tool}, 8 connections, {rounds} interleaved rounds of {seconds} s per route "
-        "(medians); gunicorn 2 sync workers"
+        f"load: {tool}, 8 connections, {rounds} interleaved rounds of {seconds} s per target "
+        "(medians); gunicorn 2 sync workers for the platform and for the bare apps"
     )
-    for name, (model, data) in _models().items():
-        ready_version(name, model, data, input_example=[row], alias="production")
-        print(f"\n{name} ({type(model).__name__}, 30 columns, one row per request)")
-        _in_process(model, name, row, token, calls)
-        _over_http(name, data, row, token, seconds, rounds)
+    env = {
+        "MLPLATFORM_VAR_DIR": str(VAR),
+        "DJANGO_SETTINGS_MODULE": "mlplatform.settings.local",
+        "DJANGO_DEBUG": "0",
+        "MLPLATFORM_PRELOAD": "production",
+        "BENCH_SERVING_MANIFEST": str(_manifest(served)),
+    }
+    # The bare apps get one OpenMP/BLAS thread per worker, as model runners have: with two
+    # workers on two cores, more only oversubscribes (HistGradientBoosting's one-row predict
+    # is several times slower with two OpenMP threads per worker).
+    single = dict.fromkeys(("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"), "1")
+    bare_process, bare_port = _gunicorn("bench.serving:bare_app", {**env, **single})
+    try:
+        process, port = _gunicorn("mlplatform.wsgi", env)
+        try:
+            for model in served:
+                version = model.version
+                print(
+                    f"\n{model.name} ({version.signature['estimator']}, fitted on a DataFrame with "
+                    f"{len(model.row)} named columns; engine {version.engine}; one row per request)"
+                )
+                if model.runner:
+                    reason = (version.compilation or {}).get("fallback_reason", "")
+                    print(f"  not compiled: {reason.splitlines()[0][:120] if reason else '-'}")
+                _in_process(model, token, calls)
+                _over_http(model, bare_port, port, token, seconds, rounds)
+        finally:
+            _stop(process)
+    finally:
+        _stop(bare_process)
+        from serving import runners
+
+        runners.runners_stop()
+    _goals(served)
 
 
 if __name__ == "__main__":
