@@ -1668,7 +1668,8 @@ class _SkopsWalker:
         return self.policy.require_class(self.glob(dotted), f"the skops type {dotted}")
 
     def value(self, node: Any, depth: int = 0) -> Any:
-        _expect(depth < 400, "Refused: the skops file nests objects too deeply.")
+        # Each level costs a few Python frames; real models nest a few dozen levels.
+        _expect(depth < 200, "Refused: the skops file nests objects too deeply.")
         _expect(isinstance(node, dict), "Refused: malformed skops schema.")
         self.report.opcodes += 1
         if not self.report.opcodes & 0xFFF:

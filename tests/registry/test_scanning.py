@@ -44,8 +44,6 @@ from tests.registry.conftest import (
     import_call,
 )
 
-pytestmark = pytest.mark.django_db
-
 
 def _fmt(label: str) -> str:
     return label.split("-")[0]
