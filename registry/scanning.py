@@ -569,7 +569,9 @@ class _Rules:
             _expect(len(args) == 1, "Refused: a functools.partial is created without a function.")
             self.function_value(args[0], "a functools.partial")
             return _Obj(cls, args)
-        if cls in CALLABLE_PARAMS or cls in TEXT_VECTORIZERS:
+        if cls in CALLABLE_PARAMS or cls in TEXT_VECTORIZERS or cls == JOBLIB_WRAPPER:
+            # Their rules read the state a BUILD gives them; constructor arguments would set
+            # the same attributes out of sight (and a wrapper's __init__ adds alignment padding).
             _expect(args == (), f"Refused: {cls} is created with constructor arguments.")
         return _Obj(cls, args)
 
@@ -1399,7 +1401,7 @@ class _Walker:
                 rules.build(target, state)
                 if self.joblib_arrays and target.cls == JOBLIB_WRAPPER:
                     _expect(
-                        frame_end < 0 or pos == frame_end,
+                        pos >= frame_end,
                         "Refused: malformed joblib file (array data inside a pickle frame).",
                     )
                     report.opcodes = count
@@ -1424,7 +1426,7 @@ class _Walker:
                     "Refused: malformed pickle (the stack is not a single object at STOP).",
                 )
                 _expect(
-                    depth == 0 or frame_end < 0 or pos == frame_end,
+                    depth == 0 or pos >= frame_end,
                     "Refused: malformed joblib file (an array ends inside a pickle frame).",
                 )
                 rules.values(stack[0])

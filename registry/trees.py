@@ -311,10 +311,12 @@ def _metric(metric: Any, where: str) -> None:
 
 
 def _sparse(matrix: Any, where: str) -> None:
+    if matrix.format not in ("csr", "csc", "bsr", "coo"):
+        raise _fail(where, f"it holds a {matrix.format} sparse matrix, which no model needs")
     try:
-        if hasattr(matrix, "check_format"):
+        if matrix.format != "coo":
             matrix.check_format(full_check=True)
-        elif matrix.format == "coo":
+        else:
             rows, cols = matrix.shape
             if matrix.nnz and (
                 matrix.row.min() < 0

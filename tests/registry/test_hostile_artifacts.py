@@ -761,6 +761,17 @@ def test_joblib_array_bytes_inside_a_frame_are_refused(tmp_path: Path) -> None:
     refused(*as_file(tmp_path, payload, "joblib"), match="frame|posix")
 
 
+def test_a_joblib_wrapper_built_by_its_constructor_is_refused(tmp_path: Path) -> None:
+    # given a wrapper made by calling its class, whose __init__ adds alignment padding the state
+    # does not show: joblib would skip a padding header a reader of the state would not
+    asm = PickleAsm(2).glob("joblib.numpy_pickle.NumpyArrayWrapper").mark()
+    asm.glob("numpy.ndarray").integer(1).tup(1).text("C")
+    asm.call("numpy.dtype", text("u1"), lambda a: a.false(), lambda a: a.true())
+    payload = asm.tup().reduce().empty_dict().build().stop()
+
+    refused(*as_file(tmp_path, payload, "joblib"), match="constructor arguments")
+
+
 def test_opcodes_after_a_fake_wrapper_in_a_nested_object_array_are_walked(tmp_path: Path) -> None:
     # given an object array (a nested plain pickle, which joblib reads with no wrapper handling)
     # holding a wrapper followed by exactly as many "array bytes" as it declares, which are
