@@ -88,7 +88,7 @@ def _walk(root: Any, max_objects: int) -> Iterator[tuple[Any, Any, str]]:
             continue
         seen.add(id(obj))
         if len(seen) > max_objects:
-            raise TreeError(f"The model holds more than {max_objects} objects; refusing to check.")
+            raise TreeError(f"the model holds more than {max_objects} objects, too many to check.")
         if hasattr(obj, "n_features_in_") or hasattr(obj, "tree_") or hasattr(obj, "_predictors"):
             owner = obj
         yield obj, owner, where
@@ -122,7 +122,8 @@ def _children(obj: Any, owner: Any, where: str) -> Iterator[tuple[Any, Any, str]
 
 
 def _fail(where: str, problem: str) -> TreeError:
-    return TreeError(f"The model's {where} is corrupt: {problem}.")
+    # Lower case: callers show it after "Refused: ", like the scanner's reasons.
+    return TreeError(f"the model's {where} is corrupt: {problem}.")
 
 
 # --- decision trees ------------------------------------------------------------------------------
