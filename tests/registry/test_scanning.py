@@ -24,6 +24,7 @@ from sklearn.preprocessing import FunctionTransformer
 from registry.allowlist import excluded
 from registry.scanning import (
     ALLOWLIST_PATH,
+    Allowlist,
     ScanError,
     ScanLimits,
     allowlist_default,
@@ -417,6 +418,16 @@ def test_the_allowlist_is_exact_names_with_rules_and_versions() -> None:
     assert not [name for name in classes | functions | set(reconstructors) if excluded(name)]
     assert data["generated_with"]["scikit-learn"] == sklearn.__version__
     assert data["generated_with"]["numpy"] == np.__version__
+
+
+def test_an_edited_allowlist_cannot_give_a_callable_another_ones_rule() -> None:
+    # given the allowlist with eval added under the rule written for protocol 2 bytes
+    data = json.loads(ALLOWLIST_PATH.read_text())
+    data["reconstructors"]["builtins.eval"] = {"rule": "latin1_bytes", "accepts": "text"}
+
+    # when / then it cannot be loaded
+    with pytest.raises(ValueError, match=r"builtins\.eval"):
+        Allowlist.from_data(data)
 
 
 def test_the_checked_in_allowlist_is_up_to_date() -> None:
