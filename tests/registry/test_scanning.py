@@ -43,6 +43,7 @@ from tests.registry.conftest import (
     dunder_import,
     getattr_chain,
     import_call,
+    skops_archive,
 )
 
 
@@ -439,3 +440,33 @@ def test_the_checked_in_allowlist_is_up_to_date() -> None:
     # then it matches the checked-in file, and regenerating stays quick enough to test
     assert "up to date" in out.getvalue()
     assert time.monotonic() - started < 60
+
+
+def test_skops_own_audit_imports_nothing_the_file_names(tmp_path: Path) -> None:
+    # given a skops file naming modules with side effects on import (the scanner cross-checks
+    # its own schema walk with skops' audit, which must not import them either)
+    assert "this" not in sys.modules
+    assert "antigravity" not in sys.modules
+    schema = {
+        "__class__": "Anything",
+        "__module__": "this",
+        "__loader__": "ObjectNode",
+        "content": {
+            "__class__": "fly",
+            "__module__": "antigravity",
+            "__loader__": "FunctionNode",
+        },
+        "protocol": 2,
+    }
+    path = tmp_path / "names.skops"
+    path.write_bytes(skops_archive(schema))
+
+    # when skops audits it
+    names = sio.get_untrusted_types(file=path)
+
+    # then it reports both names and has imported neither
+    assert names == ["antigravity.fly", "this.Anything"]
+    assert "this" not in sys.modules
+    assert "antigravity" not in sys.modules
+    with pytest.raises(ScanError, match=r"this\.Anything"):
+        artifact_scan(path=path, fmt="skops")
