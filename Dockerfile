@@ -23,7 +23,8 @@ COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 COPY --chown=10001:10001 . .
 RUN DJANGO_SECRET_KEY=collectstatic-only DJANGO_ALLOWED_HOSTS=localhost \
-    python manage.py collectstatic --noinput -v 0
+    python manage.py collectstatic --noinput -v 0 \
+    && python -c "import pyseccomp, landlock"
 USER 10001
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=3s CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2)"]

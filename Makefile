@@ -26,6 +26,7 @@ browser:
 
 demo: install
 	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py versions_revalidate
 	$(BIN)/python manage.py collectstatic --noinput -v 0
 	$(BIN)/python manage.py demo
 
@@ -36,6 +37,7 @@ run: demo
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: install
 	$(BIN)/mypy .

@@ -46,7 +46,6 @@ from django.utils import timezone
 from jobs import services as job_services
 from jobs.models import BatchChunk, BatchJob, FileFormat, Job
 from mlplatform.api import ApplicationError
-from registry import artifacts
 from registry.models import ModelVersion
 
 logger = logging.getLogger(__name__)
@@ -713,7 +712,8 @@ def batch_chunk_run(*, chunk_id: int, worker: str = "") -> None:
     """
     from serving import cache
     from serving.codecs import frame_to_matrix
-    from serving.services import estimator_outputs
+    from serving.engines import EngineUnavailable
+    from serving.services import estimator_outputs, wants_frame
 
     chunk = _claim(chunk_id, worker=worker)
     if chunk is None:
@@ -725,10 +725,11 @@ def batch_chunk_run(*, chunk_id: int, worker: str = "") -> None:
     writer = _PartWriter(batch.output_format)
     try:
         try:
-            estimator = cache.estimator_for(batch.version)
-        except (artifacts.ArtifactIntegrityError, artifacts.ArtifactLoadError) as exc:
+            engine = cache.engine_for(batch.version)
+        except EngineUnavailable as exc:
             raise ApplicationError(f"{batch.version} cannot be loaded: {exc}") from exc
-        classes = list(batch.version.signature.get("classes") or getattr(estimator, "classes_", []))
+        classes = list(batch.version.signature.get("classes") or [])
+        as_frame = wants_frame(batch.version)
         row = chunk.row_start
         rows_read = 0
         numeric = [
@@ -740,8 +741,10 @@ def batch_chunk_run(*, chunk_id: int, worker: str = "") -> None:
             frame = frame.reset_index(drop=True)
             if batch.input_format == FileFormat.CSV:
                 _numbers_from_text(frame, numeric)
-            matrix = frame_to_matrix(frame, batch.version.signature, row_offset=row)
-            results = estimator_outputs(estimator, matrix, batch.outputs)
+            matrix = frame_to_matrix(
+                frame, batch.version.signature, row_offset=row, as_frame=as_frame
+            )
+            results = estimator_outputs(engine, matrix, batch.outputs, version=batch.version)
             writer.write(_output_frame(frame, results, batch=batch, classes=classes))
             row += len(frame)
             rows_read += len(frame)

@@ -223,6 +223,11 @@ VERSION_FIELDS: tuple[str, ...] = (
     "size_bytes",
     "signature_table",
     "library_versions",
+    "engine",
+    "graph_sha256",
+    "compilation",
+    "protections",
+    "runner_failures",
     "aliases_display",
     "metrics",
     "tags",
@@ -236,8 +241,16 @@ VERSION_FIELDS: tuple[str, ...] = (
 
 @admin.register(ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
-    list_display = ["__str__", "status", "format", "short_sha", "uploaded_by", "created_at"]
-    list_filter = ["status", "format"]
+    list_display = [
+        "__str__",
+        "status",
+        "engine",
+        "format",
+        "short_sha",
+        "uploaded_by",
+        "created_at",
+    ]
+    list_filter = ["status", "engine", "format"]
     search_fields = ["model__name", "sha256", "description"]
     actions = ["set_production", "set_staging"]
     fields = VERSION_FIELDS

@@ -37,6 +37,10 @@ def artifact_path(instance: "ModelVersion", filename: str) -> str:
     return f"artifacts/{instance.model_id}/{instance.sha256}.{instance.format}"
 
 
+def graph_path(instance: "ModelVersion", filename: str) -> str:
+    return f"artifacts/{instance.model_id}/{instance.graph_sha256}.onnx"
+
+
 class ModelVersion(models.Model):
     class Format(models.TextChoices):
         SKOPS = "skops"
@@ -47,6 +51,12 @@ class ModelVersion(models.Model):
         PENDING = "pending"
         READY = "ready"
         REJECTED = "rejected"
+        # Served once, then its runners kept crashing or hanging: no longer served.
+        QUARANTINED = "quarantined"
+
+    class Engine(models.TextChoices):
+        ONNX = "onnx"  # a compiled graph run by onnxruntime in the serving process
+        PYTHON = "python"  # the pickle itself, run only by sandboxed model runners
 
     model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="versions")
     version = models.PositiveIntegerField()
@@ -55,9 +65,20 @@ class ModelVersion(models.Model):
     size_bytes = models.BigIntegerField(default=0)
     format = models.CharField(max_length=10, choices=Format.choices)
     status = models.CharField(
-        max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True
+        max_length=12, choices=Status.choices, default=Status.PENDING, db_index=True
     )
     status_message = models.TextField(blank=True)
+    # How a ready version is served; blank for versions validated before the sandbox and
+    # compilation walls existed, which are not served until re-validated.
+    engine = models.CharField(max_length=10, choices=Engine.choices, blank=True)
+    graph = models.FileField(upload_to=graph_path, max_length=300, blank=True)
+    graph_sha256 = models.CharField(max_length=64, blank=True)
+    # {"inputs": "matrix" | "columns", "outputs": {...}, "max_deviation": float, "tolerance",
+    #  "probe_rows": n, "fallback_reason": str}: what compilation did and measured.
+    compilation = models.JSONField(default=dict, blank=True)
+    # Which isolation the validation ran under: seccomp, Landlock, user, rlimits.
+    protections = models.JSONField(default=dict, blank=True)
+    runner_failures = models.PositiveIntegerField(default=0)
     # {"sklearn": "1.9.1", "numpy": …, "scipy": …, "python": …, "trained_with_sklearn": …}
     library_versions = models.JSONField(default=dict, blank=True)
     # {"inputs": [{"name", "dtype"}], "outputs": [{"name", "dtype"}], "task", "classes",

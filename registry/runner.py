@@ -318,14 +318,8 @@ def load(start: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
 
 def _check_trees(estimator: Any) -> None:
     """Tree arrays out of range would make the compiled predict read out of bounds."""
-    try:
-        import registry.trees as trees
-    except ModuleNotFoundError as exc:
-        if exc.name != "registry.trees":
-            raise
-        # TODO: registry.trees (the tree-array check) is being written; until it lands, the
-        # check made at validation time is the only one. Remove this guard then.
-        return
+    from registry import trees
+
     try:
         trees.trees_check(estimator)
     except trees.TreeError as exc:

@@ -1,191 +1,170 @@
-"""The validation load, run as `python -m registry.sandbox` in a child process.
+"""Validation of an untrusted artifact, in a confined child process (`registry.validator`).
 
-Even after the static scan, loading an artifact runs library code on attacker-chosen data, so it
-happens here: a separate process with an address-space and CPU-time limit, a wall-clock timeout
-enforced by the parent, an environment with no secrets (no database URL, broker URL, secret key
-or cloud credentials) and no Django. It reads one JSON request on stdin, loads the artifact
-through `registry.artifacts` (sha256 re-checked), infers the signature, runs a smoke prediction
-and prints one JSON result line prefixed with RESULT_MARK.
+The parent (a Celery worker, which holds credentials) never parses the artifact: it copies the
+stored bytes into a fresh scratch directory, checks their sha256 and starts this module as a
+child with a scrubbed environment, the scratch directory as its working directory, an output
+file descriptor for the compiled graph and, where the platform runs as root, an unprivileged
+user. The child confines itself (`registry.confinement`: rlimits, no new privileges, Landlock,
+seccomp) before it opens the artifact, then (see `registry.validator`):
 
-The parent side is `sandbox_run`.
+1. scans it statically (`registry.scanning`: exact types, bounded, imports nothing);
+2. loads it (`registry.artifacts`, sha256 re-checked) and checks every tree's arrays
+   (`registry.trees`) before anything predicts;
+3. infers the signature and runs a smoke prediction on the input example (or a row of zeros);
+4. compiles it to ONNX and proves the graph equivalent on probe rows (`registry.compilation`).
+
+It prints one JSON result line prefixed with RESULT_MARK and writes the graph to the inherited
+descriptor. The parent enforces the wall-clock timeout and treats everything the child says as
+hostile: the graph is checked again (`registry.graphs`) before it is stored.
 """
 
+import hashlib
 import json
-import os
+import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
+
+from registry.graphs import MAX_GRAPH_BYTES
 
 RESULT_MARK = "MLPLATFORM-SANDBOX-RESULT "
-# Only these variables reach the child: enough to run Python and keep BLAS single-threaded.
-PASSED_ENV = ("PATH", "LANG", "LC_ALL", "TZ", "TMPDIR", "HOME")
-SINGLE_THREAD = {
-    "OMP_NUM_THREADS": "1",
-    "OPENBLAS_NUM_THREADS": "1",
-    "MKL_NUM_THREADS": "1",
-    "PYTHONHASHSEED": "0",
-}
+CHUNK = 1024 * 1024
+MAX_RESULT_BYTES = 16 * 1024 * 1024
 
 
 class SandboxError(Exception):
     """The child failed, timed out or ran out of memory; the message is for people."""
 
 
-def sandbox_env() -> dict[str, str]:
-    env = {key: os.environ[key] for key in PASSED_ENV if key in os.environ}
-    env.update(SINGLE_THREAD)
-    return env
+@dataclass
+class SandboxResult:
+    """What the child reported, plus the graph it wrote (empty when the model did not compile)."""
+
+    report: dict[str, Any]
+    graph: bytes = b""
+    protections: dict[str, Any] = field(default_factory=dict)
 
 
-def sandbox_run(
+def _copy_verified(
+    open_artifact: Callable[[], AbstractContextManager[IO[bytes]]], target: Path, sha256: str
+) -> None:
+    digest = hashlib.sha256()
+    with open_artifact() as source, target.open("wb") as out:
+        for block in iter(lambda: source.read(CHUNK), b""):
+            digest.update(block)
+            out.write(block)
+    if digest.hexdigest() != sha256:
+        raise SandboxError("The stored artifact no longer matches the sha256 recorded at upload.")
+
+
+def _parse(stdout: bytes) -> dict[str, Any] | None:
+    for line in reversed(stdout[-MAX_RESULT_BYTES:].decode(errors="replace").splitlines()):
+        if line.startswith(RESULT_MARK):
+            try:
+                result = json.loads(line[len(RESULT_MARK) :])
+            except ValueError:
+                return None
+            return result if isinstance(result, dict) else None
+    return None
+
+
+def sandbox_validate(
     *,
-    path: Path,
+    open_artifact: Callable[[], AbstractContextManager[IO[bytes]]],
     sha256: str,
     fmt: str,
-    trusted_types: list[str],
     input_example: Any,
     timeout: float,
     memory_mb: int,
-) -> dict[str, Any]:
-    """Run the validation load in a child process and return its result dictionary."""
-    from django.conf import settings
+    scan_limits: dict[str, Any],
+    tolerance: float,
+    allow_unsafe: bool,
+) -> SandboxResult:
+    """Validate and compile an artifact in a confined child process.
 
-    request = {
-        "path": str(path),
-        "sha256": sha256,
-        "format": fmt,
-        "trusted_types": trusted_types,
-        "input_example": input_example,
-        "memory_mb": memory_mb,
-        "cpu_seconds": max(1, int(timeout)),
-    }
+    Raises:
+        SandboxError: the bytes changed since upload, or the child crashed, timed out or ran
+            out of memory (the message says which, in words for the version page).
+    """
+    from registry import confinement
+
+    scratch = Path(tempfile.mkdtemp(prefix="mlp-validate-"))
     try:
-        completed = subprocess.run(
-            [sys.executable, "-E", "-s", "-m", "registry.sandbox"],
-            input=json.dumps(request).encode(),
-            capture_output=True,
-            cwd=settings.BASE_DIR,
-            env=sandbox_env(),
-            timeout=timeout,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise SandboxError(
-            f"Loading the model took longer than {timeout:g} s "
-            "(MLPLATFORM_SANDBOX_TIMEOUT_SECONDS); it was stopped."
-        ) from exc
-    for line in reversed(completed.stdout.decode(errors="replace").splitlines()):
-        if line.startswith(RESULT_MARK):
-            result: dict[str, Any] = json.loads(line[len(RESULT_MARK) :])
-            return result
-    stderr = completed.stderr.decode(errors="replace").strip().splitlines()
-    tail = stderr[-1] if stderr else ""
-    if completed.returncode < 0 or "MemoryError" in tail:
-        raise SandboxError(
-            f"Loading the model was stopped (exit {completed.returncode}): it used more than "
-            f"{memory_mb} MB of memory or its CPU-time limit. {tail}".strip()
-        )
-    raise SandboxError(f"Loading the model failed (exit {completed.returncode}). {tail}".strip())
-
-
-# --- child side ----------------------------------------------------------------------------------
-
-
-def _limit(memory_mb: int, cpu_seconds: int) -> None:
-    import resource
-
-    memory = memory_mb * 1024 * 1024
-    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-
-
-def _frame(rows: list[dict[str, Any]], signature: dict[str, Any]) -> Any:
-    import numpy as np
-    import pandas as pd
-
-    columns = [column["name"] for column in signature["inputs"]]
-    if signature.get("named_columns"):
-        frame = pd.DataFrame(rows)
-        missing = [c for c in columns if c not in frame.columns]
-        if missing:
-            raise ValueError(f"the input example lacks the columns {', '.join(missing)}")
-        return frame[columns]
-    return np.asarray([[row.get(c, 0) for c in columns] for row in rows], dtype=float)
-
-
-def _zero_rows(signature: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row of zeros; a categorical column gets its first learned category instead."""
-    zero = {"string": "", "bool": False, "int64": 0}
-    row = {}
-    for column in signature["inputs"]:
-        categories = column.get("categories")
-        row[column["name"]] = categories[0] if categories else zero.get(column["dtype"], 0.0)
-    return [row]
-
-
-def _versions() -> dict[str, str]:
-    import platform
-    from importlib.metadata import version
-
-    names = {"sklearn": "scikit-learn", "numpy": "numpy", "scipy": "scipy", "joblib": "joblib"}
-    found = {key: version(dist) for key, dist in names.items()}
-    found["skops"] = version("skops")  # read from metadata: importing skops is slow
-    found["python"] = platform.python_version()
-    return found
-
-
-def _validate(request: dict[str, Any]) -> dict[str, Any]:
-    from registry import artifacts
-    from registry.signature import signature_infer, to_jsonable
-
-    with open(request["path"], "rb") as stream:
-        estimator = artifacts.load_verified(
-            stream=stream,
-            expected_sha256=request["sha256"],
-            fmt=request["format"],
-            trusted_types=request["trusted_types"],
-        )
-    trained_with = artifacts.trained_sklearn_version()
-    example = request.get("input_example")
-    rows = example if isinstance(example, list) and example else None
-    signature = signature_infer(estimator, input_example=rows)
-    if not hasattr(estimator, "predict"):
-        return {"ok": False, "error": f"{signature['estimator']} has no predict method."}
-    smoke_rows = rows or _zero_rows(signature)
-    try:
-        matrix = _frame(smoke_rows, signature)
-        prediction = estimator.predict(matrix)
-        if signature["has_predict_proba"]:
-            estimator.predict_proba(matrix)
-    except Exception as exc:
-        source = "the input example" if rows else "a row of zeros (give an input example)"
-        return {
-            "ok": False,
-            "error": f"The smoke prediction on {source} failed: {type(exc).__name__}: {exc}",
+        artifact = scratch / f"artifact.{fmt}"
+        _copy_verified(open_artifact, artifact, sha256)
+        demotion = confinement.demotion()
+        if "user" in demotion:
+            # The demoted child reads its scratch directory and nothing the platform owns.
+            for path in (scratch, artifact):
+                shutil.chown(path, user=demotion["user"], group=demotion.get("group"))
+        graph_path = scratch.with_name(scratch.name + ".onnx")
+        request = {
+            "artifact": artifact.name,
+            "sha256": sha256,
+            "format": fmt,
+            "input_example": input_example,
+            "memory_mb": memory_mb,
+            "cpu_seconds": max(1, int(timeout)),
+            "scan_limits": scan_limits,
+            "tolerance": tolerance,
+            "allow_unsafe": allow_unsafe,
+            "max_file_bytes": max(MAX_GRAPH_BYTES, int(scan_limits["max_expanded_bytes"])),
         }
-    return {
-        "ok": True,
-        "signature": signature,
-        "trained_with_sklearn": trained_with,
-        "library_versions": _versions(),
-        "smoke_prediction": to_jsonable(prediction[:3]),
-    }
+        # The child may create no file: it gets one to write the graph into, and an unlinked
+        # one to expand a compressed joblib file into for the scan.
+        with graph_path.open("wb") as graph_out, tempfile.TemporaryFile() as spill:
+            request["graph_fd"] = graph_out.fileno()
+            request["spill_fd"] = spill.fileno()
+            try:
+                completed = subprocess.run(  # noqa: S603 - our own interpreter and module
+                    child_command("registry.validator"),
+                    input=json.dumps(request).encode(),
+                    capture_output=True,
+                    cwd=scratch,
+                    env=confinement.child_env(),
+                    timeout=timeout,
+                    pass_fds=(graph_out.fileno(), spill.fileno()),
+                    check=False,
+                    **demotion,
+                )
+            except subprocess.TimeoutExpired as exc:
+                raise SandboxError(
+                    f"Validating the model took longer than {timeout:g} s "
+                    "(MLPLATFORM_SANDBOX_TIMEOUT_SECONDS); it was stopped."
+                ) from exc
+        report = _parse(completed.stdout)
+        if report is None:
+            stderr = completed.stderr.decode(errors="replace").strip().splitlines()
+            tail = stderr[-1][:500] if stderr else ""
+            if completed.returncode < 0 or "MemoryError" in tail:
+                raise SandboxError(
+                    f"Validating the model was stopped (exit {completed.returncode}): it used "
+                    f"more than {memory_mb} MB of memory or its CPU-time limit. {tail}".strip()
+                )
+            raise SandboxError(
+                f"Validating the model failed (exit {completed.returncode}). {tail}".strip()
+            )
+        graph = graph_path.read_bytes() if report.get("engine") == "onnx" else b""
+        protections = report.pop("protections", {})
+        return SandboxResult(
+            report=report,
+            graph=graph,
+            protections=protections if isinstance(protections, dict) else {},
+        )
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+        scratch.with_name(scratch.name + ".onnx").unlink(missing_ok=True)
 
 
-def main() -> None:
-    request = json.loads(sys.stdin.read())
-    _limit(int(request["memory_mb"]), int(request["cpu_seconds"]))
-    try:
-        result = _validate(request)
-    except MemoryError:
-        result = {"ok": False, "error": "Loading the model ran out of memory."}
-    except Exception as exc:
-        result = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
-    sys.stdout.write("\n" + RESULT_MARK + json.dumps(result, default=str) + "\n")
-    sys.stdout.flush()
-
-
-if __name__ == "__main__":
-    main()
+def child_command(module: str, *args: str) -> list[str]:
+    """Our interpreter running `module.main()` with the project on its path (then `args`),
+    isolated from the environment (-E), user site-packages (-s), bytecode writes (-B) and its
+    working directory (-P: nothing in the scratch directory is importable)."""
+    root = str(Path(__file__).resolve().parent.parent)
+    bootstrap = f"import sys; sys.path.insert(0, sys.argv[1]); import {module} as m; m.main()"
+    return [sys.executable, "-E", "-s", "-B", "-P", "-c", bootstrap, root, *args]

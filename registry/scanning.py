@@ -1558,10 +1558,11 @@ class _ZlibReader(io.RawIOBase):
         return out
 
 
-def _expand(container: str, raw: IO[bytes], budget: _Budget) -> IO[bytes]:
-    """Decompress into a temporary file, refusing past the expansion cap (zip/zlib bombs)."""
+def _expand(container: str, raw: IO[bytes], budget: _Budget, spill: IO[bytes] | None) -> IO[bytes]:
+    """Decompress into `spill` (a confined process cannot create files, so its parent hands it
+    one) or a temporary file, refusing past the expansion cap (zip/zlib bombs)."""
     limit = budget.limits.max_expanded_bytes
-    out = tempfile.TemporaryFile()  # noqa: SIM115 - closed by the caller
+    out = spill if spill is not None else tempfile.TemporaryFile()  # noqa: SIM115 - caller closes
     try:
         reader = _decompressor(container, raw)
         total = 0
@@ -2019,10 +2020,14 @@ def artifact_scan(
     fmt: str,
     limits: ScanLimits | None = None,
     allowlist: Allowlist | None = None,
+    spill: IO[bytes] | None = None,
 ) -> ScanReport:
-    """Scan a local artifact file of the given format; raises ScanError with the reason."""
+    """Scan a local artifact file of the given format; raises ScanError with the reason.
+
+    `spill`, an empty writable file, receives a compressed joblib file's expanded bytes.
+    """
     policy = _Policy(allowlist or allowlist_default())
-    return _scan(path, fmt, limits or ScanLimits(), policy)
+    return _scan(path, fmt, limits or ScanLimits(), policy, spill)
 
 
 def artifact_uses(*, path: Path, fmt: str, limits: ScanLimits | None = None) -> dict[str, set[str]]:
@@ -2036,7 +2041,9 @@ def artifact_uses(*, path: Path, fmt: str, limits: ScanLimits | None = None) -> 
     return policy.uses
 
 
-def _scan(path: Path, fmt: str, limits: ScanLimits, policy: _Policy) -> ScanReport:
+def _scan(
+    path: Path, fmt: str, limits: ScanLimits, policy: _Policy, spill: IO[bytes] | None = None
+) -> ScanReport:
     report = ScanReport(format=fmt)
     budget = _Budget(limits, report)
     rules = _Rules(policy, budget)
@@ -2057,7 +2064,7 @@ def _scan(path: Path, fmt: str, limits: ScanLimits, policy: _Policy) -> ScanRepo
             return report
         _expect(fmt == "joblib", "Refused: a compressed file must be uploaded as .joblib.")
         report.container = str(container)
-        with _expand(str(container), raw, budget) as expanded:
+        with _expand(str(container), raw, budget, spill) as expanded:
             _walk_pickle_file(expanded, joblib_arrays=True, rules=rules)
     return report
 

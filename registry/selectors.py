@@ -1,31 +1,13 @@
 """Reads for the registry."""
 
 import re
-from typing import Any
 
 from django.db.models import Prefetch, Q, QuerySet
 
 from mlplatform.api import ApplicationError, ConflictError, NotFoundError
-from registry import artifacts
 from registry.models import AliasChange, ModelAlias, ModelVersion, RegisteredModel
 
 TAG_KEY_RE = re.compile(r"^[A-Za-z0-9_-]+$")
-
-
-def estimator_load(*, version: ModelVersion) -> Any:
-    """Load a ready version's estimator, re-checking its sha256.
-
-    Raises:
-        artifacts.ArtifactIntegrityError: the stored bytes changed since upload.
-        artifacts.ArtifactLoadError: the artifact cannot be deserialised.
-    """
-    if version.status != ModelVersion.Status.READY:
-        raise artifacts.ArtifactLoadError(f"{version} is {version.status}, not ready.")
-    trusted = version.signature.get("trusted_types", []) if version.signature else []
-    with version.artifact.open("rb") as stream:
-        return artifacts.load_verified(
-            stream=stream, expected_sha256=version.sha256, fmt=version.format, trusted_types=trusted
-        )
 
 
 def model_list(*, q: str = "", tag: str = "") -> QuerySet[RegisteredModel]:

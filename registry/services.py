@@ -9,7 +9,6 @@ import hashlib
 import logging
 import math
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -23,9 +22,9 @@ from django.db.models import Max
 from jobs import services as job_services
 from jobs.models import Job
 from mlplatform.api import ApplicationError, ConflictError, NotFoundError
-from registry import scanning
+from registry import graphs, scanning
 from registry.models import AliasChange, ModelAlias, ModelVersion, RegisteredModel, artifact_path
-from registry.sandbox import SandboxError, sandbox_run
+from registry.sandbox import SandboxError, sandbox_validate
 
 logger = logging.getLogger(__name__)
 
@@ -364,7 +363,9 @@ def _major_minor(version: str) -> tuple[str, ...]:
     return tuple(version.split(".")[:2])
 
 
-def _finish(version: ModelVersion, *, status: str, message: str, **fields: Any) -> ModelVersion:
+def _finish(
+    version: ModelVersion, *, status: str, message: str, report_job: bool = True, **fields: Any
+) -> ModelVersion:
     version.status = status
     version.status_message = message[:5000]
     for key, value in fields.items():
@@ -372,7 +373,7 @@ def _finish(version: ModelVersion, *, status: str, message: str, **fields: Any) 
     version.save(
         update_fields=["status", "status_message", "updated_at", *fields.keys()],
     )
-    if version.validation_job_id:
+    if version.validation_job_id and report_job:
         if status == ModelVersion.Status.READY:
             job_services.job_succeed(
                 job_id=version.validation_job_id, result={"status": status, "message": message}
@@ -428,59 +429,71 @@ def version_reject(*, version_id: int, message: str) -> ModelVersion | None:
     return _finish(version, status=ModelVersion.Status.REJECTED, message=message)
 
 
-def version_validate(*, version_id: int) -> ModelVersion:
-    """Scan, sandbox-load, infer the signature and smoke-predict a pending version.
+def _scan_limits() -> dict[str, Any]:
+    from django.conf import settings
 
-    Idempotent: a version that is already ready or rejected is returned unchanged.
+    return {
+        "max_opcodes": int(settings.MLPLATFORM_SCAN_MAX_OPCODES),
+        "max_seconds": float(settings.MLPLATFORM_SCAN_MAX_SECONDS),
+        "max_expanded_bytes": int(settings.MLPLATFORM_MAX_EXPANDED_BYTES),
+    }
+
+
+def _graph_store(version: ModelVersion, graph: bytes) -> None:
+    from django.core.files.base import ContentFile
+
+    version.graph_sha256 = hashlib.sha256(graph).hexdigest()
+    version.graph.save(f"{version.graph_sha256}.onnx", ContentFile(graph), save=False)
+
+
+def version_validate(*, version_id: int, force: bool = False) -> ModelVersion:
+    """Scan, load, check, smoke-predict and compile a pending version, all in the sandbox.
+
+    Idempotent: a version that is already ready or rejected is returned unchanged, unless
+    `force` (re-validation of versions accepted before the current walls).
     """
     from django.conf import settings
 
     version = ModelVersion.objects.select_related("model").get(pk=version_id)
-    if version.status != ModelVersion.Status.PENDING:
+    if version.status != ModelVersion.Status.PENDING and not force:
         return version
     job_id = version.validation_job_id
-    if job_id and not job_services.job_start(job_id=job_id, total=3):
+    if job_id and not force and not job_services.job_start(job_id=job_id, total=3):
         return _finish(
             version, status=ModelVersion.Status.REJECTED, message="Validation was cancelled."
         )
-    with tempfile.TemporaryDirectory(prefix="mlp-validate-") as tmp:
-        local = Path(tmp) / f"artifact.{version.format}"
-        digest = hashlib.sha256()
-        with version.artifact.open("rb") as source, local.open("wb") as target:
-            for block in iter(lambda: source.read(CHUNK), b""):
-                digest.update(block)
-                target.write(block)
-        if digest.hexdigest() != version.sha256:
-            return _finish(
-                version,
-                status=ModelVersion.Status.REJECTED,
-                message="The stored artifact no longer matches the sha256 recorded at upload.",
-            )
-        try:
-            report = scanning.artifact_scan(path=local, fmt=version.format)
-        except scanning.ScanError as exc:
-            return _finish(version, status=ModelVersion.Status.REJECTED, message=str(exc))
-        if job_id:
-            job_services.job_advance(job_id=job_id, done=1)
-        try:
-            result = sandbox_run(
-                path=local,
-                sha256=version.sha256,
-                fmt=version.format,
-                trusted_types=report.untrusted_types,
-                input_example=version.input_example,
-                timeout=float(settings.MLPLATFORM_SANDBOX_TIMEOUT_SECONDS),
-                memory_mb=int(settings.MLPLATFORM_SANDBOX_MEMORY_MB),
-            )
-        except SandboxError as exc:
-            return _finish(version, status=ModelVersion.Status.REJECTED, message=str(exc))
-    if job_id:
-        job_services.job_advance(job_id=job_id, done=1)
+    try:
+        outcome = sandbox_validate(
+            open_artifact=lambda: version.artifact.open("rb"),
+            sha256=version.sha256,
+            fmt=version.format,
+            input_example=version.input_example,
+            timeout=float(settings.MLPLATFORM_SANDBOX_TIMEOUT_SECONDS),
+            memory_mb=int(settings.MLPLATFORM_SANDBOX_MEMORY_MB),
+            scan_limits=_scan_limits(),
+            tolerance=float(settings.MLPLATFORM_ONNX_TOLERANCE),
+            allow_unsafe=bool(settings.MLPLATFORM_UNSAFE_SANDBOX),
+        )
+    except SandboxError as exc:
+        return _finish(
+            version, status=ModelVersion.Status.REJECTED, message=str(exc), report_job=not force
+        )
+    if job_id and not force:
+        job_services.job_advance(job_id=job_id, done=2)
+    result = outcome.report
+    protections = outcome.protections
     if not result.get("ok"):
         return _finish(
             version,
             status=ModelVersion.Status.REJECTED,
-            message=f"The model could not be loaded and used: {result.get('error')}",
+            message=(
+                str(result.get("error"))
+                if result.get("stage") in ("scan", "trees")
+                else f"The model could not be loaded and used: {result.get('error')}"
+            ),
+            protections=protections,
+            engine="",
+            report_job=not force,
         )
     versions = dict(result.get("library_versions") or {})
     server = sklearn.__version__
@@ -496,7 +509,20 @@ def version_validate(*, version_id: int) -> ModelVersion:
                 f"{'.'.join(_major_minor(server))}.x."
             ),
             library_versions=versions,
+            protections=protections,
+            engine="",
+            report_job=not force,
         )
+    compilation = dict(result.get("compilation") or {})
+    engine = ModelVersion.Engine.PYTHON
+    if result.get("engine") == "onnx":
+        try:
+            compilation["graph"] = graphs.graph_verify(outcome.graph)
+        except graphs.GraphError as exc:
+            compilation = {"fallback_reason": f"the compiled graph was refused: {exc}"}
+        else:
+            _graph_store(version, outcome.graph)
+            engine = ModelVersion.Engine.ONNX
     message = "Validated."
     if trained != server:
         message = (
@@ -504,14 +530,58 @@ def version_validate(*, version_id: int) -> ModelVersion:
             "(same major.minor)."
         )
     signature = dict(result["signature"])
-    signature["trusted_types"] = list(report.untrusted_types)
+    signature["trusted_types"] = list(result.get("trusted_types") or [])
     return _finish(
         version,
         status=ModelVersion.Status.READY,
         message=message,
         signature=signature,
         library_versions=versions,
+        protections=protections,
+        engine=engine,
+        compilation=compilation,
+        graph=version.graph,
+        graph_sha256=version.graph_sha256,
+        runner_failures=0,
+        report_job=not force,
     )
+
+
+def version_revalidate_all(*, stdout: Any = None) -> dict[str, int]:
+    """Put every ready version that was accepted before the current walls (no engine recorded)
+    through them again: it is compiled or runner-served, or rejected with the reason. Returns
+    counts per outcome."""
+    counts: dict[str, int] = {}
+    stale = ModelVersion.objects.filter(status=ModelVersion.Status.READY, engine="")
+    for version_id in stale.values_list("pk", flat=True):
+        version = version_validate(version_id=version_id, force=True)
+        outcome = version.engine or version.status
+        counts[outcome] = counts.get(outcome, 0) + 1
+        if stdout is not None:
+            stdout.write(f"{version}: {version.status} ({outcome}) {version.status_message}\n")
+    return counts
+
+
+def version_runner_failed(*, version_id: int, reason: str) -> ModelVersion | None:
+    """Count a runner crash or timeout against a version; past
+    MLPLATFORM_RUNNER_MAX_FAILURES it is quarantined (no longer served), with the reason."""
+    from django.conf import settings
+    from django.db.models import F
+
+    limit = max(1, int(settings.MLPLATFORM_RUNNER_MAX_FAILURES))
+    with transaction.atomic():
+        ModelVersion.objects.filter(pk=version_id).update(runner_failures=F("runner_failures") + 1)
+        version = ModelVersion.objects.select_for_update().filter(pk=version_id).first()
+        if version is None:
+            return None
+        if version.status == ModelVersion.Status.READY and version.runner_failures >= limit:
+            version.status = ModelVersion.Status.QUARANTINED
+            version.status_message = (
+                f"Quarantined after {version.runner_failures} runner failures; the last: {reason}"
+            )[:5000]
+            version.save(update_fields=["status", "status_message", "updated_at"])
+            logger.warning("quarantined %s: %s", version, reason)
+    return version
 
 
 # --- aliases ------------------------------------------------------------------------------

@@ -1,8 +1,9 @@
-"""Per-process LRU of loaded estimators, keyed by artifact sha256.
+"""Per-process LRU of serving engines (`serving.engines`), keyed by what they run.
 
-Keyed by content, not by version id: two versions with the same bytes share one estimator, and a
-version whose artifact changed (it cannot, but if storage were tampered with) is a different key.
-Every load goes through `registry.selectors.estimator_load`, which re-checks the sha256.
+Keyed by content, not by version id: an ONNX engine by its graph's sha256, a runner engine by its
+artifact's, so two versions with the same bytes share one engine. Every load goes through
+`serving.engines.engine_build`, which re-checks the graph's sha256 (a runner re-checks the
+artifact's before it loads anything).
 """
 
 import threading
@@ -12,7 +13,11 @@ from typing import Any
 from django.conf import settings
 
 from registry.models import ModelVersion
-from registry.selectors import estimator_load
+from serving.engines import Engine, engine_build
+
+
+def _key(version: ModelVersion) -> str:
+    return f"{version.engine}:{version.graph_sha256 or version.sha256}"
 
 
 class EstimatorCache:
@@ -27,7 +32,7 @@ class EstimatorCache:
         self.misses = 0
 
     def get(self, version: ModelVersion) -> Any:
-        key = version.sha256
+        key = _key(version)
         with self._lock:
             if key in self._items:
                 self._items.move_to_end(key)
@@ -44,7 +49,7 @@ class EstimatorCache:
                     return self._items[key]
                 self.misses += 1
                 _count("miss")
-            estimator = estimator_load(version=version)
+            estimator = engine_build(version)
             with self._lock:
                 self._items[key] = estimator
                 self._items.move_to_end(key)
@@ -55,9 +60,9 @@ class EstimatorCache:
                 _loaded_gauge(len(self._items))
             return estimator
 
-    def contains(self, sha256: str) -> bool:
+    def contains(self, version: ModelVersion) -> bool:
         with self._lock:
-            return sha256 in self._items
+            return _key(version) in self._items
 
     def __len__(self) -> int:
         with self._lock:
@@ -74,14 +79,14 @@ class EstimatorCache:
 _cache = EstimatorCache()
 
 
-def estimator_for(version: ModelVersion) -> Any:
-    """The loaded estimator of a ready version, from this process's LRU (loading it on a miss).
+def engine_for(version: ModelVersion) -> Engine:
+    """The engine of a ready version, from this process's LRU (built on a miss).
 
     Raises:
-        registry.artifacts.ArtifactIntegrityError: the stored bytes changed since upload.
-        registry.artifacts.ArtifactLoadError: the version is not ready or cannot be loaded.
+        serving.engines.EngineUnavailable: not servable (see `engine_build`).
     """
-    return _cache.get(version)
+    engine: Engine = _cache.get(version)
+    return engine
 
 
 def cache_stats() -> dict[str, int]:

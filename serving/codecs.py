@@ -194,12 +194,17 @@ def columns_to_matrix(
     n_rows: int,
     allow_extra: Iterable[str] | bool = (),
     row_offset: int = 0,
+    frame: bool | None = None,
 ) -> Matrix:
     """Validate named columns against the signature and assemble them in signature order.
 
     `allow_extra=True` ignores any column the model does not take; an iterable names the only
-    extra columns allowed (e.g. entity keys). Raises InputError naming the column (and row).
+    extra columns allowed (e.g. entity keys). `frame` asks for a DataFrame (default: when the
+    model was fitted on one); a column of text always makes one. Raises InputError naming the
+    column (and row).
     """
+    if frame is None:
+        frame = bool(signature.get("named_columns"))
     dtypes = _dtypes(signature)
     names = list(dtypes)
     if columns.keys() != dtypes.keys():  # else exactly the model's columns, the usual request
@@ -217,7 +222,7 @@ def columns_to_matrix(
                 raise InputError(f"Missing column '{name}'.", field=name)
     fast = _numeric_fast_path(columns, names, dtypes, n_rows)
     if fast is not None:
-        if signature.get("named_columns"):
+        if frame:
             return pd.DataFrame(fast, columns=names, copy=False)
         return fast
     arrays = []
@@ -228,8 +233,7 @@ def columns_to_matrix(
                 f"Column '{name}' has {len(array)} values, expected {n_rows}.", field=name
             )
         arrays.append(array)
-    needs_frame = bool(signature.get("named_columns")) or any(a.dtype == object for a in arrays)
-    if needs_frame:
+    if frame or any(a.dtype == object for a in arrays):
         return pd.DataFrame(
             {name: array for name, array in zip(names, arrays, strict=True)}, copy=False
         )
@@ -261,7 +265,9 @@ def _numeric_fast_path(
     return np.ascontiguousarray(matrix)
 
 
-def frame_to_matrix(frame: pd.DataFrame, signature: dict, *, row_offset: int = 0) -> Matrix:
+def frame_to_matrix(
+    frame: pd.DataFrame, signature: dict, *, row_offset: int = 0, as_frame: bool | None = None
+) -> Matrix:
     """A DataFrame (a batch chunk) → the estimator's input, in signature column order: a float64
     matrix, or a DataFrame with the signature's columns when the estimator was fitted on one
     (`named_columns`) or a column holds strings.
@@ -275,7 +281,12 @@ def frame_to_matrix(frame: pd.DataFrame, signature: dict, *, row_offset: int = 0
     if missing:
         raise InputError(f"Missing column '{missing[0]}'.", field=missing[0])
     return columns_to_matrix(
-        columns, signature, n_rows=len(frame), allow_extra=True, row_offset=row_offset
+        columns,
+        signature,
+        n_rows=len(frame),
+        allow_extra=True,
+        row_offset=row_offset,
+        frame=as_frame,
     )
 
 
@@ -549,7 +560,7 @@ def _v2_tensor(tensor: Any, position: int) -> tuple[str, list[int], list[Any]]:
         or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape)
     ):
         raise InputError(f"Tensor '{name}': 'shape' must be an array of sizes.", field=name)
-    if datatype not in _V2_TYPES:
+    if not isinstance(datatype, str) or datatype not in _V2_TYPES:
         raise InputError(
             f"Tensor '{name}': datatype {datatype!r} is not one of {', '.join(_V2_TYPES)}.",
             field=name,

@@ -22,7 +22,6 @@ import signal
 import socket
 import struct
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -39,6 +38,7 @@ import pandas as pd
 from django.conf import settings
 
 from registry import confinement
+from registry.sandbox import child_command
 
 # --- the frame (see registry.runner) ------------------------------------------------------------
 MAGIC = b"MLR1"
@@ -444,15 +444,6 @@ class _Runner:
         shutil.rmtree(self.scratch, ignore_errors=True)
 
 
-def _command(fd: int) -> list[str]:
-    """Our interpreter running `registry.runner` with the project on its path and the socket's
-    descriptor last: isolated from the environment (-E), user site-packages (-s), bytecode writes
-    (-B) and its working directory (-P: nothing in the scratch directory is importable)."""
-    root = str(Path(__file__).resolve().parent.parent)
-    bootstrap = "import sys; sys.path.insert(0, sys.argv[1]); import registry.runner as m; m.main()"
-    return [sys.executable, "-E", "-s", "-B", "-P", "-c", bootstrap, root, str(fd)]
-
-
 def _spawn(spec: RunnerSpec, scratch: Path) -> tuple[subprocess.Popen[bytes], socket.socket]:
     """Copy the artifact into the scratch directory and start a runner on it; returns the
     process and our end of its socket."""
@@ -467,7 +458,7 @@ def _spawn(spec: RunnerSpec, scratch: Path) -> tuple[subprocess.Popen[bytes], so
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            _command(theirs.fileno()),
+            child_command("registry.runner", str(theirs.fileno())),
             cwd=scratch,
             env=confinement.child_env(),
             stdin=subprocess.DEVNULL,

@@ -15,17 +15,15 @@ import sklearn
 from django.conf import settings
 from django.utils import timezone
 
-from mlplatform.api import ApplicationError
-from registry import artifacts
 from registry.models import ModelAlias, ModelVersion
-from serving import cache, codecs, enrichment, predictionlog
+from serving import cache, codecs, enrichment, predictionlog, runners
 from serving.codecs import Batch, InputError, Matrix
+from serving.engines import Engine, EngineInputError, EngineUnavailable
 
 logger = logging.getLogger(__name__)
 
 
-class ModelUnavailableError(ApplicationError):
-    status_code = 503
+ModelUnavailableError = EngineUnavailable
 
 
 @dataclass
@@ -35,16 +33,11 @@ class PredictionResult:
     classes: list[Any] | None
 
 
-def _estimator(version: ModelVersion) -> Any:
-    try:
-        estimator = cache.estimator_for(version)
-    except (artifacts.ArtifactIntegrityError, artifacts.ArtifactLoadError) as exc:
-        raise ModelUnavailableError(
-            f"{version.model.name} version {version.version} cannot be served: {exc}"
-        ) from exc
+def _engine(version: ModelVersion) -> Engine:
+    engine = cache.engine_for(version)
     if settings.MLPLATFORM_PRELOAD:
-        _warm_once(version, estimator)
-    return estimator
+        _warm_once(version, engine)
+    return engine
 
 
 def validated_input() -> AbstractContextManager[None]:
@@ -52,30 +45,34 @@ def validated_input() -> AbstractContextManager[None]:
 
     `serving.codecs` has already refused NaN/Infinity and wrong types, and a ready version's
     parameters were validated when it was fitted; the re-checks cost about a tenth of a one-row
-    predict.
+    predict. (Model runners apply the same settings on their side.)
     """
     return sklearn.config_context(assume_finite=True, skip_parameter_validation=True)
 
 
-def estimator_outputs(estimator: Any, matrix: Matrix, outputs: Sequence[str]) -> dict[str, Any]:
+def estimator_outputs(
+    engine: Engine, matrix: Matrix, outputs: Sequence[str], *, version: ModelVersion
+) -> dict[str, Any]:
     """`predict` and/or `predict_proba` on an already validated matrix, as arrays (real-time
     predictions and batch blocks alike).
 
     Raises:
-        InputError: the estimator refused the values.
+        InputError: the model refused the values.
+        ModelUnavailableError: the version's runner crashed or timed out (counted towards
+            quarantine).
     """
-    results: dict[str, Any] = {}
     try:
-        with validated_input():
-            if "predict" in outputs:
-                results["predict"] = np.asarray(estimator.predict(matrix))
-            if "predict_proba" in outputs:
-                results["predict_proba"] = np.asarray(estimator.predict_proba(matrix))
-    except (ValueError, TypeError, KeyError) as exc:
-        # The signature checks passed but the estimator refused the values (an unseen
-        # category, for instance): that is still the client's input, so a 400.
+        return engine.outputs(matrix, outputs)
+    except runners.RunnerInputError as exc:
         raise InputError(f"The model rejected the input: {exc}") from exc
-    return results
+    except runners.RunnerUnavailable as exc:
+        if exc.failure:
+            from registry.services import version_runner_failed
+
+            version_runner_failed(version_id=version.pk, reason=str(exc))
+        raise ModelUnavailableError(str(exc)) from exc
+    except EngineInputError as exc:
+        raise InputError(f"The model rejected the input: {exc}") from exc
 
 
 def prediction_make(
@@ -85,26 +82,24 @@ def prediction_make(
 
     Raises:
         InputError: predict_proba asked of a model without it, or the model rejected the input.
-        ModelUnavailableError: the artifact cannot be loaded (integrity or format).
+        ModelUnavailableError: the version cannot be served (integrity, runner failure).
     """
-    estimator = _estimator(version)
+    engine = _engine(version)
     wants_proba = "predict_proba" in outputs
-    if wants_proba and not hasattr(estimator, "predict_proba"):
+    if wants_proba and not engine.has_proba:
         raise InputError(
             f"{version.model.name} version {version.version} "
             f"({version.signature.get('estimator', 'this model')}) has no predict_proba; "
             "ask for 'predict' only.",
             field="return",
         )
-    results = estimator_outputs(estimator, matrix, outputs)
+    results = estimator_outputs(engine, matrix, outputs, version=version)
     predictions = probabilities = None
     if "predict" in results:
         predictions = codecs.jsonable_column(results["predict"])
     if "predict_proba" in results:
         probabilities = [codecs.jsonable_column(row) for row in results["predict_proba"]]
     classes = version.signature.get("classes") if wants_proba else None
-    if wants_proba and classes is None and hasattr(estimator, "classes_"):
-        classes = codecs.jsonable_column(estimator.classes_)
     return PredictionResult(predictions=predictions, probabilities=probabilities, classes=classes)
 
 
@@ -117,7 +112,18 @@ def batch_to_matrix(*, version: ModelVersion, batch: Batch) -> Matrix:
     """
     batch, keys = enrichment.batch_enrich(version=version, batch=batch)
     return codecs.columns_to_matrix(
-        batch.columns, version.signature, n_rows=batch.n_rows, allow_extra=keys
+        batch.columns,
+        version.signature,
+        n_rows=batch.n_rows,
+        allow_extra=keys,
+        frame=wants_frame(version),
+    )
+
+
+def wants_frame(version: ModelVersion) -> bool:
+    """A DataFrame only for a runner-served model fitted on one: graphs take arrays."""
+    return version.engine != ModelVersion.Engine.ONNX and bool(
+        version.signature.get("named_columns")
     )
 
 
@@ -143,7 +149,7 @@ def _warm_rows(version: ModelVersion) -> Batch:
     )
 
 
-def _warm_once(version: ModelVersion, estimator: Any) -> None:
+def _warm_once(version: ModelVersion, engine: Engine) -> None:
     if version.sha256 in _warmed:
         return
     with _warm_lock:
@@ -151,12 +157,16 @@ def _warm_once(version: ModelVersion, estimator: Any) -> None:
             return
         try:
             matrix = codecs.columns_to_matrix(
-                _warm_rows(version).columns, version.signature, n_rows=1, allow_extra=True
+                _warm_rows(version).columns,
+                version.signature,
+                n_rows=1,
+                allow_extra=True,
+                frame=wants_frame(version),
             )
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                estimator.predict(matrix)
-        except (ValueError, TypeError, KeyError, InputError) as exc:
+                estimator_outputs(engine, matrix, ["predict"], version=version)
+        except (ValueError, TypeError, KeyError, InputError, EngineUnavailable) as exc:
             # A failed warm-up is not fatal: the first real request will show the real error.
             logger.warning("warm-up predict of %s failed: %s", version, exc)
         _warmed.add(version.sha256)
@@ -165,8 +175,7 @@ def _warm_once(version: ModelVersion, estimator: Any) -> None:
 def version_warm(*, version: ModelVersion) -> None:
     """Load a version into this process's cache and run one predict, so its first request is
     as fast as the rest."""
-    estimator = cache.estimator_for(version)
-    _warm_once(version, estimator)
+    _warm_once(version, cache.engine_for(version))
 
 
 def preload_once() -> None:
@@ -186,7 +195,7 @@ def preload_once() -> None:
     for link in links:
         try:
             version_warm(version=link.version)
-        except (artifacts.ArtifactIntegrityError, artifacts.ArtifactLoadError) as exc:
+        except EngineUnavailable as exc:
             logger.warning("could not preload %s: %s", link.version, exc)
 
 

@@ -206,7 +206,6 @@ CELERY_TIMEZONE = "UTC"
 # --- the platform -------------------------------------------------------------------------
 MLPLATFORM_MAX_ARTIFACT_BYTES = env.int("MLPLATFORM_MAX_ARTIFACT_BYTES", default=512 * 1024 * 1024)
 MLPLATFORM_MAX_UPLOAD_BYTES = env.int("MLPLATFORM_MAX_UPLOAD_BYTES", default=2 * 1024**3)
-MLPLATFORM_TRUSTED_MODULES: list[str] = []  # removed: the exact-type allowlist replaces it
 # A compressed joblib or skops artifact may not expand past this while being scanned.
 MLPLATFORM_MAX_EXPANDED_BYTES = env.int("MLPLATFORM_MAX_EXPANDED_BYTES", default=4 * 1024**3)
 # The scan gives up (and refuses the artifact) past this many pickle opcodes or seconds.

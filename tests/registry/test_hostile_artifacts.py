@@ -540,7 +540,7 @@ STATE_CHANGERS = [
 
 
 def _process_state() -> tuple[Any, ...]:
-    key = np.random.get_state()[1].tobytes()
+    key = np.random.get_state()[1].tobytes()  # type: ignore[index]
     return key, sklearn.get_config(), np.get_printoptions(), np.geterr()
 
 
@@ -601,7 +601,7 @@ def test_state_cannot_be_set_on_a_global_object_or_class(target: str, tmp_path: 
 
 
 def _raw_array(dtype: Any, data: bytes, shape: tuple[int, ...]) -> Forged:
-    return Forged(np._core.numeric._frombuffer, (data, dtype, shape, "C"))
+    return Forged(np._core.numeric._frombuffer, (data, dtype, shape, "C"))  # type: ignore[attr-defined]
 
 
 def _forged_dtype(descr: str, state: tuple[Any, ...]) -> Forged:
@@ -1027,7 +1027,7 @@ BACKDOORS = {
     ),
     "a class as the function": lambda: FunctionTransformer(func=np.ndarray),
     "a partial of os.system": lambda: FunctionTransformer(func=functools.partial(os.system)),
-    "a rebuild helper as the function": lambda: FunctionTransformer(func=copyreg._reconstructor),
+    "a rebuild helper as the function": lambda: FunctionTransformer(func=copyreg._reconstructor),  # type: ignore[attr-defined]
     "target transform": lambda: TransformedTargetRegressor(Ridge(), func=np.save),
     "neighbour weights": lambda: KNeighborsClassifier(weights=np.save),
     "svm kernel": lambda: SVC(kernel=_get_response_values),

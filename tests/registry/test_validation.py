@@ -1,4 +1,5 @@
-"""The validation pipeline (scan → sandbox load → signature → smoke predict), called inline."""
+"""The validation pipeline, called inline: in the sandbox, scan → load → tree checks → signature →
+smoke predict → ONNX compilation; then the graph is checked and stored."""
 
 import os
 import pickle
@@ -6,12 +7,16 @@ from pathlib import Path
 from typing import Any
 
 import joblib
+import numpy as np
+import pandas as pd
 import pytest
 import sklearn
 
-from registry import artifacts, selectors, services
+from registry import services
+from registry.confinement import child_env
 from registry.models import ModelVersion, RegisteredModel
-from registry.sandbox import sandbox_env
+from serving import cache
+from serving.engines import EngineUnavailable, engine_build
 from tests.registry.conftest import (
     COLUMNS,
     EXPECTED_TASK,
@@ -70,9 +75,13 @@ def test_each_format_becomes_ready(
     assert version.status == ModelVersion.Status.READY, version.status_message
     assert version.format == label.split("-")[0]
     assert version.signature["estimator"] == "StandardScaler → LogisticRegression"
-    # and the registry's loader gives back a working estimator
-    estimator = selectors.estimator_load(version=version)
-    assert list(estimator.classes_) == ["no", "yes"]
+    # and it is served from a compiled graph that answers like the estimator
+    assert version.engine == ModelVersion.Engine.ONNX, version.compilation
+    assert version.compilation["max_deviation"] <= version.compilation["tolerance"]
+    frame = pd.DataFrame([[0.5, -1.0, 2.0, 0.1]], columns=COLUMNS)
+    outputs = engine_build(version).outputs(frame.to_numpy(), ["predict", "predict_proba"])
+    assert list(outputs["predict"]) == list(estimators["pipeline"].predict(frame))
+    assert np.allclose(outputs["predict_proba"], estimators["pipeline"].predict_proba(frame))
 
 
 def test_input_example_sets_dtypes_and_is_used_for_the_smoke_prediction(
@@ -126,8 +135,8 @@ def test_malicious_pipeline_is_rejected_and_its_payload_never_runs(
     assert version.validation_job is not None
     assert version.validation_job.status == "failed"
     assert not marker.exists()
-    with pytest.raises(artifacts.ArtifactLoadError):
-        selectors.estimator_load(version=version)
+    with pytest.raises(EngineUnavailable):
+        engine_build(version)
 
 
 @pytest.mark.parametrize("protocol", [2, 3, 4, 5])
@@ -203,20 +212,20 @@ def test_model_saved_with_another_sklearn_patch_is_ready_with_a_warning(
     assert version.library_versions["trained_with_sklearn"] == other
 
 
-def test_tampered_artifact_is_refused_on_load(
+def test_tampered_graph_is_refused_on_load(
     estimators: dict[str, Any], open_model: RegisteredModel
 ) -> None:
     version = _validated(open_model, serialise(estimators["linear"], "joblib"), "m.joblib")
-    assert version.status == ModelVersion.Status.READY
+    assert version.engine == ModelVersion.Engine.ONNX
 
-    # when someone rewrites the stored bytes
-    path = Path(version.artifact.path)
+    # when someone rewrites the stored graph
+    path = Path(version.graph.path)
     data = bytearray(path.read_bytes())
     data[-10] ^= 0xFF
     path.write_bytes(bytes(data))
 
-    with pytest.raises(artifacts.ArtifactIntegrityError, match="modified after upload"):
-        selectors.estimator_load(version=version)
+    with pytest.raises(EngineUnavailable, match="modified after validation"):
+        engine_build(version)
 
 
 def test_tampered_artifact_is_rejected_before_validation(
@@ -235,7 +244,7 @@ def test_sandbox_environment_holds_no_secrets(monkeypatch: pytest.MonkeyPatch) -
     for name in ("DJANGO_SECRET_KEY", "DATABASE_URL", "AWS_SECRET_ACCESS_KEY", "CELERY_BROKER_URL"):
         monkeypatch.setenv(name, "secret-value")
 
-    env = sandbox_env()
+    env = child_env()
 
     assert "secret-value" not in env.values()
     assert not [k for k in env if k.startswith(("AWS_", "DJANGO_", "DATABASE", "CELERY"))]
@@ -270,7 +279,9 @@ def test_skops_forest_keeps_its_trusted_types_for_later_loads(
 
     assert version.status == ModelVersion.Status.READY, version.status_message
     assert "sklearn.tree._tree.Tree" in version.signature["trusted_types"]
-    assert len(selectors.estimator_load(version=version).estimators_) == 3
+    frame = pd.DataFrame([[0.5, -1.0, 2.0, 0.1]], columns=COLUMNS)
+    outputs = cache.engine_for(version).outputs(frame.to_numpy(), ["predict"])
+    assert list(outputs["predict"]) == list(estimators["random_forest"].predict(frame))
 
 
 def test_sandbox_timeout_rejects_with_the_limit_named(

@@ -1,6 +1,5 @@
 """Ready model versions built directly from tiny fitted estimators (no upload pipeline)."""
 
-import hashlib
 import io
 from collections.abc import Callable
 from typing import Any
@@ -9,7 +8,6 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
-from django.core.files.base import ContentFile
 from sklearn.cluster import KMeans
 from sklearn.compose import ColumnTransformer
 from sklearn.datasets import load_iris
@@ -18,8 +16,8 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from registry.models import ModelAlias, ModelVersion, RegisteredModel
-from registry.signature import signature_infer
+from bench._registry import ready_version
+from registry.models import ModelAlias, ModelVersion
 from serving import selectors
 
 IRIS_COLUMNS = ["f0", "f1", "f2", "f3"]
@@ -73,22 +71,11 @@ def fitted() -> dict[str, tuple[Any, list[dict[str, Any]]]]:
 def version_create(
     *, name: str, estimator: Any, input_example: list[dict[str, Any]] | None, number: int = 1
 ) -> ModelVersion:
-    model, _ = RegisteredModel.objects.get_or_create(name=name)
     buffer = io.BytesIO()
     joblib.dump(estimator, buffer)
-    data = buffer.getvalue()
-    version = ModelVersion(
-        model=model,
-        version=number,
-        sha256=hashlib.sha256(data).hexdigest(),
-        size_bytes=len(data),
-        format=ModelVersion.Format.JOBLIB,
-        status=ModelVersion.Status.READY,
-        signature=signature_infer(estimator, input_example=input_example),
-        input_example=input_example,
+    version: ModelVersion = ready_version(
+        name, estimator, buffer.getvalue(), input_example=input_example, number=number
     )
-    version.artifact.save("ignored", ContentFile(data), save=False)
-    version.save()
     return version
 
 

@@ -97,17 +97,17 @@ def test_cache_loads_once_and_evicts_least_recent(make_version, settings):
     iris = make_version("iris")
     reg = make_version("reg")
 
-    first = cache.estimator_for(iris)
-    assert cache.estimator_for(iris) is first
-    cache.estimator_for(reg)
+    first = cache.engine_for(iris)
+    assert cache.engine_for(iris) is first
+    cache.engine_for(reg)
 
     assert cache.cache_stats() == {"hits": 1, "misses": 2, "loaded": 1}
-    assert cache.estimator_for(iris) is not first  # evicted, loaded again
+    assert cache.engine_for(iris) is not first  # evicted, loaded again
 
 
-def test_tampered_artifact_refuses_to_serve(api_client, iris):
+def test_tampered_graph_refuses_to_serve(api_client, iris):
     cache.cache_clear()
-    with open(iris.artifact.path, "ab") as stream:
+    with open(iris.graph.path, "ab") as stream:
         stream.write(b"tampered")
 
     response = api_client.post("/api/v1/models/iris/predict", {"instances": [ROW]}, format="json")
@@ -129,5 +129,5 @@ def test_preload_warms_production_before_first_request(make_version, settings, m
 
     services.preload_once()
 
-    assert cache._cache.contains(version.sha256)
+    assert cache._cache.contains(version)
     assert version.sha256 in services._warmed
