@@ -713,7 +713,7 @@ def batch_chunk_run(*, chunk_id: int, worker: str = "") -> None:
     from serving import cache
     from serving.codecs import frame_to_matrix
     from serving.engines import EngineUnavailable
-    from serving.services import estimator_outputs, wants_frame
+    from serving.services import estimator_outputs
 
     chunk = _claim(chunk_id, worker=worker)
     if chunk is None:
@@ -729,7 +729,6 @@ def batch_chunk_run(*, chunk_id: int, worker: str = "") -> None:
         except EngineUnavailable as exc:
             raise ApplicationError(f"{batch.version} cannot be loaded: {exc}") from exc
         classes = list(batch.version.signature.get("classes") or [])
-        as_frame = wants_frame(batch.version)
         row = chunk.row_start
         rows_read = 0
         numeric = [
@@ -741,9 +740,7 @@ def batch_chunk_run(*, chunk_id: int, worker: str = "") -> None:
             frame = frame.reset_index(drop=True)
             if batch.input_format == FileFormat.CSV:
                 _numbers_from_text(frame, numeric)
-            matrix = frame_to_matrix(
-                frame, batch.version.signature, row_offset=row, as_frame=as_frame
-            )
+            matrix = frame_to_matrix(frame, batch.version.signature, row_offset=row)
             results = estimator_outputs(engine, matrix, batch.outputs, version=batch.version)
             writer.write(_output_frame(frame, results, batch=batch, classes=classes))
             row += len(frame)

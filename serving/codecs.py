@@ -1,9 +1,10 @@
 """Payloads ↔ arrays: the one decoding layer behind every prediction protocol and batch scoring.
 
 JSON bodies are decoded straight into a float64 matrix in the signature's column order; a pandas
-DataFrame is built only when the estimator was fitted on one (`named_columns`) or a column holds
-strings. Every check raises `InputError`, whose JSON body names the offending field and row.
-Row numbers are 0-based positions in the request (or `row_offset` + position for frames).
+DataFrame is built only when a column holds strings (graphs and runners take arrays; a runner
+names the columns itself for a model fitted on a DataFrame). Every check raises `InputError`,
+whose JSON body names the offending field and row. Row numbers are 0-based positions in the
+request (or `row_offset` + position for frames).
 """
 
 import csv
@@ -194,17 +195,12 @@ def columns_to_matrix(
     n_rows: int,
     allow_extra: Iterable[str] | bool = (),
     row_offset: int = 0,
-    frame: bool | None = None,
 ) -> Matrix:
     """Validate named columns against the signature and assemble them in signature order.
 
     `allow_extra=True` ignores any column the model does not take; an iterable names the only
-    extra columns allowed (e.g. entity keys). `frame` asks for a DataFrame (default: when the
-    model was fitted on one); a column of text always makes one. Raises InputError naming the
-    column (and row).
+    extra columns allowed (e.g. entity keys). Raises InputError naming the column (and row).
     """
-    if frame is None:
-        frame = bool(signature.get("named_columns"))
     dtypes = _dtypes(signature)
     names = list(dtypes)
     if columns.keys() != dtypes.keys():  # else exactly the model's columns, the usual request
@@ -222,8 +218,6 @@ def columns_to_matrix(
                 raise InputError(f"Missing column '{name}'.", field=name)
     fast = _numeric_fast_path(columns, names, dtypes, n_rows)
     if fast is not None:
-        if frame:
-            return pd.DataFrame(fast, columns=names, copy=False)
         return fast
     arrays = []
     for name in names:
@@ -233,7 +227,7 @@ def columns_to_matrix(
                 f"Column '{name}' has {len(array)} values, expected {n_rows}.", field=name
             )
         arrays.append(array)
-    if frame or any(a.dtype == object for a in arrays):
+    if any(a.dtype == object for a in arrays):
         return pd.DataFrame(
             {name: array for name, array in zip(names, arrays, strict=True)}, copy=False
         )
@@ -265,9 +259,7 @@ def _numeric_fast_path(
     return np.ascontiguousarray(matrix)
 
 
-def frame_to_matrix(
-    frame: pd.DataFrame, signature: dict, *, row_offset: int = 0, as_frame: bool | None = None
-) -> Matrix:
+def frame_to_matrix(frame: pd.DataFrame, signature: dict, *, row_offset: int = 0) -> Matrix:
     """A DataFrame (a batch chunk) → the estimator's input, in signature column order: a float64
     matrix, or a DataFrame with the signature's columns when the estimator was fitted on one
     (`named_columns`) or a column holds strings.
@@ -281,12 +273,7 @@ def frame_to_matrix(
     if missing:
         raise InputError(f"Missing column '{missing[0]}'.", field=missing[0])
     return columns_to_matrix(
-        columns,
-        signature,
-        n_rows=len(frame),
-        allow_extra=True,
-        row_offset=row_offset,
-        frame=as_frame,
+        columns, signature, n_rows=len(frame), allow_extra=True, row_offset=row_offset
     )
 
 

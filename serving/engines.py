@@ -7,8 +7,8 @@ model runner holding its pickle. Web and worker processes never deserialise an a
 - `RunnerEngine` forwards arrays to a confined runner process (`serving.runners`), for versions
   that did not compile. A crash or timeout there is this request's 503, never this process's.
 
-Both take the matrix `serving.codecs` built (an array, or a DataFrame when the model needs
-column names or a column holds text) and return `predict` / `predict_proba` arrays.
+Both take the matrix `serving.codecs` built (an array, or a DataFrame when a column holds text)
+and return `predict` / `predict_proba` arrays.
 """
 
 import hashlib
@@ -44,15 +44,11 @@ _RUNTIME_INPUT_ERRORS = _runtime_input_errors()
 
 class Engine(Protocol):
     has_proba: bool
-    # Whether the engine wants a DataFrame for models fitted on one; ONNX takes arrays.
-    wants_frame: bool
 
     def outputs(self, matrix: Any, wanted: Sequence[str]) -> dict[str, np.ndarray]: ...
 
 
 class OnnxEngine:
-    wants_frame = False
-
     def __init__(self, graph: bytes, *, signature: dict[str, Any], compilation: dict[str, Any]):
         self.session = session(graph)
         self.layout = str(compilation.get("inputs", "matrix"))
@@ -84,8 +80,6 @@ class OnnxEngine:
 
 
 class RunnerEngine:
-    wants_frame = True
-
     def __init__(self, spec: runners.RunnerSpec, *, has_proba: bool):
         self.spec = spec
         self.has_proba = has_proba

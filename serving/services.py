@@ -112,18 +112,7 @@ def batch_to_matrix(*, version: ModelVersion, batch: Batch) -> Matrix:
     """
     batch, keys = enrichment.batch_enrich(version=version, batch=batch)
     return codecs.columns_to_matrix(
-        batch.columns,
-        version.signature,
-        n_rows=batch.n_rows,
-        allow_extra=keys,
-        frame=wants_frame(version),
-    )
-
-
-def wants_frame(version: ModelVersion) -> bool:
-    """A DataFrame only for a runner-served model fitted on one: graphs take arrays."""
-    return version.engine != ModelVersion.Engine.ONNX and bool(
-        version.signature.get("named_columns")
+        batch.columns, version.signature, n_rows=batch.n_rows, allow_extra=keys
     )
 
 
@@ -157,11 +146,7 @@ def _warm_once(version: ModelVersion, engine: Engine) -> None:
             return
         try:
             matrix = codecs.columns_to_matrix(
-                _warm_rows(version).columns,
-                version.signature,
-                n_rows=1,
-                allow_extra=True,
-                frame=wants_frame(version),
+                _warm_rows(version).columns, version.signature, n_rows=1, allow_extra=True
             )
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
