@@ -336,6 +336,24 @@ def serve(sock: socket.socket, reader: Reader, estimator: Any, start: dict[str, 
         sock.sendall(answer(estimator, header, body, start))
 
 
+def _orphan_watch(period: float = 1.0) -> None:
+    """Exit once the process that started us is gone. A runner stuck in a predict never reads
+    its socket's end-of-file, so without this a killed web worker would leave it spinning."""
+    import os
+    import threading
+    import time
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(period)
+            if os.getppid() != parent:
+                os._exit(0)
+
+    threading.Thread(target=watch, name="orphan-watch", daemon=True).start()
+
+
 def main() -> None:
     import gc
     import warnings
@@ -362,6 +380,7 @@ def main() -> None:
     # The loaded model lives as long as the process: keep the collector from rescanning it.
     gc.collect()
     gc.freeze()
+    _orphan_watch()
     sock.sendall(frame({"ready": True, "protections": protections}))
     serve(sock, reader, estimator, start)
 

@@ -11,6 +11,8 @@ import io
 import os
 import socket
 import struct
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -315,6 +317,8 @@ HOSTILE_REPLIES = """
 import json
 import os
 import struct
+import subprocess
+import sys
 import sys
 
 
@@ -502,3 +506,55 @@ def test_concurrent_callers_share_one_runner_and_each_get_their_own_answer() -> 
     assert answers == [[2.0 * v, 2.0 * (v + 100)] for v in range(10, 50)]
     assert runner_count() == 1
     assert len(runner_pids()) == 1
+
+
+ORPHAN_PARENT = """
+import hashlib, io, sys, threading, time
+import django
+django.setup()
+import numpy as np
+from serving.runners import RunnerSpec, runner_outputs
+data = open(sys.argv[1], "rb").read()
+spec = RunnerSpec(key=hashlib.sha256(data).hexdigest(), label="orphan v1", format="joblib",
+                  trusted_types=(), columns=("a",), named_columns=False,
+                  open_artifact=lambda: io.BytesIO(data))
+runner_outputs(spec, np.array([[0.0]]), ["predict"])
+threading.Thread(target=runner_outputs, args=(spec, np.array([[3.0]]), ["predict"]),
+                 kwargs={"timeout": 600}, daemon=True).start()
+print("started", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_runner_stuck_in_a_predict_exits_when_its_parent_is_killed(tmp_path: Path) -> None:
+    # given a web process whose runner is stuck in an endless predict
+    artifact = tmp_path / "hang.joblib"
+    artifact.write_bytes(crafted(MISBEHAVING))
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "mlplatform.settings.test"}
+    parent = subprocess.Popen(
+        [sys.executable, "-c", ORPHAN_PARENT, str(artifact)],
+        stdout=subprocess.PIPE,
+        env=env,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    try:
+        assert parent.stdout is not None
+        assert parent.stdout.readline().strip() == b"started"
+        time.sleep(0.5)
+        (runner,) = [
+            child.pid
+            for child in psutil.Process(parent.pid).children()
+            if "registry.runner" in " ".join(child.cmdline())
+        ]
+
+        # when that process is killed outright (no chance to stop its runners)
+        parent.kill()
+        parent.wait(timeout=10)
+
+        # then the runner notices within a few seconds and exits
+        deadline = time.monotonic() + 5
+        while psutil.pid_exists(runner) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not psutil.pid_exists(runner) or psutil.Process(runner).status() == "zombie"
+    finally:
+        parent.kill()
