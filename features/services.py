@@ -18,7 +18,7 @@ from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from features import ingestion, offline, online, training_sets, transformations
+from features import ingestion, offline, online, sources, training_sets, transformations
 from features.models import DataSource, Entity, Feature, FeatureGroup, FeatureService
 from jobs import services as jobs
 from jobs.models import Job
@@ -88,8 +88,12 @@ def source_create(
         raise ApplicationError("file: an uploaded file is required for kind 'file'.")
     if kind != DataSource.Kind.FILE and not path:
         raise ApplicationError(f"path: required for kind '{kind}'.")
-    if kind == DataSource.Kind.STORAGE_PATH and not default_storage.exists(path):
-        raise ApplicationError(f"path: nothing in storage at {path!r}.")
+    if kind == DataSource.Kind.STORAGE_PATH:
+        path = sources.storage_path_check(path)
+        if not default_storage.exists(path):
+            raise ApplicationError(f"path: nothing in storage at {path!r}.")
+    if kind == DataSource.Kind.SQL_TABLE:
+        path = sources.sql_table_check(path)
     source = DataSource(name=name, kind=kind, path=path, description=description)
     if file is not None:
         # Server-chosen name: the client's file name never reaches the storage path.

@@ -12,21 +12,17 @@ the group's offline store are appended, so a rerun adds what is new and rewrites
 # ruff: noqa: S608
 
 import contextlib
-import re
 import tempfile
 from datetime import datetime
 from pathlib import Path
 
 import duckdb
 import pandas as pd
-from django.db import connection
 
-from features import offline
+from features import offline, sources
 from features.ingestion import AVAILABLE, EVENT, IngestError, file_format, frame_validate
 from features.models import DataSource, FeatureGroup
 from mlplatform.api import ApplicationError
-
-_TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
 
 
 class TransformationError(ApplicationError):
@@ -40,10 +36,11 @@ def table_name(source: DataSource) -> str:
 def _load_source(con: duckdb.DuckDBPyConnection, source: DataSource, workdir: Path) -> None:
     name = offline.ident(table_name(source))
     if source.kind == DataSource.Kind.SQL_TABLE:
-        table = source.path.strip()
-        if not _TABLE_NAME.match(table):
-            raise TransformationError(f"source '{source.name}': {table!r} is not a table name.")
-        with connection.cursor() as cursor:
+        try:
+            table = sources.sql_table_check(source.path)
+        except ApplicationError as exc:
+            raise TransformationError(f"source '{source.name}': {exc.message}") from exc
+        with sources.sql_connection().cursor() as cursor:
             cursor.execute(f"SELECT * FROM {table}")
             columns = [c[0] for c in cursor.description]
             frame = pd.DataFrame(cursor.fetchall(), columns=columns)
@@ -51,7 +48,12 @@ def _load_source(con: duckdb.DuckDBPyConnection, source: DataSource, workdir: Pa
         con.execute(f"CREATE TABLE {name} AS SELECT * FROM __source_frame")
         con.unregister("__source_frame")
         return
-    storage_name = source.file.name if source.kind == DataSource.Kind.FILE else source.path
+    storage_name = source.file.name
+    if source.kind == DataSource.Kind.STORAGE_PATH:
+        try:
+            storage_name = sources.storage_path_check(source.path)
+        except ApplicationError as exc:
+            raise TransformationError(f"source '{source.name}': {exc.message}") from exc
     if not storage_name:
         raise TransformationError(f"source '{source.name}' has no file or path.")
     with offline.local_paths([storage_name]) as (path,):

@@ -88,6 +88,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 # read (an online feature lookup) itself.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Feature sources of kind sql_table: a separate database the operator fills with data meant for
+# features, or else an explicit list of tables in the platform's database (never its own).
+if env("MLPLATFORM_SOURCE_DATABASE_URL", default=""):
+    DATABASES["sources"] = env.db("MLPLATFORM_SOURCE_DATABASE_URL")
+MLPLATFORM_SOURCE_TABLES = env.list("MLPLATFORM_SOURCE_TABLES", default=[])
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -79,7 +79,22 @@ def test_group_update_adds_features_and_lists_them(api_client, customer):
     assert api_client.get("/api/v1/features/groups/g1/").status_code == 404
 
 
-def test_source_kinds(api_client, customer):
+@pytest.fixture
+def signups(settings: Any) -> str:
+    """A table the operator put in the database for features, and opened to them."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE customer_signups (id INTEGER, joined TIMESTAMP, score REAL)")
+        cursor.execute(
+            "INSERT INTO customer_signups VALUES (1, '2025-01-01 00:00:00', 0.5), "
+            "(2, '2025-02-01 00:00:00', 1.5)"
+        )
+    settings.MLPLATFORM_SOURCE_TABLES = ["customer_signups"]
+    return "customer_signups"
+
+
+def test_source_kinds(api_client, customer, signups):
     missing_file = api_client.post(
         "/api/v1/features/sources/", {"name": "s1", "kind": "file"}, format="json"
     )
@@ -87,35 +102,147 @@ def test_source_kinds(api_client, customer):
     assert "file" in missing_file.json()["detail"]
     table = api_client.post(
         "/api/v1/features/sources/",
-        {"name": "users-table", "kind": "sql_table", "path": "auth_user"},
+        {"name": "signups", "kind": "sql_table", "path": signups},
         format="json",
     )
     assert table.status_code == 201
-    assert api_client.get("/api/v1/features/sources/users-table/").json()["kind"] == "sql_table"
+    assert api_client.get("/api/v1/features/sources/signups/").json()["kind"] == "sql_table"
 
 
-def test_sql_table_source_feeds_a_transformation(api_client, customer, user):
+def test_sql_table_source_feeds_a_transformation(api_client, customer, signups):
     from features import tasks
 
     api_client.post(
         "/api/v1/features/sources/",
-        {"name": "users-table", "kind": "sql_table", "path": "auth_user"},
+        {"name": "signups", "kind": "sql_table", "path": signups},
         format="json",
     )
     make_group(
         api_client,
-        name="staff",
-        features=[{"name": "is_staff", "dtype": "bool"}],
+        name="vips",
+        features=[{"name": "score", "dtype": "float64"}],
         transformation_sql=(
-            "SELECT id AS customer_id, date_joined AS event_timestamp, is_staff FROM users_table"
+            "SELECT id AS customer_id, joined AS event_timestamp, score FROM signups"
         ),
-        transformation_sources=["users-table"],
+        transformation_sources=["signups"],
     )
-    job_id = api_client.post("/api/v1/features/groups/staff/run").json()["job"]
+    job_id = api_client.post("/api/v1/features/groups/vips/run").json()["job"]
     tasks.transformation_run(job_id)
     job: dict[str, Any] = api_client.get(f"/api/v1/jobs/{job_id}/").json()
-    assert job["status"] == "succeeded", job
-    assert job["result"]["appended"] == 1
+    assert job["status"] == "succeeded", job["error"]
+    assert job["result"]["appended"] == 2
+
+
+PLATFORM_TABLES = [
+    "authtoken_token",
+    "auth_user",
+    "django_session",
+    "registry_modelversion",
+    "jobs_job",
+    "AUTH_USER",
+    "main.authtoken_token",
+    "public.auth_user",
+    "django_celery_beat_periodictask",
+]
+
+
+@pytest.mark.parametrize("table", PLATFORM_TABLES)
+def test_the_platforms_own_tables_are_never_feature_sources(api_client, customer, settings, table):
+    from features.models import DataSource
+
+    # even when an operator listed them by mistake
+    settings.MLPLATFORM_SOURCE_TABLES = [table]
+
+    response = api_client.post(
+        "/api/v1/features/sources/",
+        {"name": "stolen", "kind": "sql_table", "path": table},
+        format="json",
+    )
+
+    assert response.status_code == 400
+    assert response.json()["field"] == "path"
+    assert not DataSource.objects.filter(name="stolen").exists()
+
+
+def test_unlisted_tables_are_refused_with_the_settings_named(api_client, customer):
+    response = api_client.post(
+        "/api/v1/features/sources/",
+        {"name": "other", "kind": "sql_table", "path": "customer_signups"},
+        format="json",
+    )
+
+    assert response.status_code == 400
+    assert "MLPLATFORM_SOURCE_TABLES" in response.json()["detail"]
+
+
+def test_a_source_stored_before_the_check_cannot_read_tokens(api_client, customer, user):
+    from features import tasks
+    from features.models import DataSource, FeatureGroup
+
+    # given a source on the token table that an older platform accepted, and a group over it
+    DataSource.objects.create(name="tokens", kind="sql_table", path="authtoken_token")
+    make_group(
+        api_client,
+        name="leak",
+        features=[{"name": "key", "dtype": "string"}],
+        transformation_sql=("SELECT 1 AS customer_id, created AS event_timestamp, key FROM tokens"),
+        transformation_sources=["tokens"],
+    )
+
+    # when its transformation runs
+    job_id = api_client.post("/api/v1/features/groups/leak/run").json()["job"]
+    tasks.transformation_run(job_id)
+
+    # then it fails naming why, and nothing was published
+    job: dict[str, Any] = api_client.get(f"/api/v1/jobs/{job_id}/").json()
+    assert job["status"] == "failed"
+    assert "platform's own tables" in job["error"]
+    group = FeatureGroup.objects.get(name="leak")
+    assert not group.partitions.exists()
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "artifacts/1/model.joblib",
+        "jobs/inputs/other-team.csv",
+        "sources/../artifacts/1/model.joblib",
+        "/etc/passwd",
+        "../../var/db.sqlite3",
+        "sources/..\\jobs/x.csv",
+    ],
+)
+def test_storage_sources_only_from_the_sources_area(api_client, customer, path):
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    # given files that exist in storage outside the sources area
+    default_storage.save("artifacts/1/model.joblib", ContentFile(b"secret"))
+    default_storage.save("jobs/inputs/other-team.csv", ContentFile(b"a,b\n1,2\n"))
+
+    response = api_client.post(
+        "/api/v1/features/sources/",
+        {"name": "peek", "kind": "storage_path", "path": path},
+        format="json",
+    )
+
+    assert response.status_code == 400
+    assert "sources/" in response.json()["detail"]
+
+
+def test_storage_sources_inside_the_sources_area_are_accepted(api_client, customer):
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    stored = default_storage.save("sources/clicks.csv", ContentFile(b"customer_id\n1\n"))
+
+    response = api_client.post(
+        "/api/v1/features/sources/",
+        {"name": "clicks", "kind": "storage_path", "path": stored},
+        format="json",
+    )
+
+    assert response.status_code == 201, response.json()
 
 
 @pytest.mark.parametrize(
