@@ -63,6 +63,9 @@ class RegisteredModelForm(forms.ModelForm):
         except json.JSONDecodeError as exc:
             self.add_error(field, f"Not valid JSON: {exc.msg} (line {exc.lineno}).")
             return None
+        except RecursionError:
+            self.add_error(field, "Not valid JSON: nested too deeply.")
+            return None
         if kind is list and isinstance(value, dict):
             value = [value]
         if not isinstance(value, kind):

@@ -27,6 +27,8 @@ class JsonTextField(serializers.Field):
                 data = json.loads(data)
             except json.JSONDecodeError as exc:
                 raise serializers.ValidationError(f"not valid JSON ({exc.msg}).") from exc
+            except RecursionError:
+                raise serializers.ValidationError("JSON nested too deeply.") from None
         if self.kind is list and isinstance(data, dict):
             data = [data]
         if not isinstance(data, self.kind):

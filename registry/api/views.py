@@ -4,12 +4,12 @@ from django.conf import settings
 from django.http import FileResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from mlplatform.api import ApplicationError, Pagination
+from mlplatform.api import ApplicationError, JSONParser, Pagination
 from registry import selectors, services
 from registry.api.serializers import (
     AliasChangeOutputSerializer,
