@@ -240,6 +240,9 @@ MLPLATFORM_ALIAS_TTL_SECONDS = env.float("MLPLATFORM_ALIAS_TTL_SECONDS", default
 # How long the prediction and online-feature routes trust a checked token (per process).
 MLPLATFORM_TOKEN_CACHE_SECONDS = env.float("MLPLATFORM_TOKEN_CACHE_SECONDS", default=5.0)
 MLPLATFORM_PRELOAD = env.list("MLPLATFORM_PRELOAD", default=[])
+# /metrics names every model and version: Prometheus sends this as a Bearer token (staff API
+# tokens work too).
+MLPLATFORM_METRICS_TOKEN = env("MLPLATFORM_METRICS_TOKEN", default="")
 MLPLATFORM_LOG_SAMPLE_RATE = env.float("MLPLATFORM_LOG_SAMPLE_RATE", default=0.01)
 MLPLATFORM_LOG_BACKGROUND = env.bool("MLPLATFORM_LOG_BACKGROUND", default=True)
 MLPLATFORM_LOG_BATCH_SIZE = env.int("MLPLATFORM_LOG_BATCH_SIZE", default=200)

@@ -240,10 +240,8 @@ class MlflowInvocationsApi(MlflowApi):
 
 
 class MlflowPingApi(MlflowApi):
-    """`ping` / `health`: public, like MLflow's scoring server, for load-balancer probes."""
-
-    authentication_classes: list = []
-    permission_classes = [AllowAny]
+    """`ping` / `health` of one model: token-authenticated like its invocations, since the answer
+    says whether the model exists (load balancers probe `/healthz`, which names nothing)."""
 
     @extend_schema(responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request, name: str, version: int | None = None) -> Response:
@@ -385,6 +383,32 @@ class V2InferApi(V2Api):
 
 
 def metrics_view(request: Any) -> HttpResponse:
-    """Prometheus text exposition; public like /healthz (it holds no model data)."""
+    """Prometheus text exposition. It names every model and version, so it takes the scrape
+    token (`MLPLATFORM_METRICS_TOKEN`, sent as a Bearer token) or a staff user's API token."""
+    if not _may_scrape(request):
+        return HttpResponse(
+            _ENCODER.encode({"detail": "Send MLPLATFORM_METRICS_TOKEN or a staff API token."}),
+            status=401,
+            content_type="application/json",
+            headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+        )
     body, content_type = metrics.render()
     return HttpResponse(body, content_type=content_type)
+
+
+def _may_scrape(request: Any) -> bool:
+    import hmac
+
+    from django.conf import settings
+    from rest_framework import exceptions
+
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    expected = str(settings.MLPLATFORM_METRICS_TOKEN or "")
+    scheme, _, given = header.partition(" ")
+    if expected and scheme.lower() == "bearer" and hmac.compare_digest(given, expected):
+        return True
+    try:
+        found = CachedTokenAuthentication().authenticate(Request(request))
+    except exceptions.AuthenticationFailed:
+        return False
+    return bool(found and found[0].is_staff)

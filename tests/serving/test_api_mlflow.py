@@ -93,8 +93,10 @@ def test_unknown_model_and_no_token(api_client, anon_client, iris):
     assert anonymous.json()["error_code"] == "UNAUTHENTICATED"
 
 
-def test_ping_and_health_are_public(anon_client, iris):
+def test_ping_and_health_need_a_token_and_then_answer(anon_client, api_client, iris):
     for path in ("ping", "health", "versions/1/ping"):
-        response = anon_client.get(f"/mlflow/models/iris/{path}")
-        assert response.status_code == 200, path
-    assert anon_client.get("/mlflow/models/nope/ping").status_code == 404
+        assert api_client.get(f"/mlflow/models/iris/{path}").status_code == 200, path
+    assert api_client.get("/mlflow/models/nope/ping").status_code == 404
+    # without a token nobody learns which models exist: the same 401 for both
+    assert anon_client.get("/mlflow/models/iris/ping").status_code == 401
+    assert anon_client.get("/mlflow/models/nope/ping").status_code == 401

@@ -17,6 +17,8 @@ from tests.serving.conftest import alias_set
 pytestmark = pytest.mark.django_db(transaction=True)
 
 TTL = 1.0
+SCRAPE_TOKEN = "hot-swap-scrape"
+SCRAPE = {"Authorization": f"Bearer {SCRAPE_TOKEN}"}
 ROW = {"f0": 5.1, "f1": 3.5, "f2": 1.4, "f3": 0.2}
 
 
@@ -40,6 +42,7 @@ def gunicorn(tmp_path):
         PORT=str(port),
         WEB_CONCURRENCY="2",
         PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
+        MLPLATFORM_METRICS_TOKEN=SCRAPE_TOKEN,
     )
     log = (Path(settings.VAR_DIR) / "gunicorn-hot-swap.log").open("wb")
     process = subprocess.Popen(
@@ -103,7 +106,7 @@ def test_alias_move_is_served_by_every_worker_within_the_bound(gunicorn, make_ve
     assert time.monotonic() - moved < 30
 
     # Both workers' counters, aggregated through PROMETHEUS_MULTIPROC_DIR.
-    text = requests.get(f"{gunicorn}/metrics", timeout=10).text
+    text = requests.get(f"{gunicorn}/metrics", headers=SCRAPE, timeout=10).text
     counts = {
         version: sum(
             float(line.rsplit(" ", 1)[1])
@@ -130,7 +133,7 @@ def test_each_worker_loads_the_preloaded_model_before_its_first_request(producti
     deadline = time.monotonic() + 30
     loaded = None
     while time.monotonic() < deadline:
-        text = requests.get(f"{gunicorn}/metrics", timeout=10).text
+        text = requests.get(f"{gunicorn}/metrics", headers=SCRAPE, timeout=10).text
         loaded = next(
             float(line.rsplit(" ", 1)[1])
             for line in text.splitlines()

@@ -7,6 +7,7 @@ import time
 import pytest
 
 from jobs.models import Job
+from mlplatform.api import token_cache_clear
 from serving import cache, predictionlog
 from serving.models import PredictionLog
 
@@ -20,10 +21,31 @@ def _metric(text: str, prefix: str) -> float:
     return sum(float(line.rsplit(" ", 1)[1]) for line in lines)
 
 
-def test_metrics_count_requests_errors_cache_and_jobs(api_client, anon_client, iris):
+@pytest.fixture
+def scraper(anon_client, settings):
+    settings.MLPLATFORM_METRICS_TOKEN = "scrape-secret"
+    anon_client.credentials(HTTP_AUTHORIZATION="Bearer scrape-secret")
+    return anon_client
+
+
+def test_metrics_need_the_scrape_token_or_a_staff_token(anon_client, api_client, user, settings):
+    settings.MLPLATFORM_METRICS_TOKEN = "scrape-secret"
+    anon_client.credentials(HTTP_AUTHORIZATION="Bearer wrong")
+
+    assert anon_client.get("/metrics").status_code == 401
+    assert api_client.get("/metrics").status_code == 401  # a token, but not staff
+    user.is_staff = True
+    user.save()
+    token_cache_clear()
+    assert api_client.get("/metrics").status_code == 200
+    anon_client.credentials(HTTP_AUTHORIZATION="Bearer scrape-secret")
+    assert anon_client.get("/metrics").status_code == 200
+
+
+def test_metrics_count_requests_errors_cache_and_jobs(api_client, scraper, iris):
     Job.objects.create(kind=Job.Kind.BATCH_SCORING, status=Job.Status.SUCCEEDED, progress_done=70)
     Job.objects.create(kind=Job.Kind.BATCH_SCORING, status=Job.Status.RUNNING, progress_done=5)
-    before = anon_client.get("/metrics").content.decode()
+    before = scraper.get("/metrics").content.decode()
     ok_prefix = (
         'mlplatform_predict_requests_total{model="iris",protocol="native",status="200",version="1"}'
     )
@@ -32,7 +54,7 @@ def test_metrics_count_requests_errors_cache_and_jobs(api_client, anon_client, i
     api_client.post("/api/v1/models/iris/predict", {"instances": [ROW]}, format="json")
     api_client.post("/mlflow/models/iris/invocations", {"instances": [{"f0": 1}]}, format="json")
 
-    response = anon_client.get("/metrics")
+    response = scraper.get("/metrics")
     text = response.content.decode()
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/plain")
