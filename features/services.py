@@ -418,6 +418,7 @@ def ingestion_start(
             kind=Job.Kind.INGESTION,
             description=f"Ingest into {group.name}",
             submitted_by=user,
+            owner=group.owner,
             params={"group_id": group.pk},
         )
         job.input.save(f"ingest-{job.pk}.data", File(file), save=True)
@@ -458,6 +459,7 @@ def transformation_start(*, group: FeatureGroup, user: Any = None) -> Job:
         kind=Job.Kind.TRANSFORMATION,
         description=f"Transform {group.name}",
         submitted_by=user,
+        owner=group.owner,
         params={"group_id": group.pk},
         unit="rows",
     )
@@ -487,6 +489,7 @@ def transformation_scheduled(*, group_id: int) -> int | None:
     job = jobs.job_create(
         kind=Job.Kind.TRANSFORMATION,
         description=f"Transform {group.name} (scheduled)",
+        owner=group.owner,
         params={"group_id": group.pk, "scheduled": True},
     )
     transformation_run_job(job_id=job.pk)
@@ -502,6 +505,7 @@ def materialisation_start(*, group: FeatureGroup, user: Any = None) -> Job:
         kind=Job.Kind.MATERIALISATION,
         description=f"Materialise {group.name}",
         submitted_by=user,
+        owner=group.owner,
         params={"group_id": group.pk},
         unit="entities",
     )

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Q, QuerySet
 
 from jobs.models import BatchChunk, Job
 from mlplatform.api import ApplicationError, NotFoundError
@@ -10,8 +10,18 @@ from registry import selectors as registry_selectors
 from registry.models import ModelVersion, RegisteredModel
 
 
-def job_list(*, kind: str | None = None, status: str | None = None) -> QuerySet[Job]:
-    jobs = Job.objects.select_related("submitted_by")
+def jobs_visible(*, user: Any) -> QuerySet[Job]:
+    """The jobs `user` may see: their own, their teams', or all for a superuser."""
+    jobs = Job.objects.all()
+    if getattr(user, "is_superuser", False):
+        return jobs
+    if not getattr(user, "is_authenticated", False):
+        return jobs.none()
+    return jobs.filter(Q(submitted_by=user) | Q(owner__in=user.groups.all()))
+
+
+def job_list(*, user: Any, kind: str | None = None, status: str | None = None) -> QuerySet[Job]:
+    jobs = jobs_visible(user=user).select_related("submitted_by", "owner")
     if kind:
         jobs = jobs.filter(kind=kind)
     if status:
@@ -19,9 +29,14 @@ def job_list(*, kind: str | None = None, status: str | None = None) -> QuerySet[
     return jobs
 
 
-def job_get(*, job_id: int) -> Job:
+def job_get(*, job_id: int, user: Any) -> Job:
+    """A job `user` may see; another team's job is as missing as one that never existed.
+
+    Raises:
+        NotFoundError: no such job visible to `user`.
+    """
     try:
-        return Job.objects.get(pk=job_id)
+        return jobs_visible(user=user).get(pk=job_id)
     except Job.DoesNotExist as exc:
         raise NotFoundError(f"No job with id {job_id}.") from exc
 

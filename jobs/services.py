@@ -18,12 +18,17 @@ def job_create(
     total: int | None = None,
     unit: str = "rows",
     params: dict[str, Any] | None = None,
+    owner: Any = None,
 ) -> Job:
-    """Record a queued job."""
+    """Record a queued job, owned by `owner` (a team) or else by the submitter's first team."""
+    user = submitted_by if getattr(submitted_by, "is_authenticated", False) else None
+    if owner is None and user is not None:
+        owner = user.groups.order_by("name").first()
     return Job.objects.create(
         kind=kind,
         description=description[:300],
-        submitted_by=submitted_by if getattr(submitted_by, "is_authenticated", False) else None,
+        submitted_by=user,
+        owner=owner,
         progress_total=total,
         progress_unit=unit,
         params=params or {},

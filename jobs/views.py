@@ -16,9 +16,9 @@ from mlplatform.api import ApplicationError
 from registry.models import ModelAlias, ModelVersion
 
 
-def _job_or_404(pk: int) -> Job:
+def _job_or_404(request: HttpRequest, pk: int) -> Job:
     try:
-        return selectors.job_get(job_id=pk)
+        return selectors.job_get(job_id=pk, user=request.user)
     except ApplicationError as exc:
         raise Http404(exc.message) from exc
 
@@ -37,7 +37,7 @@ def job_list(request: HttpRequest) -> HttpResponse:
     if form.is_valid():
         kind = form.cleaned_data["kind"] or None
         status = form.cleaned_data["status"] or None
-    page = Paginator(selectors.job_list(kind=kind, status=status), 25).get_page(
+    page = Paginator(selectors.job_list(user=request.user, kind=kind, status=status), 25).get_page(
         request.GET.get("page")
     )
     query = request.GET.copy()
@@ -57,21 +57,21 @@ def job_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    job = _job_or_404(pk)
+    job = _job_or_404(request, pk)
     return render(request, "jobs/detail.html", _progress_context(job))
 
 
 @login_required
 def job_progress(request: HttpRequest, pk: int) -> HttpResponse:
     """The progress fragment the detail page polls (htmx) until the job finishes."""
-    job = _job_or_404(pk)
+    job = _job_or_404(request, pk)
     return render(request, "jobs/_progress.html", _progress_context(job))
 
 
 @login_required
 @require_POST
 def job_cancel(request: HttpRequest, pk: int) -> HttpResponse:
-    job = _job_or_404(pk)
+    job = _job_or_404(request, pk)
     try:
         services.job_cancel(job=job)
     except ApplicationError as exc:
@@ -83,7 +83,7 @@ def job_cancel(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 def job_download(request: HttpRequest, pk: int) -> FileResponse:
-    job = _job_or_404(pk)
+    job = _job_or_404(request, pk)
     if not job.output:
         raise Http404(f"Job {pk} has no output.")
     return FileResponse(

@@ -307,6 +307,7 @@ def _version_insert(
         last = model.versions.aggregate(last=Max("version"))["last"] or 0
         number = last + 1
         job = job_services.job_create(
+            owner=model.owner,
             kind=Job.Kind.MODEL_VALIDATION,
             description=f"Validate {model.name} v{number}",
             submitted_by=uploader,

@@ -173,7 +173,10 @@ class GroupListApi(APIView):
         data.is_valid(raise_exception=True)
         values = dict(data.validated_data)
         values["entity"] = selectors.entity_get(name=values["entity"])
-        values["owner"] = owner_resolve(values.get("owner"))
+        # A group belongs to a team: the one named, else the creator's.
+        values["owner"] = (
+            owner_resolve(values.get("owner")) or request.user.groups.order_by("name").first()
+        )
         values["source"] = _source(values.get("source"))
         values["transformation_sources"] = _sources(values.get("transformation_sources")) or []
         group = services.group_create(**values)

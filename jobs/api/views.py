@@ -21,7 +21,9 @@ class JobListApi(APIView):
     )
     def get(self, request: Request) -> Response:
         jobs = selectors.job_list(
-            kind=request.query_params.get("kind"), status=request.query_params.get("status")
+            user=request.user,
+            kind=request.query_params.get("kind"),
+            status=request.query_params.get("status"),
         )
         paginator = Pagination()
         page = paginator.paginate_queryset(jobs, request, view=self)
@@ -62,21 +64,21 @@ class JobListApi(APIView):
 class JobDetailApi(APIView):
     @extend_schema(responses=JobOutputSerializer)
     def get(self, request: Request, job_id: int) -> Response:
-        job = selectors.job_get(job_id=job_id)
+        job = selectors.job_get(job_id=job_id, user=request.user)
         return Response(JobOutputSerializer(job, context={"request": request}).data)
 
 
 class JobCancelApi(APIView):
     @extend_schema(request=None, responses=JobOutputSerializer)
     def post(self, request: Request, job_id: int) -> Response:
-        job = services.job_cancel(job=selectors.job_get(job_id=job_id))
+        job = services.job_cancel(job=selectors.job_get(job_id=job_id, user=request.user))
         return Response(JobOutputSerializer(job, context={"request": request}).data)
 
 
 class JobOutputApi(APIView):
     @extend_schema(responses={(200, "application/octet-stream"): bytes})
     def get(self, request: Request, job_id: int) -> FileResponse:
-        job = selectors.job_get(job_id=job_id)
+        job = selectors.job_get(job_id=job_id, user=request.user)
         if not job.output:
             raise NotFoundError(f"Job {job_id} has no output (status: {job.status}).")
         filename = job.output.name.rsplit("/", 1)[-1]

@@ -104,8 +104,12 @@ def test_transformation_cannot_escape_its_inputs(api_client, source, sql, needle
     assert api_client.get("/api/v1/features/groups/escape/").json()["summary"]["rows"] == 0
 
 
-def test_schedule_creates_and_removes_a_beat_task(api_client, source):
+def test_schedule_creates_and_removes_a_beat_task(api_client, source, user):
+    from django.contrib.auth.models import Group
     from django_celery_beat.models import PeriodicTask
+
+    # the creator's team owns the group, so its scheduled runs show among the team's jobs
+    user.groups.add(Group.objects.create(name="growth"))
 
     make_group(
         api_client,

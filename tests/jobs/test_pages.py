@@ -24,9 +24,13 @@ def test_pages_need_a_login(client):
     assert "/admin/login/" in response["Location"]
 
 
-def test_the_list_shows_jobs_of_every_kind_and_filters_them(logged_in):
-    services.job_create(kind=Job.Kind.INGESTION, description="Ingest customer_stats", total=10)
-    scoring = services.job_create(kind=Job.Kind.BATCH_SCORING, description="Score march.csv")
+def test_the_list_shows_jobs_of_every_kind_and_filters_them(logged_in, user):
+    services.job_create(
+        kind=Job.Kind.INGESTION, description="Ingest customer_stats", total=10, submitted_by=user
+    )
+    scoring = services.job_create(
+        kind=Job.Kind.BATCH_SCORING, description="Score march.csv", submitted_by=user
+    )
     services.job_start(job_id=scoring.pk, total=100)
     services.job_advance(job_id=scoring.pk, done=40)
 
@@ -44,8 +48,10 @@ def test_the_list_shows_jobs_of_every_kind_and_filters_them(logged_in):
     assert "Score march.csv" not in only_queued
 
 
-def test_the_detail_page_polls_while_running_and_stops_when_finished(logged_in):
-    job = services.job_create(kind=Job.Kind.MATERIALISATION, description="Materialise", total=8)
+def test_the_detail_page_polls_while_running_and_stops_when_finished(logged_in, user):
+    job = services.job_create(
+        kind=Job.Kind.MATERIALISATION, description="Materialise", total=8, submitted_by=user
+    )
     services.job_start(job_id=job.pk)
     services.job_advance(job_id=job.pk, done=2)
 
@@ -62,8 +68,10 @@ def test_the_detail_page_polls_while_running_and_stops_when_finished(logged_in):
     assert 'id="cancel"' not in fragment
 
 
-def test_the_cancel_button_cancels(logged_in):
-    job = services.job_create(kind=Job.Kind.TRAINING_SET, description="Training set")
+def test_the_cancel_button_cancels(logged_in, user):
+    job = services.job_create(
+        kind=Job.Kind.TRAINING_SET, description="Training set", submitted_by=user
+    )
 
     response = logged_in.post(f"/jobs/{job.pk}/cancel")
 
