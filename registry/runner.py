@@ -11,16 +11,8 @@ predict calls until the socket reaches end-of-file. It imports no Django.
 
 Wire protocol
 -------------
-Both directions use the same frame, sent with one write:
-
-    prefix   16 bytes  struct "<4sIQ": b"MLR1", header length H, body length B
-    header   H bytes   a UTF-8 JSON object, padded with spaces to a multiple of 8 bytes
-    body     B bytes   the buffers the header describes, in order, each padded with zero bytes
-                       to a multiple of 8 (so every numeric buffer is 8-byte aligned)
-
-A buffer is either raw little-endian numbers of one of the dtypes float64, float32, int64,
-int32 or bool (one byte, 0 or 1), or a UTF-8 JSON list (strings and other labels) marked with the
-dtype "json". Nothing is ever pickled in either direction.
+Both directions use the frame of `registry.wire` (a length prefix, a JSON header, raw numeric
+buffers or JSON lists; never a pickle), each message sent with one write:
 
 1. parent → runner, once: `{"start": {"artifact": file name in the scratch directory, "sha256",
    "format": skops|joblib|pickle, "trusted_types": [...], "columns": [signature names in order],
@@ -44,7 +36,6 @@ row count); anything malformed is handled as a crash.
 
 import json
 import socket
-import struct
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -52,25 +43,16 @@ from typing import Any
 
 import numpy as np
 
+from registry.wire import MAGIC, OUTPUTS, PREFIX, WIRE_DTYPES, frame, padding
+
 # pandas and scikit-learn are imported only once this process is confined: importing them starts
 # a thread (pyarrow's allocator), and confine() must run while the process has a single thread.
 
-MAGIC = b"MLR1"
-PREFIX = struct.Struct("<4sIQ")
-ALIGN = 8
-WIRE_DTYPES: dict[str, np.dtype[Any]] = {
-    "float64": np.dtype("<f8"),
-    "float32": np.dtype("<f4"),
-    "int64": np.dtype("<i8"),
-    "int32": np.dtype("<i4"),
-    "bool": np.dtype("|b1"),
-}
 MAX_HEADER_BYTES = 64 * 1024
 # The parent is trusted; this bound only turns a bug into an error instead of a huge allocation.
 MAX_REQUEST_BYTES = 2 * 1024**3
 RECEIVE_BUFFER_BYTES = 1024 * 1024
 MAX_MESSAGE_CHARS = 2000
-OUTPUTS = ("predict", "predict_proba")
 
 
 class ProtocolError(Exception):
@@ -84,26 +66,6 @@ class Refused(Exception):
     def __init__(self, message: str, kind: str) -> None:
         super().__init__(message)
         self.kind = kind
-
-
-def padding(size: int) -> int:
-    return -size % ALIGN
-
-
-def frame(header: dict[str, Any], buffers: Sequence[Any] = ()) -> bytes:
-    """One message: prefix, padded JSON header, padded buffers (bytes or contiguous arrays)."""
-    head = json.dumps(header, separators=(",", ":"), default=str).encode()
-    head += b" " * padding(len(head))
-    parts: list[Any] = [b"", head]
-    total = 0
-    for buffer in buffers:
-        size = memoryview(buffer).nbytes
-        parts.append(buffer)
-        if padding(size):
-            parts.append(bytes(padding(size)))
-        total += size + padding(size)
-    parts[0] = PREFIX.pack(MAGIC, len(head), total)
-    return b"".join(parts)
 
 
 class Reader:

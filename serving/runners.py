@@ -11,7 +11,7 @@ killed and reaped, the request fails with `RunnerUnavailable(failure=True)` nami
 
 This module imports `registry.confinement` for the child's environment and user, never
 `registry.runner` or `registry.artifacts` (an import-linter contract keeps the unpickling modules
-out of web and worker processes); the frame constants are therefore repeated here.
+out of web and worker processes); both ends share the frame format of `registry.wire`.
 """
 
 import atexit
@@ -20,7 +20,6 @@ import os
 import shutil
 import signal
 import socket
-import struct
 import subprocess
 import tempfile
 import threading
@@ -39,20 +38,9 @@ from django.conf import settings
 
 from registry import confinement
 from registry.sandbox import child_command
+from registry.wire import ALIGN, MAGIC, OUTPUTS, PREFIX, WIRE_DTYPES, frame, padding
 
-# --- the frame (see registry.runner) ------------------------------------------------------------
-MAGIC = b"MLR1"
-PREFIX = struct.Struct("<4sIQ")
-ALIGN = 8
-WIRE_DTYPES: dict[str, np.dtype[Any]] = {
-    "float64": np.dtype("<f8"),
-    "float32": np.dtype("<f4"),
-    "int64": np.dtype("<i8"),
-    "int32": np.dtype("<i4"),
-    "bool": np.dtype("|b1"),
-}
 JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
-OUTPUTS = ("predict", "predict_proba")
 
 # Bounds on what a runner may send back: a small header, and a body no larger than a generous
 # per-row allowance (predict_proba over 8,000 classes fits) — it never needs more.
@@ -98,25 +86,6 @@ class _Closed(Exception):
 
 class _Malformed(Exception):
     """The runner's reply broke the protocol."""
-
-
-def _padding(size: int) -> int:
-    return -size % ALIGN
-
-
-def _frame(header: dict[str, Any], buffers: Sequence[Any] = ()) -> bytes:
-    head = json.dumps(header, separators=(",", ":")).encode()
-    head += b" " * _padding(len(head))
-    parts: list[Any] = [b"", head]
-    total = 0
-    for buffer in buffers:
-        size = memoryview(buffer).nbytes
-        parts.append(buffer)
-        if _padding(size):
-            parts.append(bytes(_padding(size)))
-        total += size + _padding(size)
-    parts[0] = PREFIX.pack(MAGIC, len(head), total)
-    return b"".join(parts)
 
 
 # --- requests -----------------------------------------------------------------------------------
@@ -176,7 +145,7 @@ def _request(
                 specs.append({"dtype": wire, "nbytes": column.nbytes})
                 buffers.append(column.view(np.uint8))
         header = {"outputs": list(outputs), "rows": rows, "columns": specs}
-        return _frame(header, buffers), rows
+        return frame(header, buffers), rows
     array: np.ndarray = np.asarray(matrix)
     if array.ndim != 2 or array.shape[1] != len(spec.columns):
         raise RunnerInputError(
@@ -187,7 +156,7 @@ def _request(
     array = np.ascontiguousarray(array, dtype=WIRE_DTYPES["float64"])
     rows = array.shape[0]
     header = {"outputs": list(outputs), "rows": rows, "matrix": array.nbytes}
-    return _frame(header, [array.reshape(-1).view(np.uint8)]), rows
+    return frame(header, [array.reshape(-1).view(np.uint8)]), rows
 
 
 # --- replies ------------------------------------------------------------------------------------
@@ -221,7 +190,7 @@ def _decode_outputs(
         if type(size) is not int or size < 0 or offset + size > len(body):
             raise _Malformed(f"{name} overruns the frame")
         chunk = body[offset : offset + size]
-        offset += size + _padding(size)
+        offset += size + padding(size)
         dtype_name = spec.get("dtype")
         count = prod(shape)
         array: np.ndarray
@@ -368,7 +337,7 @@ class _Runner:
 
     def handshake(self, start: dict[str, Any], timeout: float) -> None:
         header, _, _ = self.exchange(
-            _frame({"start": start}),
+            frame({"start": start}),
             timeout=timeout,
             max_body=0,
             doing="while starting",
