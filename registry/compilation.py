@@ -224,7 +224,9 @@ def onnx_compile(
             problems.append(f"{precision}: {exc}")
             continue
         except Exception as exc:
-            problems.append(f"{precision}: {type(exc).__name__}: {str(exc)[:300]}")
+            # The first line says what failed; converters append whole attribute dumps after it.
+            first = (str(exc).strip().splitlines() or [""])[0][:120]
+            problems.append(f"{precision}: {type(exc).__name__}: {first}")
             continue
         if deviation > tolerance:
             problems.append(f"{precision}: deviation {deviation:.3g} exceeds {tolerance:g}")
