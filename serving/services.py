@@ -23,9 +23,6 @@ from serving.engines import Engine, EngineInputError, EngineUnavailable
 logger = logging.getLogger(__name__)
 
 
-ModelUnavailableError = EngineUnavailable
-
-
 @dataclass
 class PredictionResult:
     predictions: list[Any] | None
@@ -58,7 +55,7 @@ def estimator_outputs(
 
     Raises:
         InputError: the model refused the values.
-        ModelUnavailableError: the version's runner crashed or timed out (counted towards
+        EngineUnavailable: the version's runner crashed or timed out (counted towards
             quarantine).
     """
     try:
@@ -70,7 +67,7 @@ def estimator_outputs(
             from registry.services import version_runner_failed
 
             version_runner_failed(version_id=version.pk, reason=str(exc))
-        raise ModelUnavailableError(str(exc)) from exc
+        raise EngineUnavailable(str(exc)) from exc
     except EngineInputError as exc:
         raise InputError(f"The model rejected the input: {exc}") from exc
 
@@ -82,7 +79,7 @@ def prediction_make(
 
     Raises:
         InputError: predict_proba asked of a model without it, or the model rejected the input.
-        ModelUnavailableError: the version cannot be served (integrity, runner failure).
+        EngineUnavailable: the version cannot be served (integrity, runner failure).
     """
     engine = _engine(version)
     wants_proba = "predict_proba" in outputs
