@@ -252,10 +252,11 @@ def _manifest(served: list[Served]) -> Path:
 
 def _token() -> str:
     from django.contrib.auth import get_user_model
-    from rest_framework.authtoken.models import Token
+
+    from accounts.services import token_create
 
     user = get_user_model().objects.create_user("bench", password="bench-pw-123")
-    return Token.objects.create(user=user).key
+    return token_create(user=user, name="bench")[1]
 
 
 # --- in-process -----------------------------------------------------------------------------

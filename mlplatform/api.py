@@ -8,8 +8,9 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
+from knox.crypto import hash_token
 from rest_framework import exceptions, parsers, status
-from rest_framework.authentication import TokenAuthentication
+from rest_framework.authentication import BaseAuthentication
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import DjangoModelPermissions
@@ -39,8 +40,40 @@ class ConflictError(ApplicationError):
     status_code = status.HTTP_409_CONFLICT
 
 
-class BearerOrTokenAuthentication(TokenAuthentication):
-    """Accepts `Authorization: Token <key>` and `Authorization: Bearer <key>`."""
+# The views a predict-scoped token may call, for the models it names: the prediction routes of the
+# three protocols and the readiness and metadata reads their clients make first.
+PREDICT_SCOPE_VIEWS = frozenset(
+    {
+        "serving.api.views.NativePredictApi",
+        "serving.api.views.MlflowInvocationsApi",
+        "serving.api.views.MlflowPingApi",
+        "serving.api.views.V2InferApi",
+        "serving.api.views.V2ModelReadyApi",
+        "serving.api.views.V2ModelMetadataApi",
+    }
+)
+
+
+def _scope_allows(request: Any, models: frozenset[str]) -> bool:
+    """Whether the resolved route is one a predict-scoped token may call for its `models`. The
+    route is read from the request, so the check needs nothing from the view."""
+    match = getattr(request, "resolver_match", None)
+    view = getattr(match, "func", None)
+    view_class = getattr(view, "view_class", None)
+    if match is None or view_class is None:
+        return False
+    qualname = f"{view_class.__module__}.{view_class.__qualname__}"
+    return qualname in PREDICT_SCOPE_VIEWS and match.kwargs.get("name") in models
+
+
+class BearerOrTokenAuthentication(BaseAuthentication):
+    """API tokens (accounts.ApiToken, django-rest-knox): `Authorization: Token <key>` or
+    `Authorization: Bearer <key>`.
+
+    A key is found by its SHA-512 digest (keys are never stored). An unknown or expired key, or
+    an inactive owner, is a 401; a predict-scoped token anywhere but its models' prediction
+    routes is a 403. Every check runs on every request, cached or not.
+    """
 
     def authenticate(self, request: Any) -> Any:
         parts = request.META.get("HTTP_AUTHORIZATION", "").split()
@@ -50,7 +83,30 @@ class BearerOrTokenAuthentication(TokenAuthentication):
             raise exceptions.AuthenticationFailed(
                 "Invalid Authorization header: expected 'Token <key>' or 'Bearer <key>'."
             )
-        return self.authenticate_credentials(parts[1])
+        grant = self.grant_for(hash_token(parts[1]))
+        if grant.expires_at <= time.time():
+            raise exceptions.AuthenticationFailed(
+                "This token has expired: create a new one on the Tokens page (/accounts/tokens/)."
+            )
+        if grant.predict_models is not None and not _scope_allows(request, grant.predict_models):
+            raise exceptions.PermissionDenied(
+                "This token may only predict with the models "
+                f"{', '.join(sorted(grant.predict_models)) or '(none left)'}."
+            )
+        return grant.user, grant.token
+
+    def grant_for(self, digest: str) -> Any:
+        """The token with this digest, from the database; 401 for none or an inactive owner."""
+        from accounts.selectors import token_grant
+        from accounts.services import token_used
+
+        grant = token_grant(digest=digest)
+        if grant is None:
+            raise exceptions.AuthenticationFailed("Invalid token.")
+        if not grant.user.is_active:
+            raise exceptions.AuthenticationFailed("User inactive or deleted.")
+        token_used(token=grant.token)
+        return grant
 
     def authenticate_header(self, request: Any) -> str:
         return "Token"
@@ -59,28 +115,28 @@ class BearerOrTokenAuthentication(TokenAuthentication):
 class CachedTokenAuthentication(BearerOrTokenAuthentication):
     """Token auth for the hot paths (predictions, online feature reads), cached per process.
 
-    The token lookup is a database query per request, a third of a one-row prediction, so a key
-    is trusted for MLPLATFORM_TOKEN_CACHE_SECONDS after it was last checked: a deleted token or a
-    deactivated user is refused within that bound.
+    The token lookup is a database query per request, a third of a one-row prediction, so a
+    token is trusted for MLPLATFORM_TOKEN_CACHE_SECONDS after it was last looked up: a revoked
+    token or a deactivated user is refused within that bound. The cache is keyed by the key's
+    digest, so no key outlives its request; expiry and scope are checked on every hit.
     """
 
     _MAX_ENTRIES = 10_000
-    _cache: dict[str, tuple[float, Any, Any]] = {}
+    _cache: dict[str, tuple[float, Any]] = {}
     _lock = threading.Lock()
 
-    def authenticate_credentials(self, key: str) -> Any:
+    def grant_for(self, digest: str) -> Any:
         now = time.monotonic()
-        with self._lock:
-            cached = self._cache.get(key)
+        cached = self._cache.get(digest)  # a dict read is atomic; the lock guards the writes
         if cached is not None and cached[0] > now:
-            return cached[1], cached[2]
-        user, token = super().authenticate_credentials(key)  # raises for bad or inactive
-        expires = now + float(settings.MLPLATFORM_TOKEN_CACHE_SECONDS)
+            return cached[1]
+        grant = super().grant_for(digest)  # raises for unknown, revoked or inactive
+        trusted_until = now + float(settings.MLPLATFORM_TOKEN_CACHE_SECONDS)
         with self._lock:
             if len(self._cache) >= self._MAX_ENTRIES:
                 self._cache.clear()
-            self._cache[key] = (expires, user, token)
-        return user, token
+            self._cache[digest] = (trusted_until, grant)
+        return grant
 
 
 def token_cache_clear() -> None:

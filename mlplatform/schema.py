@@ -5,7 +5,7 @@ from typing import Any, Literal
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 
-from mlplatform.api import CachedTokenAuthentication
+from mlplatform.api import BearerOrTokenAuthentication, CachedTokenAuthentication
 
 
 class AutoSchema(SpectacularAutoSchema):
@@ -18,6 +18,24 @@ class AutoSchema(SpectacularAutoSchema):
         if "." in qualname:
             return qualname.replace(".", "")
         return super().get_serializer_name(serializer, direction)
+
+
+class TokenScheme(OpenApiAuthenticationExtension):
+    """The API token header every route but health takes (accounts.ApiToken keys)."""
+
+    target_class = BearerOrTokenAuthentication
+    name = "tokenAuth"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": (
+                'API token: "Token <key>" or "Bearer <key>". Create one on the Tokens page '
+                "(/accounts/tokens/), with POST /api/v1/tokens/ or `manage.py api_token`."
+            ),
+        }
 
 
 class CachedTokenScheme(OpenApiAuthenticationExtension):

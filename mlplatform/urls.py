@@ -9,10 +9,12 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
+    path("accounts/", include("accounts.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/v1/features/", include("features.api.urls")),
     path("api/v1/jobs/", include("jobs.api.urls")),
+    path("api/v1/tokens/", include("accounts.api.urls")),
     path("api/v1/", include("registry.api.urls")),
     # Serving owns the predict routes under /api/v1/, and /mlflow/, /v2/ and /metrics.
     path("", include("serving.api.urls")),

@@ -1,3 +1,4 @@
+import itertools
 import os
 import shutil
 from collections.abc import Iterator
@@ -6,7 +7,6 @@ from typing import Any
 
 import pytest
 from django.conf import settings
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from tests.workers import WorkerProcess
@@ -132,11 +132,23 @@ def feature_editor(user: Any) -> Any:
     return user
 
 
+_token_names = itertools.count(1)
+
+
+def api_key_for(user: Any, **kwargs: Any) -> str:
+    """A new API token's key for `user`: full scope and the default lifetime unless `kwargs`
+    (those of accounts.services.token_create) say otherwise."""
+    from accounts.services import token_create
+
+    kwargs.setdefault("name", f"test token {next(_token_names)}")
+    _, key = token_create(user=user, **kwargs)
+    return key
+
+
 @pytest.fixture
 def api_client(user: Any) -> APIClient:
     client = APIClient()
-    token, _ = Token.objects.get_or_create(user=user)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {api_key_for(user)}")
     return client
 
 
@@ -148,11 +160,11 @@ def anon_client() -> APIClient:
 def log_in(
     page: Any, next_path: str, username: str = "root", password: str = "pw-root-123"
 ) -> None:
-    """Log in through the admin's login form and land on `next_path`."""
-    page.goto(f"/admin/login/?next={next_path}")
+    """Sign in through the sign-in page and land on `next_path`."""
+    page.goto(f"/accounts/login/?next={next_path}")
     page.fill("#id_username", username)
     page.fill("#id_password", password)
-    page.click("input[type=submit]")
+    page.click("#sign-in")
     page.wait_for_url(f"**{next_path}")
 
 

@@ -1,5 +1,6 @@
 """Settings shared by every environment; everything that varies comes from env vars."""
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -25,13 +26,14 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
     "django_celery_results",
     "django_htmx",
     "mlplatform",
+    "accounts",
     "registry",
     "serving",
     "features",
@@ -107,8 +109,9 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
-LOGIN_URL = "admin:login"
+LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "accounts:login"
 
 # --- files ----------------------------------------------------------------------------------
 STATIC_URL = "static/"
@@ -239,6 +242,17 @@ MLPLATFORM_MODEL_CACHE_SIZE = env.int("MLPLATFORM_MODEL_CACHE_SIZE", default=16)
 MLPLATFORM_ALIAS_TTL_SECONDS = env.float("MLPLATFORM_ALIAS_TTL_SECONDS", default=1.0)
 # How long the prediction and online-feature routes trust a checked token (per process).
 MLPLATFORM_TOKEN_CACHE_SECONDS = env.float("MLPLATFORM_TOKEN_CACHE_SECONDS", default=5.0)
+# API tokens (accounts.ApiToken, django-rest-knox): a new token's default and longest lifetime in
+# days; "never" lets users create tokens that do not expire (an operator's choice, not a user's).
+_ttl_days = env("MLPLATFORM_TOKEN_TTL_DAYS", default="90").strip().lower()
+MLPLATFORM_TOKEN_TTL_DAYS = None if _ttl_days == "never" else float(_ttl_days)
+KNOX_TOKEN_MODEL = "accounts.ApiToken"  # noqa: S105 - a model's name
+REST_KNOX = {
+    "TOKEN_TTL": None if _ttl_days == "never" else timedelta(days=float(_ttl_days)),
+    # Lets secret scanners and people recognise a key (knox allows up to 10 characters).
+    "TOKEN_PREFIX": "mlp_",
+    "AUTH_HEADER_PREFIX": "Token",  # mlplatform.api accepts "Bearer" as well
+}
 MLPLATFORM_PRELOAD = env.list("MLPLATFORM_PRELOAD", default=[])
 # /metrics names every model and version: Prometheus sends this as a Bearer token (staff API
 # tokens work too).

@@ -409,6 +409,6 @@ def _may_scrape(request: Any) -> bool:
         return True
     try:
         found = CachedTokenAuthentication().authenticate(Request(request))
-    except exceptions.AuthenticationFailed:
+    except exceptions.APIException:  # a bad token, or one scoped to predictions only
         return False
     return bool(found and found[0].is_staff)

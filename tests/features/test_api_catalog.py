@@ -30,12 +30,13 @@ def test_anonymous_is_refused(anon_client):
 
 def test_writes_need_the_model_permission_reads_a_login(customer, django_user_model):
     from django.contrib.auth.models import Permission
-    from rest_framework.authtoken.models import Token
     from rest_framework.test import APIClient
+
+    from tests.conftest import api_key_for
 
     reader = django_user_model.objects.create_user("bob", password="pw-bob-12345")
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=reader).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {api_key_for(reader)}")
     entity = {"name": "store", "join_keys": ["store_id"]}
 
     listed = client.get("/api/v1/features/entities/")

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 import requests
 from django.conf import settings as django_settings
-from rest_framework.authtoken.models import Token
 
 from features import tasks
+from tests.conftest import api_key_for
 from tests.features.conftest import ingest, make_group
 
 pytestmark = pytest.mark.django_db
@@ -283,7 +283,7 @@ def test_online_reads_over_http_see_every_materialisation(live_server, api_clien
     # token and the catalog cached)
     _materialise(api_client, "activity")
     session = requests.Session()
-    headers = {"Authorization": f"Token {Token.objects.get(user=user).key}"}
+    headers = {"Authorization": f"Token {api_key_for(user)}"}
 
     def clicks() -> list[Any]:
         response = session.post(

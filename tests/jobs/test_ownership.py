@@ -5,11 +5,11 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import Group
 from django.core.files.base import ContentFile
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from jobs import services
 from jobs.models import Job
+from tests.conftest import api_key_for
 
 pytestmark = pytest.mark.django_db
 
@@ -23,8 +23,7 @@ def _member(django_user_model: Any, name: str, team: Group | None) -> Any:
 
 def _client(person: Any) -> APIClient:
     client = APIClient()
-    token, _ = Token.objects.get_or_create(user=person)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {api_key_for(person)}")
     return client
 
 

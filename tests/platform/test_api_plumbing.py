@@ -1,6 +1,8 @@
 import pytest
 from django.core.management import call_command
-from rest_framework.authtoken.models import Token
+
+from accounts.models import ApiToken
+from tests.conftest import api_key_for
 
 
 @pytest.mark.django_db
@@ -12,9 +14,9 @@ def test_api_requires_a_token(anon_client):
 
 @pytest.mark.django_db
 def test_bearer_and_token_headers_both_authenticate(anon_client, user):
-    token = Token.objects.create(user=user)
+    key = api_key_for(user)
     for scheme in ("Token", "Bearer"):
-        anon_client.credentials(HTTP_AUTHORIZATION=f"{scheme} {token.key}")
+        anon_client.credentials(HTTP_AUTHORIZATION=f"{scheme} {key}")
         assert anon_client.get("/api/v1/jobs/").status_code == 200
 
 
@@ -25,11 +27,19 @@ def test_wrong_token_is_401(anon_client):
 
 
 @pytest.mark.django_db
-def test_api_token_command_prints_a_stable_key(user, capsys):
+def test_api_token_command_prints_a_new_working_key_each_time(user, anon_client, capsys):
+    # keys are stored hashed, so the command cannot show an old one: it makes a named token
     call_command("api_token", "alice")
     first = capsys.readouterr().out.strip()
-    call_command("api_token", "alice")
-    assert capsys.readouterr().out.strip() == first == Token.objects.get(user=user).key
+    call_command("api_token", "alice", "--name", "ci")
+    second = capsys.readouterr().out.strip()
+
+    assert first != second
+    assert ApiToken.objects.filter(user=user).count() == 2
+    assert ApiToken.objects.filter(user=user, name="ci").exists()
+    for key in (first, second):
+        anon_client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+        assert anon_client.get("/api/v1/jobs/").status_code == 200
 
 
 @pytest.mark.django_db

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import Permission
 from django.core.files.uploadedfile import SimpleUploadedFile
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from registry import services
 from registry.models import AliasChange, ModelVersion, RegisteredModel
+from tests.conftest import api_key_for
 from tests.registry.conftest import serialise, upload
 
 pytestmark = pytest.mark.django_db
@@ -21,8 +21,7 @@ pytestmark = pytest.mark.django_db
 
 def client_for(user: Any) -> APIClient:
     client = APIClient()
-    token, _ = Token.objects.get_or_create(user=user)
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token.key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key_for(user)}")
     return client
 
 

@@ -36,11 +36,11 @@ def _wait(client: APIClient, name: str, number: int, timeout: float = 120) -> di
 
 @pytest.fixture
 def admin_client(django_user_model: Any) -> APIClient:
-    from rest_framework.authtoken.models import Token
+    from tests.conftest import api_key_for
 
     admin = django_user_model.objects.create_superuser(username="root", password="pw-root-123")
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=admin).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {api_key_for(admin)}")
     assert client.post("/api/v1/models/", {"name": "churn"}, format="json").status_code == 201
     return client
 

@@ -198,12 +198,11 @@ def test_dataframe_pipeline_gets_named_string_columns(api_client, make_version):
 
 
 def test_revoked_token_is_refused_after_the_cache_bound(api_client, iris, settings):
-    from rest_framework.authtoken.models import Token
-
+    from accounts.models import ApiToken
     from mlplatform.api import token_cache_clear
 
     assert api_client.post(url("iris"), {"instances": [ROW]}, format="json").status_code == 200
-    Token.objects.all().delete()
+    ApiToken.objects.all().delete()
     cached = api_client.post(url("iris"), {"instances": [ROW]}, format="json")
     settings.MLPLATFORM_TOKEN_CACHE_SECONDS = 0.0
     token_cache_clear()

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import requests
 from django.conf import settings
-from rest_framework.authtoken.models import Token
 
+from tests.conftest import api_key_for
 from tests.serving.conftest import alias_set
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -80,7 +80,7 @@ def test_alias_move_is_served_by_every_worker_within_the_bound(gunicorn, make_ve
     v1 = make_version("iris", name="flowers", number=1)
     v2 = make_version("iris", name="flowers", number=2)
     alias_set(v1)
-    headers = {"Authorization": f"Token {Token.objects.create(user=user).key}"}
+    headers = {"Authorization": f"Token {api_key_for(user)}"}
 
     def served_versions(count: int) -> set[tuple[int, int]]:
         seen = set()

@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 import tritonclient.http as triton
-from rest_framework.authtoken.models import Token
 from tritonclient.utils import InferenceServerException
+
+from tests.conftest import api_key_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -15,7 +16,7 @@ def client(live_server):
 
 
 def test_health_metadata_and_infer(client, iris, user):
-    headers = {"Authorization": f"Token {Token.objects.create(user=user).key}"}
+    headers = {"Authorization": f"Token {api_key_for(user)}"}
 
     assert client.is_server_live()
     assert client.is_server_ready()
@@ -41,7 +42,7 @@ def test_health_metadata_and_infer(client, iris, user):
 
 
 def test_binary_data_is_refused_clearly(client, iris, user):
-    headers = {"Authorization": f"Token {Token.objects.create(user=user).key}"}
+    headers = {"Authorization": f"Token {api_key_for(user)}"}
     tensor = triton.InferInput("input-0", [1, 4], "FP64")
     tensor.set_data_from_numpy(np.zeros((1, 4)), binary_data=True)
 

@@ -2,10 +2,13 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
-from rest_framework.authtoken.models import Token
+
+from accounts.models import ApiToken
+from accounts.services import token_create
 
 DEMO_USER = "admin"
 DEMO_PASSWORD = "admin"  # noqa: S105 - printed on purpose: a local demo account
+DEMO_TOKEN = "demo"  # noqa: S105 - the token's name, not a secret
 
 
 class Command(BaseCommand):
@@ -19,7 +22,9 @@ class Command(BaseCommand):
         if created:
             user.set_password(DEMO_PASSWORD)
             user.save()
-        token, _ = Token.objects.get_or_create(user=user)
+        # Keys are stored hashed, so the demo's key cannot be read back: each run replaces it.
+        ApiToken.objects.filter(user=user, name=DEMO_TOKEN).delete()
+        _, key = token_create(user=user, name=DEMO_TOKEN)
 
         # Each app loads its own demo content; imported here so a missing app fails loudly.
         from features.demo import demo_load as features_demo
@@ -35,5 +40,5 @@ class Command(BaseCommand):
             f"  Web UI:   http://127.0.0.1:8000/   (user {DEMO_USER!r}, password "
             f"{DEMO_PASSWORD!r}{'' if created else ', unless you changed it'})"
         )
-        self.stdout.write(f"  API token: {token.key}")
+        self.stdout.write(f"  API token: {key}   (a new one each run; see /accounts/tokens/)")
         self.stdout.write("  API docs: http://127.0.0.1:8000/api/docs/")
