@@ -5,7 +5,9 @@ import os
 
 bind = f"{os.environ.get('WEB_BIND', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-threads = int(os.environ.get("WEB_THREADS", "1"))
+# Threads (gunicorn's gthread worker): a client that trickles its body holds one thread, not
+# the worker, while the others keep answering (request_limits.py cuts the trickle off).
+threads = int(os.environ.get("WEB_THREADS", "4"))
 timeout = int(os.environ.get("WEB_TIMEOUT", "60"))
 accesslog = "-"
 # Each worker keeps its own model cache; preloading the app would share nothing useful.

@@ -32,8 +32,10 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "django_celery_results",
     "django_htmx",
+    "auditlog",
     "mlplatform",
     "accounts",
+    "tenancy",
     "registry",
     "serving",
     "features",
@@ -49,6 +51,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Names the signed-in (or token-authenticated) user on every audit record of the request.
+    "mlplatform.audit.AuditActorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -109,6 +113,12 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
+# The team rules (tenancy/rules.py) answer for objects; ModelBackend for model permissions.
+AUTHENTICATION_BACKENDS = [
+    "rules.permissions.ObjectPermissionBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
 LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "accounts:login"
@@ -137,6 +147,43 @@ STORAGES = {
 # Uploads above this size are spooled to disk instead of memory; the hard caps are per endpoint.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("MLPLATFORM_MAX_BODY_BYTES", default=10 * 1024 * 1024)
+# A request body must keep coming (each read waits at most IDLE seconds) and arrive whole within
+# GRACE seconds plus its length at MIN_BYTES_PER_SECOND; else 408 (mlplatform/request_limits.py).
+MLPLATFORM_BODY_IDLE_SECONDS = env.float("MLPLATFORM_BODY_IDLE_SECONDS", default=20.0)
+MLPLATFORM_BODY_GRACE_SECONDS = env.float("MLPLATFORM_BODY_GRACE_SECONDS", default=30.0)
+MLPLATFORM_BODY_MIN_BYTES_PER_SECOND = env.int(
+    "MLPLATFORM_BODY_MIN_BYTES_PER_SECOND", default=64 * 1024
+)
+
+# --- audit ----------------------------------------------------------------------------------
+# Every write to these models leaves a record: who, what, when, each field from -> to
+# (django-auditlog; mlplatform/audit.py). Not the derived, high-volume rows (prediction log,
+# chunk leases, online values), nor fields a worker moves on its own (progress, timestamps).
+AUDITLOG_INCLUDE_TRACKING_MODELS = (
+    {"model": "registry.registeredmodel", "exclude_fields": ["updated_at"]},
+    {"model": "registry.modelversion", "exclude_fields": ["updated_at"]},
+    {"model": "registry.modelalias", "exclude_fields": ["updated_at"]},
+    {"model": "features.entity"},
+    {"model": "features.datasource"},
+    {
+        "model": "features.featuregroup",
+        "exclude_fields": ["updated_at", "materialised_at"],
+        "m2m_fields": ["transformation_sources"],
+    },
+    {"model": "features.feature", "exclude_fields": ["statistics"]},
+    {"model": "features.featureservice", "m2m_fields": ["features"]},
+    {
+        "model": "jobs.job",
+        "exclude_fields": ["progress_done", "progress_total", "updated_at", "result"],
+    },
+    {"model": "jobs.batchschedule", "exclude_fields": ["last_input", "last_run_at"]},
+    {"model": "accounts.apitoken", "exclude_fields": ["digest", "last_used"]},
+    {"model": "tenancy.grant"},
+    {"model": "auth.user", "exclude_fields": ["password", "last_login"], "m2m_fields": ["groups"]},
+    {"model": "auth.group", "m2m_fields": ["permissions"]},
+)
+# The client's address as the web server saw it; X-Forwarded-For is not trusted for this.
+AUDITLOG_DISABLE_REMOTE_ADDR = False
 
 # --- cache ------------------------------------------------------------------------------------
 # Holds the per-token request counts of MLPLATFORM_THROTTLE_RATE. The default is per process; with
@@ -273,6 +320,14 @@ MLPLATFORM_INLINE_INGEST_BYTES = env.int("MLPLATFORM_INLINE_INGEST_BYTES", defau
 MLPLATFORM_INLINE_TRAINING_SET_ROWS = env.int("MLPLATFORM_INLINE_TRAINING_SET_ROWS", default=50_000)
 MLPLATFORM_DUCKDB_MEMORY_LIMIT = env("MLPLATFORM_DUCKDB_MEMORY_LIMIT", default="400MB")
 MLPLATFORM_DUCKDB_THREADS = env.int("MLPLATFORM_DUCKDB_THREADS", default=2)
+# What one DuckDB connection may spill to disk, and how long one query of a job may run.
+MLPLATFORM_DUCKDB_MAX_TEMP_SIZE = env("MLPLATFORM_DUCKDB_MAX_TEMP_SIZE", default="10GiB")
+MLPLATFORM_QUERY_TIMEOUT_SECONDS = env.float("MLPLATFORM_QUERY_TIMEOUT_SECONDS", default=1800.0)
+# An ingest runs as a job above any of these: wide or long files would outlast a web request.
+MLPLATFORM_INLINE_INGEST_COLUMNS = env.int("MLPLATFORM_INLINE_INGEST_COLUMNS", default=500)
+MLPLATFORM_INLINE_INGEST_CELLS = env.int("MLPLATFORM_INLINE_INGEST_CELLS", default=2_000_000)
+# Outputs of finished jobs are deleted this many days after they finish (0: kept for ever).
+MLPLATFORM_JOB_OUTPUT_RETENTION_DAYS = env.float("MLPLATFORM_JOB_OUTPUT_RETENTION_DAYS", default=30)
 MLPLATFORM_MATERIALISE_CHUNK_ROWS = env.int("MLPLATFORM_MATERIALISE_CHUNK_ROWS", default=10_000)
 MLPLATFORM_FEATURE_CATALOG_TTL_SECONDS = env.float(
     "MLPLATFORM_FEATURE_CATALOG_TTL_SECONDS", default=5.0
