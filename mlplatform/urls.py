@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from mlplatform import health, views
+from mlplatform import audit_views, health, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -15,6 +15,8 @@ urlpatterns = [
     path("api/v1/features/", include("features.api.urls")),
     path("api/v1/jobs/", include("jobs.api.urls")),
     path("api/v1/tokens/", include("accounts.api.urls")),
+    path("api/v1/audit/<str:label>/<str:pk>/", audit_views.AuditApi.as_view(), name="audit-api"),
+    path("audit/<str:label>/<str:pk>/", audit_views.audit_page, name="audit"),
     path("api/v1/", include("registry.api.urls")),
     # Serving owns the predict routes under /api/v1/, and /mlflow/, /v2/ and /metrics.
     path("", include("serving.api.urls")),
