@@ -164,3 +164,13 @@ def test_the_history_page_of_another_team_s_object_is_404(client, writer, other)
     response = client.get(reverse("audit", args=["registry.registeredmodel", model.pk]))
 
     assert response.status_code == 404
+
+
+def test_the_model_page_links_to_its_history(client, writer):
+    _client(writer).post("/api/v1/models/", {"name": "churn"}, format="json")
+    model = RegisteredModel.objects.get(name="churn")
+    client.force_login(writer)
+
+    html = client.get("/models/churn/").content.decode()
+
+    assert reverse("audit", args=["registry.registeredmodel", model.pk]) in html
