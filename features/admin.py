@@ -19,18 +19,20 @@ from features.models import (
     OnlineValue,
 )
 from mlplatform.api import ApplicationError
+from tenancy.admin import OwnedModelAdmin
+from tenancy.services import readable_filter
 
 
 @admin.register(Entity)
-class EntityAdmin(admin.ModelAdmin):
+class EntityAdmin(OwnedModelAdmin):
     list_display = ["name", "join_keys", "created_at"]
     search_fields = ["name", "description"]
 
 
 @admin.register(DataSource)
-class DataSourceAdmin(admin.ModelAdmin):
-    list_display = ["name", "kind", "path", "created_at"]
-    list_filter = ["kind"]
+class DataSourceAdmin(OwnedModelAdmin):
+    list_display = ["name", "kind", "path", "owner", "created_at"]
+    list_filter = ["kind", "owner"]
     search_fields = ["name", "description"]
 
 
@@ -75,7 +77,7 @@ class FeatureGroupForm(forms.ModelForm):
 
 
 @admin.register(FeatureGroup)
-class FeatureGroupAdmin(admin.ModelAdmin):
+class FeatureGroupAdmin(OwnedModelAdmin):
     form = FeatureGroupForm
     list_display = ["name", "entity", "ttl_seconds", "owner", "schedule", "ingest_link"]
     list_filter = ["entity", "owner"]
@@ -84,6 +86,23 @@ class FeatureGroupAdmin(admin.ModelAdmin):
     filter_horizontal = ["transformation_sources"]
     readonly_fields = ["key_dtypes", "materialised_at"]
     actions = ["run_transformation", "materialise"]
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "source":
+            kwargs["queryset"] = self._usable_sources(request)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def formfield_for_manytomany(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "transformation_sources":
+            kwargs["queryset"] = self._usable_sources(request)
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+    def _usable_sources(self, request: HttpRequest) -> Any:
+        """A group reads its sources' data: only the user's teams' sources are offered."""
+        user: Any = request.user
+        if user.is_superuser:
+            return DataSource.objects.all()
+        return DataSource.objects.filter(owner__in=user.groups.all())
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         super().save_related(request, form, formsets, change)
@@ -138,6 +157,9 @@ class FeatureGroupAdmin(admin.ModelAdmin):
     @admin.action(description="Run the transformation now")
     def run_transformation(self, request: HttpRequest, queryset: Any) -> None:
         for group in queryset:
+            if not self.has_change_permission(request, group):
+                self.message_user(request, f"{group.name}: not your team's.", level=messages.ERROR)
+                continue
             try:
                 job = services.transformation_start(group=group, user=request.user)
             except ApplicationError as exc:
@@ -148,20 +170,45 @@ class FeatureGroupAdmin(admin.ModelAdmin):
     @admin.action(description="Materialise into the online store")
     def materialise(self, request: HttpRequest, queryset: Any) -> None:
         for group in queryset:
+            if not self.has_change_permission(request, group):
+                self.message_user(request, f"{group.name}: not your team's.", level=messages.ERROR)
+                continue
             job = services.materialisation_start(group=group, user=request.user)
             self.message_user(request, f"{group.name}: materialisation job #{job.pk}.")
 
 
 @admin.register(Feature)
-class FeatureAdmin(admin.ModelAdmin):
+class FeatureAdmin(OwnedModelAdmin):
     list_display = ["name", "group", "dtype", "description"]
     list_filter = ["group", "dtype"]
     search_fields = ["name", "description", "group__name"]
     readonly_fields = ["statistics"]
 
 
+class FeatureServiceForm(forms.ModelForm):
+    """The admin applies the API's rule: every group read is the service's team's, or granted."""
+
+    class Meta:
+        model = FeatureService
+        fields = ["name", "description", "features", "owner", "created_by"]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        features = cleaned.get("features")
+        if features is not None:
+            versions = self.instance.model_versions.all() if self.instance.pk else []
+            try:
+                services.service_features_check(
+                    owner=cleaned.get("owner"), features=list(features), versions=versions
+                )
+            except ApplicationError as exc:
+                self.add_error("features", exc.message)
+        return cleaned
+
+
 @admin.register(FeatureService)
-class FeatureServiceAdmin(admin.ModelAdmin):
+class FeatureServiceAdmin(OwnedModelAdmin):
+    form = FeatureServiceForm
     list_display = ["name", "owner", "created_at"]
     search_fields = ["name", "description"]
     filter_horizontal = ["features"]
@@ -171,6 +218,15 @@ class FeatureServiceAdmin(admin.ModelAdmin):
 class OfflinePartitionAdmin(admin.ModelAdmin):
     list_display = ["group", "path", "origin", "rows", "max_available_at", "materialised"]
     list_filter = ["group", "origin"]
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        # Where a group's data lies is its data: its team's, or granted.
+        user = request.user
+        return (
+            super()
+            .get_queryset(request)
+            .filter(readable_filter(user=user, model=FeatureGroup, path="group__"))
+        )
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -184,6 +240,15 @@ class OnlineValueAdmin(admin.ModelAdmin):
     list_display = ["group", "entity_key", "event_timestamp", "updated_at"]
     list_filter = ["group"]
     search_fields = ["entity_key"]
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        # Feature values: the group's team, or a grant from it.
+        user = request.user
+        return (
+            super()
+            .get_queryset(request)
+            .filter(readable_filter(user=user, model=FeatureGroup, path="group__"))
+        )
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

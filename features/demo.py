@@ -17,6 +17,7 @@ from features import online, services, training_sets
 from features.models import DataSource, Entity, FeatureGroup, FeatureService
 from jobs import services as jobs
 from jobs.models import Job
+from tenancy.services import owner_for_create
 
 ENTITY = "customer"
 SOURCE = "customer-daily-snapshots"
@@ -84,10 +85,15 @@ def _labels(today: datetime) -> list[dict[str, Any]]:
 
 
 def _group(user: Any) -> Iterator[str]:
+    # Everything belongs to the loading user's first team (none for a team-less admin).
+    owner = owner_for_create(user=user)
     entity = Entity.objects.filter(name=ENTITY).first()
     if entity is None:
         entity = services.entity_create(
-            name=ENTITY, join_keys=["customer_id"], description="A customer of the shop."
+            name=ENTITY,
+            join_keys=["customer_id"],
+            description="A customer of the shop.",
+            owner=owner,
         )
         yield f"Created entity {ENTITY}."
     group = FeatureGroup.objects.filter(name=GROUP).first()
@@ -101,6 +107,7 @@ def _group(user: Any) -> Iterator[str]:
             name=SOURCE,
             file=io.BytesIO(frame.to_csv(index=False).encode()),
             description="Synthetic daily customer snapshots (generated, fixed seed).",
+            owner=owner,
         )
     group = services.group_create(
         name=GROUP,
@@ -112,6 +119,7 @@ def _group(user: Any) -> Iterator[str]:
         tags={"domain": "sales", "demo": "yes"},
         tasks=["classification"],
         source=source,
+        owner=owner,
     )
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "snapshots.csv"
@@ -127,6 +135,7 @@ def _service() -> Iterator[str]:
         name=SERVICE,
         features=[f"{GROUP}:{f['name']}" for f in FEATURES],
         description="What the churn model reads.",
+        owner=FeatureGroup.objects.get(name=GROUP).owner,
     )
     yield f"Feature service {SERVICE}."
 

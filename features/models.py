@@ -10,6 +10,10 @@ class Entity(models.Model):
     name = models.SlugField(max_length=100, unique=True)
     join_keys = models.JSONField(help_text="Ordered list of key column names.")
     description = models.TextField(blank=True)
+    # The team whose members may change it (tenancy/rules.py); none: admin-only.
+    owner = models.ForeignKey(
+        Group, null=True, blank=True, on_delete=models.SET_NULL, related_name="entities"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -31,6 +35,10 @@ class DataSource(models.Model):
     file = models.FileField(upload_to="feature-sources/", max_length=300, blank=True)
     path = models.CharField(max_length=500, blank=True, help_text="Storage path or SQL table.")
     description = models.TextField(blank=True)
+    # The team whose members may change it and build feature groups on it; none: admin-only.
+    owner = models.ForeignKey(
+        Group, null=True, blank=True, on_delete=models.SET_NULL, related_name="data_sources"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

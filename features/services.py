@@ -23,6 +23,7 @@ from features.models import DataSource, Entity, Feature, FeatureGroup, FeatureSe
 from jobs import services as jobs
 from jobs.models import Job
 from mlplatform.api import ApplicationError, ConflictError
+from tenancy.services import PermissionDeniedError, team_may_read
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +50,9 @@ def _column_name(name: Any, *, what: str) -> str:
     return name
 
 
-def entity_create(*, name: str, join_keys: Sequence[str], description: str = "") -> Entity:
+def entity_create(
+    *, name: str, join_keys: Sequence[str], description: str = "", owner: Group | None = None
+) -> Entity:
     """Create an entity. Raises ApplicationError for bad keys, ConflictError if it exists."""
     if not isinstance(join_keys, list | tuple) or not join_keys:
         raise ApplicationError("join_keys: a non-empty list of column names is required.")
@@ -58,7 +61,7 @@ def entity_create(*, name: str, join_keys: Sequence[str], description: str = "")
         raise ApplicationError(f"join_keys: {sorted(ingestion.RESERVED)} are reserved names.")
     if Entity.objects.filter(name=name).exists():
         raise ConflictError(f"Entity '{name}' already exists.")
-    entity = Entity(name=name, join_keys=keys, description=description)
+    entity = Entity(name=name, join_keys=keys, description=description, owner=owner)
     _clean_save(entity)
     return entity
 
@@ -78,6 +81,7 @@ def source_create(
     file: IO[bytes] | None = None,
     path: str = "",
     description: str = "",
+    owner: Group | None = None,
 ) -> DataSource:
     """Create a data source: an uploaded file, a path in storage, or a SQL table."""
     if DataSource.objects.filter(name=name).exists():
@@ -94,7 +98,7 @@ def source_create(
             raise ApplicationError(f"path: nothing in storage at {path!r}.")
     if kind == DataSource.Kind.SQL_TABLE:
         path = sources.sql_table_check(path)
-    source = DataSource(name=name, kind=kind, path=path, description=description)
+    source = DataSource(name=name, kind=kind, path=path, description=description, owner=owner)
     if file is not None:
         # Server-chosen name: the client's file name never reaches the storage path.
         source.file.save(f"{name}-{timezone.now():%Y%m%d%H%M%S}.data", File(file), save=False)
@@ -282,7 +286,15 @@ def feature_update(
         if not isinstance(tags, dict):
             raise ApplicationError("tags: must be an object.")
         feature.tags = tags
-    feature.save(update_fields=["description", "tags"])
+        # Marking a column sensitive (or taking back its top values) takes effect at once, not
+        # at the next ingestion: the published statistics lose the raw values now.
+        stats = dict(feature.statistics or {})
+        if tags.get("sensitive"):
+            stats = {k: stats[k] for k in ("count", "nulls") if k in stats} | {"sensitive": True}
+        elif not tags.get("top_values"):
+            stats.pop("top", None)
+        feature.statistics = stats
+    feature.save(update_fields=["description", "tags", "statistics"])
     return feature
 
 
@@ -326,6 +338,7 @@ def service_create(
     if FeatureService.objects.filter(name=name).exists():
         raise ConflictError(f"Feature service '{name}' already exists.")
     resolved = online.features_resolve(refs=list(features))
+    service_features_check(owner=owner, features=resolved, versions=[])
     service = FeatureService(
         name=name,
         description=description,
@@ -349,8 +362,35 @@ def service_update(
             service.description = description
             service.save(update_fields=["description"])
         if features is not None:
-            service.features.set(online.features_resolve(refs=list(features)))
+            resolved = online.features_resolve(refs=list(features))
+            versions = service.model_versions.select_related("model__owner")
+            service_features_check(owner=service.owner, features=resolved, versions=versions)
+            service.features.set(resolved)
     return service
+
+
+def service_features_check(
+    *, owner: Group | None, features: Sequence[Feature], versions: Any
+) -> None:
+    """A service's team, and the team of every model version linked to it (which reads these
+    values at predict time, unchecked), must own each feature's group or hold a read grant.
+
+    Raises:
+        PermissionDeniedError: a group belongs to another team that granted no read.
+    """
+    teams = {owner.pk if owner else None: owner}
+    for version in versions:
+        model_owner = version.model.owner
+        teams[model_owner.pk if model_owner else None] = model_owner
+    for group in sorted({f.group for f in features}, key=lambda g: g.name):
+        for team in teams.values():
+            if not team_may_read(team=team, obj=group):
+                holder = group.owner.name if group.owner else "no team (admin-only)"
+                who = team.name if team else "a team-less object"
+                raise PermissionDeniedError(
+                    f"features: the feature group {group.name} belongs to {holder}; "
+                    f"{who} needs a read grant on it first."
+                )
 
 
 # --- jobs plumbing ----------------------------------------------------------------------------

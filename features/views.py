@@ -1,6 +1,7 @@
 """Catalog pages: search, group and feature pages, and the training-set form."""
 
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -10,6 +11,7 @@ from features.forms import TrainingSetForm
 from features.models import FeatureService
 from features.svg import histogram_svg
 from mlplatform.api import ApplicationError, NotFoundError
+from tenancy.services import PermissionDeniedError, read_check
 
 
 @login_required
@@ -103,6 +105,9 @@ def training_set(request: HttpRequest) -> HttpResponse:
                 else None,
                 feature_service=data["feature_service"],
             )
+            # A training set holds feature values: each group's team, or a grant from it.
+            for group in {feature.group for feature in features}:
+                read_check(user=request.user, obj=group)
             content, job = services.training_set_request(
                 features=features,
                 fmt=data["format"],
@@ -110,6 +115,8 @@ def training_set(request: HttpRequest) -> HttpResponse:
                 entity_file=data["entity_file"],
                 user=request.user,
             )
+        except PermissionDeniedError as exc:
+            raise PermissionDenied(exc.message) from exc
         except ApplicationError as exc:
             form.add_error(None, exc.message)
         else:

@@ -129,6 +129,10 @@ class BatchSchedule(models.Model):
     )
     last_input = models.CharField(max_length=300, blank=True)
     last_run_at = models.DateTimeField(null=True, blank=True)
+    # The team whose members may change it (tenancy/rules.py); none: admin-only.
+    owner = models.ForeignKey(
+        "auth.Group", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

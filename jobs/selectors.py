@@ -8,16 +8,18 @@ from jobs.models import BatchChunk, Job
 from mlplatform.api import ApplicationError, NotFoundError
 from registry import selectors as registry_selectors
 from registry.models import ModelVersion, RegisteredModel
+from tenancy.services import readable_filter
 
 
 def jobs_visible(*, user: Any) -> QuerySet[Job]:
-    """The jobs `user` may see: their own, their teams', or all for a superuser."""
+    """The jobs `user` may see: their own, their teams', those granted to a team of theirs
+    (tenancy.Grant), or all for a superuser."""
     jobs = Job.objects.all()
     if getattr(user, "is_superuser", False):
         return jobs
     if not getattr(user, "is_authenticated", False):
         return jobs.none()
-    return jobs.filter(Q(submitted_by=user) | Q(owner__in=user.groups.all()))
+    return jobs.filter(Q(submitted_by=user) | readable_filter(user=user, model=Job))
 
 
 def job_list(*, user: Any, kind: str | None = None, status: str | None = None) -> QuerySet[Job]:

@@ -4,6 +4,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -14,6 +15,7 @@ from jobs.forms import BatchJobForm, JobFilterForm
 from jobs.models import Job
 from mlplatform.api import ApplicationError
 from registry.models import ModelAlias, ModelVersion
+from tenancy.services import PermissionDeniedError, write_check
 
 
 def _job_or_404(request: HttpRequest, pk: int) -> Job:
@@ -72,6 +74,10 @@ def job_progress(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def job_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     job = _job_or_404(request, pk)
+    try:
+        write_check(user=request.user, perm="jobs.cancel_job", obj=job)  # a grant only reads
+    except PermissionDeniedError as exc:
+        raise PermissionDenied(exc.message) from exc
     try:
         services.job_cancel(job=job)
     except ApplicationError as exc:

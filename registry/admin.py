@@ -17,7 +17,7 @@ from django.utils.safestring import SafeString
 from mlplatform.api import ApplicationError
 from registry import services
 from registry.models import AliasChange, ModelAlias, ModelVersion, RegisteredModel
-from registry.permissions import model_can_write
+from tenancy.admin import OwnedModelAdmin
 
 
 def _json_field(label: str, help_text: str) -> forms.CharField:
@@ -80,10 +80,12 @@ class RegisteredModelForm(forms.ModelForm):
         cleaned["parsed_input_example"] = self._json("upload_input_example", list, "list of rows")
         upload = cleaned.get("upload_artifact")
         alias, number = cleaned.get("alias_name"), cleaned.get("alias_version")
-        user = self.request.user if self.request else None
-        writing = (upload or alias) and self.instance.pk
-        if writing and not model_can_write(user=user, model=self.instance):
-            self.add_error(None, "Only the model's team may add versions or move aliases.")
+        user: Any = self.request.user if self.request else None
+        if self.instance.pk and user is not None:
+            if upload and not user.has_perm("registry.add_modelversion", self.instance):
+                self.add_error(None, "Only the model's team may add versions.")
+            if alias and not user.has_perm("registry.change_modelalias", self.instance):
+                self.add_error(None, "Only the model's team may move aliases.")
         if upload:
             try:
                 services.artifact_inspect(file=upload, filename=upload.name or "")
@@ -132,7 +134,7 @@ class ModelAliasInline(admin.TabularInline):
 
 
 @admin.register(RegisteredModel)
-class RegisteredModelAdmin(admin.ModelAdmin):
+class RegisteredModelAdmin(OwnedModelAdmin):
     form = RegisteredModelForm
     list_display = ["name", "owner", "latest_version", "aliases_display", "updated_at"]
     search_fields = ["name", "description"]
@@ -243,7 +245,7 @@ VERSION_FIELDS: tuple[str, ...] = (
 
 
 @admin.register(ModelVersion)
-class ModelVersionAdmin(admin.ModelAdmin):
+class ModelVersionAdmin(OwnedModelAdmin):
     list_display = [
         "__str__",
         "status",
@@ -298,7 +300,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
             self.message_user(request, "Select exactly one version.", messages.ERROR)
             return
         version = queryset.select_related("model").get()
-        if not model_can_write(user=request.user, model=version.model):
+        if not request.user.has_perm("registry.change_modelalias", version.model):
             self.message_user(request, "Only the model's team may move aliases.", messages.ERROR)
             return
         try:

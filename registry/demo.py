@@ -7,6 +7,7 @@ from django.core.files.base import ContentFile
 
 from registry import services
 from registry.models import ModelAlias, ModelVersion, RegisteredModel
+from tenancy.services import owner_for_create
 
 DEMO_MODEL = "iris"
 
@@ -46,7 +47,13 @@ def demo_model_ensure(
     """
     model = RegisteredModel.objects.filter(name=name).first()
     if model is None:
-        model = services.model_create(name=name, description=description, tags=tags, user=user)
+        model = services.model_create(
+            name=name,
+            description=description,
+            tags=tags,
+            owner=owner_for_create(user=user),
+            user=user,
+        )
         yield f"Registered model {name}."
     version = model.versions.order_by("-version").first()
     if version is None:

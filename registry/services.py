@@ -1,8 +1,10 @@
 """Writes for the registry: models, versions (upload and validation) and aliases.
 
-Permissions are checked by the entry points (API views, admin, pages) with
-`registry.permissions.model_write_check`; these services trust their caller, so the management
-command and the demo can use them too.
+Permissions are checked by the entry points (API views, admin, pages) with the team rules of
+`tenancy/rules.py`; these services trust their caller, so the management command and the demo can
+use them too. One check stays here because every path must make it: a version linked to a feature
+service reads that service's feature values at predict time, so its model's team must be allowed
+to read them when the link is made.
 """
 
 import hashlib
@@ -25,6 +27,7 @@ from mlplatform.api import ApplicationError, ConflictError, NotFoundError
 from registry import graphs, scanning
 from registry.models import AliasChange, ModelAlias, ModelVersion, RegisteredModel, artifact_path
 from registry.sandbox import SandboxError, sandbox_validate
+from tenancy.services import PermissionDeniedError, owner_resolve, team_may_read
 
 logger = logging.getLogger(__name__)
 
@@ -40,17 +43,6 @@ ALIAS_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
 # --- models ------------------------------------------------------------------------------
-
-
-def owner_resolve(owner: Group | str | None) -> Group | None:
-    if isinstance(owner, Group):
-        return owner
-    if not owner:
-        return None
-    group = Group.objects.filter(name=owner).first()
-    if group is None:
-        raise ApplicationError(f"owner: there is no team named {owner!r}.")
-    return group
 
 
 def _check_finite(value: Any, *, field: str) -> None:
@@ -251,7 +243,10 @@ def version_upload(
 
     Raises:
         ApplicationError: the file or a metadata field is invalid (nothing is stored).
+        PermissionDeniedError: the model's team may not read the feature service's values.
     """
+    if feature_service is not None:
+        feature_service_link_check(model=model, feature_service=feature_service)
     filename = getattr(file, "name", "") or ""
     metrics = _check_metrics(metrics)
     tags = _check_tags(tags)
@@ -285,6 +280,25 @@ def version_upload(
         storage.delete(stored_name)
         raise
     return version
+
+
+def feature_service_link_check(*, model: RegisteredModel, feature_service: Any) -> None:
+    """A version linked to a feature service reads its groups' online values at every
+    prediction, with no check on that hot path: the model's team must own each group or hold a
+    read grant on it now.
+
+    Raises:
+        PermissionDeniedError: a group belongs to another team that granted no read.
+    """
+    groups = {feature.group for feature in feature_service.features.select_related("group")}
+    for group in sorted(groups, key=lambda g: g.name):
+        if not team_may_read(team=model.owner, obj=group):
+            owner = group.owner.name if group.owner else "no team (admin-only)"
+            raise PermissionDeniedError(
+                f"feature_service: the feature group {group.name} belongs to {owner}; the team "
+                f"of {model.name} needs a read grant on it before a version may use "
+                f"{feature_service.name}."
+            )
 
 
 def _version_insert(

@@ -7,6 +7,7 @@ from typing import Any
 
 from django import forms
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
@@ -166,6 +167,8 @@ class _Echo:
 @login_required
 def predictions_page(request: HttpRequest, name: str) -> HttpResponseBase:
     model = get_object_or_404(RegisteredModel, name=name)
+    if not request.user.has_perm("registry.read_registeredmodel_data", model):  # tenancy rules
+        raise PermissionDenied(f"The prediction log of {model.name} is its team's, or granted.")
     entries = selectors.prediction_log_list(model=model)
     if request.GET.get("format") == "csv":
         writer = csv.writer(_Echo())

@@ -120,7 +120,12 @@ def start_worker(django_db_setup: Any) -> Iterator[Any]:
 
 @pytest.fixture
 def user(django_user_model: Any) -> Any:
-    return django_user_model.objects.create_user(username="alice", password="pw-alice-123")
+    """alice, a member of the team `data` (everything created belongs to a team)."""
+    from django.contrib.auth.models import Group
+
+    alice = django_user_model.objects.create_user(username="alice", password="pw-alice-123")
+    alice.groups.add(Group.objects.get_or_create(name="data")[0])
+    return alice
 
 
 @pytest.fixture

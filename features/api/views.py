@@ -23,12 +23,18 @@ from features.models import DataSource, Entity, Feature, FeatureGroup, FeatureSe
 from mlplatform.api import (
     ApplicationError,
     CachedTokenAuthentication,
-    ChangePermissions,
     JSONParser,
-    ModelPermissions,
     Pagination,
 )
-from registry.services import owner_resolve
+from tenancy.api import TeamChangePermissions, TeamPermissions
+from tenancy.services import (
+    owner_assign_check,
+    owner_for_create,
+    owner_resolve,
+    read_check,
+    read_check_cached,
+    write_check,
+)
 
 
 def _paginate(view: APIView, request: Request, queryset: Any, output: Any) -> Response:
@@ -37,26 +43,28 @@ def _paginate(view: APIView, request: Request, queryset: Any, output: Any) -> Re
     return paginator.get_paginated_response(output(page, many=True).data)
 
 
-def _source(name: str | None) -> DataSource | None:
+def _source(name: str | None, request: Request) -> DataSource | None:
+    """A data source the user may build on: a group reads all of its source's data."""
     if not name:
         return None
     source = DataSource.objects.filter(name=name).first()
     if source is None:
         raise ApplicationError(f"source: unknown data source {name!r}.")
+    write_check(user=request.user, perm="features.use_datasource", obj=source)
     return source
 
 
-def _sources(names: list[str] | None) -> list[DataSource] | None:
+def _sources(names: list[str] | None, request: Request) -> list[DataSource] | None:
     if names is None:
         return None
-    return [s for s in (_source(n) for n in names) if s is not None]
+    return [s for s in (_source(n, request) for n in names) if s is not None]
 
 
 # --- entities ---------------------------------------------------------------------------------
 
 
 class EntityListApi(APIView):
-    permission_classes = [ModelPermissions]
+    permission_classes = [TeamPermissions]
     queryset = Entity.objects.none()  # whose permissions writes need
 
     class Input(serializers.Serializer):
@@ -72,12 +80,13 @@ class EntityListApi(APIView):
     def post(self, request: Request) -> Response:
         data = self.Input(data=request.data)
         data.is_valid(raise_exception=True)
-        entity = services.entity_create(**data.validated_data)
+        owner = owner_for_create(user=request.user)
+        entity = services.entity_create(**data.validated_data, owner=owner)
         return Response(EntityOutput(entity).data, status=status.HTTP_201_CREATED)
 
 
 class EntityDetailApi(APIView):
-    permission_classes = [ModelPermissions]
+    permission_classes = [TeamPermissions]
     queryset = Entity.objects.none()  # whose permissions writes need
 
     class Input(serializers.Serializer):
@@ -89,11 +98,11 @@ class EntityDetailApi(APIView):
 
     @extend_schema(request=Input, responses=EntityOutput)
     def patch(self, request: Request, name: str) -> Response:
+        entity = selectors.entity_get(name=name)
+        self.check_object_permissions(request, entity)
         data = self.Input(data=request.data)
         data.is_valid(raise_exception=True)
-        entity = services.entity_update(
-            entity=selectors.entity_get(name=name), **data.validated_data
-        )
+        entity = services.entity_update(entity=entity, **data.validated_data)
         return Response(EntityOutput(entity).data)
 
 
@@ -101,7 +110,7 @@ class EntityDetailApi(APIView):
 
 
 class SourceListApi(APIView):
-    permission_classes = [ModelPermissions]
+    permission_classes = [TeamPermissions]
     queryset = DataSource.objects.none()  # whose permissions writes need
     parser_classes = [JSONParser, MultiPartParser, FormParser]
 
@@ -120,12 +129,13 @@ class SourceListApi(APIView):
     def post(self, request: Request) -> Response:
         data = self.Input(data=request.data)
         data.is_valid(raise_exception=True)
-        source = services.source_create(**data.validated_data)
+        owner = owner_for_create(user=request.user)
+        source = services.source_create(**data.validated_data, owner=owner)
         return Response(SourceOutput(source).data, status=status.HTTP_201_CREATED)
 
 
 class SourceDetailApi(APIView):
-    permission_classes = [ModelPermissions]
+    permission_classes = [TeamPermissions]
     queryset = DataSource.objects.none()  # whose permissions writes need
 
     @extend_schema(responses=SourceOutput)
@@ -137,7 +147,7 @@ class SourceDetailApi(APIView):
 
 
 class GroupListApi(APIView):
-    permission_classes = [ModelPermissions]
+    permission_classes = [TeamPermissions]
     queryset = FeatureGroup.objects.none()  # whose permissions writes need
 
     class Input(serializers.Serializer):
@@ -173,18 +183,18 @@ class GroupListApi(APIView):
         data.is_valid(raise_exception=True)
         values = dict(data.validated_data)
         values["entity"] = selectors.entity_get(name=values["entity"])
-        # A group belongs to a team: the one named, else the creator's.
-        values["owner"] = (
-            owner_resolve(values.get("owner")) or request.user.groups.order_by("name").first()
+        # A group belongs to a team: the one named (the user's), else the creator's first.
+        values["owner"] = owner_for_create(user=request.user, owner=values.get("owner"))
+        values["source"] = _source(values.get("source"), request)
+        values["transformation_sources"] = (
+            _sources(values.get("transformation_sources"), request) or []
         )
-        values["source"] = _source(values.get("source"))
-        values["transformation_sources"] = _sources(values.get("transformation_sources")) or []
         group = services.group_create(**values)
         return Response(GroupOutput(group).data, status=status.HTTP_201_CREATED)
 
 
 class GroupDetailApi(APIView):
-    permission_classes = [ModelPermissions]
+    permission_classes = [TeamPermissions]
     queryset = FeatureGroup.objects.none()  # whose permissions writes need
 
     class Input(serializers.Serializer):
@@ -212,26 +222,30 @@ class GroupDetailApi(APIView):
     @extend_schema(request=Input, responses=GroupOutput)
     def patch(self, request: Request, name: str) -> Response:
         group = selectors.group_get(name=name)
+        self.check_object_permissions(request, group)
         data = self.Input(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
         values = dict(data.validated_data)
         if "owner" in values:
             values["owner"] = owner_resolve(values["owner"])
+            owner_assign_check(user=request.user, owner=values["owner"])
         if "source" in values:
-            values["source"] = _source(values["source"])
+            values["source"] = _source(values["source"], request)
         if "transformation_sources" in values:
-            values["transformation_sources"] = _sources(values["transformation_sources"])
+            values["transformation_sources"] = _sources(values["transformation_sources"], request)
         group = services.group_update(group=group, **values)
         return Response(GroupOutput(group).data)
 
     @extend_schema(responses={204: None})
     def delete(self, request: Request, name: str) -> Response:
-        services.group_delete(group=selectors.group_get(name=name))
+        group = selectors.group_get(name=name)
+        self.check_object_permissions(request, group)
+        services.group_delete(group=group)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class GroupIngestApi(APIView):
-    permission_classes = [ChangePermissions]
+    permission_classes = [TeamChangePermissions]
     queryset = FeatureGroup.objects.none()  # whose permissions writes need
     parser_classes = [MultiPartParser, FormParser]
 
@@ -244,6 +258,7 @@ class GroupIngestApi(APIView):
     )
     def post(self, request: Request, name: str) -> Response:
         group = selectors.group_get(name=name)
+        self.check_object_permissions(request, group)
         data = self.Input(data=request.data)
         data.is_valid(raise_exception=True)
         upload = data.validated_data["file"]
@@ -256,24 +271,26 @@ class GroupIngestApi(APIView):
 
 
 class GroupRunApi(APIView):
-    permission_classes = [ChangePermissions]
+    permission_classes = [TeamChangePermissions]
     queryset = FeatureGroup.objects.none()  # whose permissions writes need
 
     @extend_schema(request=None, responses={202: {"type": "object"}})
     def post(self, request: Request, name: str) -> Response:
-        job = services.transformation_start(group=selectors.group_get(name=name), user=request.user)
+        group = selectors.group_get(name=name)
+        self.check_object_permissions(request, group)
+        job = services.transformation_start(group=group, user=request.user)
         return Response({"job": job.pk}, status=status.HTTP_202_ACCEPTED)
 
 
 class GroupMaterializeApi(APIView):
-    permission_classes = [ChangePermissions]
+    permission_classes = [TeamChangePermissions]
     queryset = FeatureGroup.objects.none()  # whose permissions writes need
 
     @extend_schema(request=None, responses={202: {"type": "object"}})
     def post(self, request: Request, name: str) -> Response:
-        job = services.materialisation_start(
-            group=selectors.group_get(name=name), user=request.user
-        )
+        group = selectors.group_get(name=name)
+        self.check_object_permissions(request, group)
+        job = services.materialisation_start(group=group, user=request.user)
         return Response({"job": job.pk}, status=status.HTTP_202_ACCEPTED)
 
 
@@ -281,7 +298,7 @@ class GroupMaterializeApi(APIView):
 
 
 class FeatureListApi(APIView):
-    permission_classes = [ModelPermissions]
+    permission_classes = [TeamPermissions]
     queryset = Feature.objects.none()  # whose permissions writes need
 
     @extend_schema(
@@ -304,7 +321,7 @@ class FeatureListApi(APIView):
 
 
 class FeatureDetailApi(APIView):
-    permission_classes = [ModelPermissions]
+    permission_classes = [TeamPermissions]
     queryset = Feature.objects.none()  # whose permissions writes need
 
     class Input(serializers.Serializer):
@@ -317,16 +334,16 @@ class FeatureDetailApi(APIView):
 
     @extend_schema(request=Input, responses=FeatureOutput)
     def patch(self, request: Request, group: str, name: str) -> Response:
+        feature = selectors.feature_get(group=group, name=name)
+        self.check_object_permissions(request, feature)
         data = self.Input(data=request.data)
         data.is_valid(raise_exception=True)
-        feature = services.feature_update(
-            feature=selectors.feature_get(group=group, name=name), **data.validated_data
-        )
+        feature = services.feature_update(feature=feature, **data.validated_data)
         return Response(FeatureOutput(feature).data)
 
 
 class ServiceListApi(APIView):
-    permission_classes = [ModelPermissions]
+    permission_classes = [TeamPermissions]
     queryset = FeatureService.objects.none()  # whose permissions writes need
 
     class Input(serializers.Serializer):
@@ -344,13 +361,13 @@ class ServiceListApi(APIView):
         data = self.Input(data=request.data)
         data.is_valid(raise_exception=True)
         values = dict(data.validated_data)
-        values["owner"] = owner_resolve(values.get("owner"))
+        values["owner"] = owner_for_create(user=request.user, owner=values.get("owner"))
         service = services.service_create(**values, user=request.user)
         return Response(ServiceOutput(service).data, status=status.HTTP_201_CREATED)
 
 
 class ServiceDetailApi(APIView):
-    permission_classes = [ModelPermissions]
+    permission_classes = [TeamPermissions]
     queryset = FeatureService.objects.none()  # whose permissions writes need
 
     class Input(serializers.Serializer):
@@ -363,16 +380,18 @@ class ServiceDetailApi(APIView):
 
     @extend_schema(request=Input, responses=ServiceOutput)
     def patch(self, request: Request, name: str) -> Response:
+        service = selectors.service_get(name=name)
+        self.check_object_permissions(request, service)
         data = self.Input(data=request.data)
         data.is_valid(raise_exception=True)
-        service = services.service_update(
-            service=selectors.service_get(name=name), **data.validated_data
-        )
+        service = services.service_update(service=service, **data.validated_data)
         return Response(ServiceOutput(service).data)
 
     @extend_schema(responses={204: None})
     def delete(self, request: Request, name: str) -> Response:
-        selectors.service_get(name=name).delete()
+        service = selectors.service_get(name=name)
+        self.check_object_permissions(request, service)
+        service.delete()
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -428,6 +447,9 @@ class TrainingSetApi(APIView):
             refs=values.get("features"),
             feature_service=values.get("feature_service") or None,
         )
+        # A training set holds feature values: each group's team, or a grant from it.
+        for group in {feature.group for feature in features}:
+            read_check(user=request.user, obj=group)
         fmt = values["format"]
         content, job = services.training_set_request(
             features=features,
@@ -507,6 +529,7 @@ class OnlineApi(APIView):
             raise ApplicationError("entities: every key needs a non-empty list of the same length.")
         count = lengths.pop()
         entity_rows = [{k: v[i] for k, v in columns.items()} for i in range(count)]
+        read_check_cached(user=request.user, objs={feature.group for feature in features})
         rows, statuses = online.online_read(features=features, entity_rows=entity_rows)
         return Response(
             {

@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 from jobs import batch, selectors, services
 from jobs.api.serializers import BatchJobInputSerializer, JobOutputSerializer
 from mlplatform.api import ApplicationError, NotFoundError, Pagination
+from tenancy.services import write_check
 
 
 class JobListApi(APIView):
@@ -71,7 +72,9 @@ class JobDetailApi(APIView):
 class JobCancelApi(APIView):
     @extend_schema(request=None, responses=JobOutputSerializer)
     def post(self, request: Request, job_id: int) -> Response:
-        job = services.job_cancel(job=selectors.job_get(job_id=job_id, user=request.user))
+        job = selectors.job_get(job_id=job_id, user=request.user)
+        write_check(user=request.user, perm="jobs.cancel_job", obj=job)  # a grant only reads
+        job = services.job_cancel(job=job)
         return Response(JobOutputSerializer(job, context={"request": request}).data)
 
 

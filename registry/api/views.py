@@ -23,12 +23,17 @@ from registry.api.serializers import (
     VersionOutputSerializer,
     VersionUpdateSerializer,
 )
-from registry.permissions import model_write_check, owner_check
+from registry.models import ModelAlias, ModelVersion, RegisteredModel
+from tenancy.api import TeamPermissions
+from tenancy.services import owner_assign_check, owner_for_create, owner_resolve
 
 TAGS = ["registry"]
 
 
 class ModelListApi(APIView):
+    permission_classes = [TeamPermissions]
+    queryset = RegisteredModel.objects.none()  # whose permissions writes need
+
     @extend_schema(
         tags=TAGS,
         parameters=[
@@ -48,12 +53,12 @@ class ModelListApi(APIView):
 
     @extend_schema(tags=TAGS, request=ModelInputSerializer, responses={201: ModelOutputSerializer})
     def post(self, request: Request) -> Response:
-        """Register a model name (any authenticated user; owner must be a team of theirs)."""
+        """Register a model name, owned by the team named (one of the user's) or else the
+        user's first team."""
         serializer = ModelInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        owner = services.owner_resolve(data.get("owner"))
-        owner_check(user=request.user, owner=owner)
+        owner = owner_for_create(user=request.user, owner=data.get("owner"))
         model = services.model_create(
             name=data["name"],
             description=data.get("description", ""),
@@ -65,6 +70,9 @@ class ModelListApi(APIView):
 
 
 class ModelDetailApi(APIView):
+    permission_classes = [TeamPermissions]
+    queryset = RegisteredModel.objects.none()  # whose permissions writes need
+
     @extend_schema(tags=TAGS, responses=ModelOutputSerializer)
     def get(self, request: Request, name: str) -> Response:
         return Response(ModelOutputSerializer(selectors.model_get(name=name)).data)
@@ -73,14 +81,14 @@ class ModelDetailApi(APIView):
     def patch(self, request: Request, name: str) -> Response:
         """Change description, tags or owner (owner team or superuser)."""
         model = selectors.model_get(name=name)
-        model_write_check(user=request.user, model=model, perm="change_registeredmodel")
+        self.check_object_permissions(request, model)
         serializer = ModelUpdateSerializer(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         owner = None
-        if data.get("owner"):
-            owner = services.owner_resolve(data["owner"])
-            owner_check(user=request.user, owner=owner)
+        if "owner" in data:
+            owner = owner_resolve(data["owner"])
+            owner_assign_check(user=request.user, owner=owner)
         model = services.model_update(
             model=model,
             description=data.get("description"),
@@ -94,12 +102,15 @@ class ModelDetailApi(APIView):
     def delete(self, request: Request, name: str) -> Response:
         """Delete the model with all its versions (owner team or superuser)."""
         model = selectors.model_get(name=name)
-        model_write_check(user=request.user, model=model, perm="delete_registeredmodel")
+        self.check_object_permissions(request, model)
         services.model_delete(model=model)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class VersionListApi(APIView):
+    permission_classes = [TeamPermissions]
+    queryset = ModelVersion.objects.none()  # whose permissions writes need
+    object_permissions = {"POST": "registry.add_modelversion"}  # on the model
     parser_classes = [MultiPartParser, FormParser]
 
     @extend_schema(tags=TAGS, responses=VersionOutputSerializer(many=True))
@@ -121,7 +132,7 @@ class VersionListApi(APIView):
     )
     def post(self, request: Request, name: str) -> Response:
         model = selectors.model_get(name=name)
-        model_write_check(user=request.user, model=model)
+        self.check_object_permissions(request, model)
         # Refuse an oversized body from its header, before Django spools it to disk.
         limit = int(settings.MLPLATFORM_MAX_ARTIFACT_BYTES) + 1024 * 1024
         declared = request.META.get("CONTENT_LENGTH") or "0"
@@ -148,6 +159,8 @@ class VersionListApi(APIView):
 
 
 class VersionDetailApi(APIView):
+    permission_classes = [TeamPermissions]
+    queryset = ModelVersion.objects.none()  # whose permissions writes need
     parser_classes = [JSONParser, MultiPartParser, FormParser]
 
     @extend_schema(tags=TAGS, responses=VersionOutputSerializer)
@@ -161,10 +174,10 @@ class VersionDetailApi(APIView):
     def patch(self, request: Request, name: str, version: int) -> Response:
         """Change a version's description, metrics or tags; the artifact never changes."""
         model = selectors.model_get(name=name)
-        model_write_check(user=request.user, model=model)
+        found = selectors.version_get(model=model, version=version)
+        self.check_object_permissions(request, found)
         serializer = VersionUpdateSerializer(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        found = selectors.version_get(model=model, version=version)
         services.version_update(version=found, **serializer.validated_data)
         return Response(
             VersionOutputSerializer(selectors.version_get(model=model, version=version)).data
@@ -203,11 +216,19 @@ class AliasListApi(APIView):
 
 
 class AliasDetailApi(APIView):
+    permission_classes = [TeamPermissions]
+    queryset = ModelAlias.objects.none()  # whose permissions writes need
+    # Checked on the model: its team moves its aliases.
+    object_permissions = {
+        "PUT": "registry.change_modelalias",
+        "DELETE": "registry.delete_modelalias",
+    }
+
     @extend_schema(tags=TAGS, request=AliasInputSerializer, responses=AliasSetOutputSerializer)
     def put(self, request: Request, name: str, alias: str) -> Response:
         """Point the alias at a ready version (owner team or superuser)."""
         model = selectors.model_get(name=name)
-        model_write_check(user=request.user, model=model)
+        self.check_object_permissions(request, model)
         serializer = AliasInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         result = services.alias_set(
@@ -221,7 +242,7 @@ class AliasDetailApi(APIView):
     @extend_schema(tags=TAGS, responses={204: None})
     def delete(self, request: Request, name: str, alias: str) -> Response:
         model = selectors.model_get(name=name)
-        model_write_check(user=request.user, model=model)
+        self.check_object_permissions(request, model)
         services.alias_delete(model=model, alias=alias, user=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 

@@ -29,12 +29,13 @@ def test_anonymous_is_refused(anon_client):
 
 
 def test_writes_need_the_model_permission_reads_a_login(customer, django_user_model):
-    from django.contrib.auth.models import Permission
+    from django.contrib.auth.models import Group, Permission
     from rest_framework.test import APIClient
 
     from tests.conftest import api_key_for
 
     reader = django_user_model.objects.create_user("bob", password="pw-bob-12345")
+    reader.groups.add(Group.objects.get(name="data"))  # the customer entity's team
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {api_key_for(reader)}")
     entity = {"name": "store", "join_keys": ["store_id"]}
@@ -181,7 +182,9 @@ def test_a_source_stored_before_the_check_cannot_read_tokens(api_client, custome
     from features.models import DataSource, FeatureGroup
 
     # given a source on the token table that an older platform accepted, and a group over it
-    DataSource.objects.create(name="tokens", kind="sql_table", path="authtoken_token")
+    DataSource.objects.create(
+        name="tokens", kind="sql_table", path="authtoken_token", owner=user.groups.first()
+    )
     make_group(
         api_client,
         name="leak",

@@ -11,15 +11,20 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def catalog(api_client: Any, customer: dict[str, Any]) -> None:
-    Group.objects.create(name="risk")
+def catalog(api_client: Any, customer: dict[str, Any], user: Any) -> None:
+    user.groups.add(Group.objects.create(name="risk"))  # a group goes to one of one's teams
     make_group(
         api_client,
         name="customer_stats",
         description="Spending behaviour",
         features=[
             {"name": "spend", "dtype": "float64", "description": "Thirty-day spend in euros"},
-            {"name": "segment", "dtype": "string", "description": "Marketing segment"},
+            {
+                "name": "segment",
+                "dtype": "string",
+                "description": "Marketing segment",
+                "tags": {"top_values": True},  # frequent values of strings are opt-in
+            },
         ],
         tasks=["classification"],
         tags={"pii": "no"},
@@ -82,7 +87,7 @@ def test_group_page_shows_schema_freshness_and_rule(browser_client, catalog):
 def test_feature_page_shows_statistics_and_histogram(browser_client, catalog, api_client):
     api_client.post(
         "/api/v1/features/services/",
-        {"name": "churn-svc", "features": ["customer_stats:spend"]},
+        {"name": "churn-svc", "features": ["customer_stats:spend"], "owner": "risk"},
         format="json",
     )
     page = browser_client.get("/features/groups/customer_stats/spend/").content.decode()

@@ -104,11 +104,26 @@ def team(db: Any) -> Group:
     return Group.objects.create(name="risk")
 
 
+def registry_permissions() -> Any:
+    from django.contrib.auth.models import Permission
+
+    return Permission.objects.filter(content_type__app_label="registry")
+
+
 @pytest.fixture
 def member(django_user_model: Any, team: Group) -> Any:
+    """bob, of the team `risk`, with the registry's permissions (writes need both)."""
     user = django_user_model.objects.create_user(username="bob", password="pw-bob-12345")
     user.groups.add(team)
+    user.user_permissions.add(*registry_permissions())
     return user
+
+
+@pytest.fixture
+def api_client(api_client: Any, user: Any) -> Any:
+    """The token client; its user (of the team `data`) holds the registry's permissions."""
+    user.user_permissions.add(*registry_permissions())
+    return api_client
 
 
 @pytest.fixture
