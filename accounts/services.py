@@ -15,6 +15,8 @@ from mlplatform.api import ApplicationError
 # `last_used` is written at most this often per token, and only when a token is looked up in the
 # database (not on a cache hit), so using a token costs no write per request.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+# The longest lifetime a user may ask for where the operator allows tokens without expiry.
+LONGEST_DAYS = 36_500
 
 
 def token_lifetime(*, expires_in_days: float | None, no_expiry: bool) -> timedelta | None:
@@ -35,8 +37,13 @@ def token_lifetime(*, expires_in_days: float | None, no_expiry: bool) -> timedel
         return None
     if expires_in_days is None:
         return None if longest is None else timedelta(days=longest)
-    if expires_in_days <= 0 or (longest is not None and expires_in_days > longest):
-        most = "" if longest is None else f" and at most {longest:g} (MLPLATFORM_TOKEN_TTL_DAYS)"
+    most_days = LONGEST_DAYS if longest is None else longest
+    if not 0 < expires_in_days <= most_days:  # NaN fails too
+        most = (
+            f" and at most {LONGEST_DAYS}"
+            if longest is None
+            else f" and at most {longest:g} (MLPLATFORM_TOKEN_TTL_DAYS)"
+        )
         raise ApplicationError(
             f"expires_in_days: must be more than 0{most}.", extra={"field": "expires_in_days"}
         )

@@ -21,7 +21,7 @@ def logged_in(client, user):
 def test_pages_need_a_login(client):
     response = client.get("/jobs/")
     assert response.status_code == 302
-    assert "/admin/login/" in response["Location"]
+    assert "/accounts/login/" in response["Location"]
 
 
 def test_the_list_shows_jobs_of_every_kind_and_filters_them(logged_in, user):

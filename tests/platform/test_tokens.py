@@ -117,7 +117,14 @@ def test_no_expiry_only_when_the_operator_allows_it(user, settings, api_client):
     settings.MLPLATFORM_TOKEN_TTL_DAYS = None  # MLPLATFORM_TOKEN_TTL_DAYS=never
     allowed = api_client.post("/api/v1/tokens/", {"name": "f", "no_expiry": True}, format="json")
 
+    settings.MLPLATFORM_TOKEN_TTL_DAYS = None
+    absurd = [
+        api_client.post("/api/v1/tokens/", {"name": "f", "expires_in_days": days}, format="json")
+        for days in (1e308, 0, -1)
+    ]
+
     assert refused.status_code == too_long.status_code == 400
+    assert [r.status_code for r in absurd] == [400, 400, 400]
     assert "MLPLATFORM_TOKEN_TTL_DAYS" in refused.json()["detail"]
     assert allowed.status_code == 201, allowed.json()
     assert allowed.json()["expires"] is None
