@@ -93,7 +93,7 @@ def source_create(
     if kind != DataSource.Kind.FILE and not path:
         raise ApplicationError(f"path: required for kind '{kind}'.")
     if kind == DataSource.Kind.STORAGE_PATH:
-        path = sources.storage_path_check(path)
+        path = sources.storage_path_check(path, owner=owner)
         if not default_storage.exists(path):
             raise ApplicationError(f"path: nothing in storage at {path!r}.")
     if kind == DataSource.Kind.SQL_TABLE:

@@ -8,7 +8,8 @@ batch inputs, artifacts) would publish those. So:
   (`MLPLATFORM_SOURCE_DATABASE_URL`) when one is configured, else from the platform's database
   only if the operator listed it in `MLPLATFORM_SOURCE_TABLES`, and never if it is one of the
   platform's own tables (any installed model's table, Django's, the database's catalogs);
-- a storage path must lie under the sources area (`sources/`), after normalisation.
+- a storage path must lie under the owning team's sources area (`sources/<team>/`), after
+  normalisation.
 
 Checked when a source is created and again when it is read.
 """
@@ -19,6 +20,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, connections
+from django.utils.text import slugify
 
 from mlplatform.api import ApplicationError
 
@@ -74,13 +76,30 @@ def sql_connection() -> Any:
     return connections[SOURCES_ALIAS] if _has_sources_database() else connection
 
 
-def storage_path_check(path: str) -> str:
-    """The normalised storage path a source may read, under the sources area."""
+def team_area(owner: Any) -> str:
+    """The storage folder whose files a team's sources may read: `sources/<team>/`."""
+    return f"{SOURCES_AREA}{slugify(owner.name) or owner.pk}/"
+
+
+def storage_path_check(path: str, *, owner: Any) -> str:
+    """The normalised storage path a source of `owner` may read: under that team's area.
+
+    Another team's folder, the rest of storage (batch inputs, partitions, artifacts) and a
+    source with no team are refused, after normalisation (`..`, backslashes, absolute paths).
+    """
+    if owner is None:
+        raise ApplicationError(
+            "path: a storage source belongs to a team and reads that team's sources area; "
+            "give it an owner.",
+            extra={"field": "path"},
+        )
+    area = team_area(owner)
     raw = (path or "").strip().replace("\\", "/")
     normal = posixpath.normpath(raw)
-    if raw.startswith("/") or normal.startswith("..") or not normal.startswith(SOURCES_AREA):
+    if raw.startswith("/") or normal.startswith("..") or not normal.startswith(area):
         raise ApplicationError(
-            f"path: storage sources must lie under {SOURCES_AREA!r}; {path!r} does not.",
+            f"path: storage sources of the team {owner.name} must lie under {area!r}; "
+            f"{path!r} does not.",
             extra={"field": "path"},
         )
     return normal

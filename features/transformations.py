@@ -51,7 +51,7 @@ def _load_source(con: duckdb.DuckDBPyConnection, source: DataSource, workdir: Pa
     storage_name = source.file.name
     if source.kind == DataSource.Kind.STORAGE_PATH:
         try:
-            storage_name = sources.storage_path_check(source.path)
+            storage_name = sources.storage_path_check(source.path, owner=source.owner)
         except ApplicationError as exc:
             raise TransformationError(f"source '{source.name}': {exc.message}") from exc
     if not storage_name:

@@ -214,15 +214,20 @@ def test_a_source_stored_before_the_check_cannot_read_tokens(api_client, custome
         "/etc/passwd",
         "../../var/db.sqlite3",
         "sources/..\\jobs/x.csv",
+        "sources/rivals/their-customers.csv",  # another team's area
+        "sources/data/../rivals/their-customers.csv",
+        "sources/shared.csv",  # the area's root belongs to no team
     ],
 )
-def test_storage_sources_only_from_the_sources_area(api_client, customer, path):
+def test_storage_sources_only_from_the_team_s_sources_area(api_client, customer, path):
     from django.core.files.base import ContentFile
     from django.core.files.storage import default_storage
 
     # given files that exist in storage outside the sources area
     default_storage.save("artifacts/1/model.joblib", ContentFile(b"secret"))
     default_storage.save("jobs/inputs/other-team.csv", ContentFile(b"a,b\n1,2\n"))
+    default_storage.save("sources/rivals/their-customers.csv", ContentFile(b"a,b\n1,2\n"))
+    default_storage.save("sources/shared.csv", ContentFile(b"a,b\n1,2\n"))
 
     response = api_client.post(
         "/api/v1/features/sources/",
@@ -231,14 +236,15 @@ def test_storage_sources_only_from_the_sources_area(api_client, customer, path):
     )
 
     assert response.status_code == 400
-    assert "sources/" in response.json()["detail"]
+    assert "sources/data/" in response.json()["detail"]
 
 
 def test_storage_sources_inside_the_sources_area_are_accepted(api_client, customer):
     from django.core.files.base import ContentFile
     from django.core.files.storage import default_storage
 
-    stored = default_storage.save("sources/clicks.csv", ContentFile(b"customer_id\n1\n"))
+    # alice is in the team `data`: its area is sources/data/
+    stored = default_storage.save("sources/data/clicks.csv", ContentFile(b"customer_id\n1\n"))
 
     response = api_client.post(
         "/api/v1/features/sources/",
