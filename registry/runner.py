@@ -24,7 +24,9 @@ buffers or JSON lists; never a pickle), each message sent with one write:
    `"matrix": nbytes` (one float64 buffer of n rows by len(columns), row-major) or
    `"columns": [{"dtype": name, "nbytes": k}, ...]` (one buffer per signature column, in order).
    The runner builds a float64 matrix, or a pandas DataFrame with the signature's column names
-   when `named_columns` is set or a column holds strings (exactly as `serving.codecs` does).
+   when `named_columns` is set or a column holds strings (exactly as `serving.codecs` does). A
+   `matrix` goes to the estimator bare when it answered the probe rows of
+   `takes_float_matrix` identically with and without the names.
 4. runner → parent: `{"outputs": {name: {"dtype": name, "shape": [n, ...], "nbytes": k}}}` with
    one buffer per requested output, in the order requested; or `{"error": message, "kind":
    "input"}` when the estimator raised ValueError, TypeError or KeyError (or lacks
@@ -39,7 +41,7 @@ import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -150,6 +152,65 @@ def request_matrix(
     return matrix
 
 
+class Inputs(NamedTuple):
+    """How requests become the estimator's input: the signature's columns, whether it was fitted
+    on a DataFrame, and whether it takes the bare float64 matrix all the same."""
+
+    columns: tuple[str, ...]
+    named: bool
+    bare_matrix: bool
+
+
+# Probe rows for `takes_float_matrix`: zeros, then normal draws on several scales so that trees
+# go both ways at most splits.
+PROBE_SCALES = (0.1, 1.0, 10.0, 1000.0)
+PROBE_ROWS_PER_SCALE = 4
+
+
+def takes_float_matrix(estimator: Any, columns: Sequence[str]) -> bool:
+    """Whether an estimator fitted on a DataFrame answers a float64 matrix in the signature's
+    column order exactly as it answers the same values in a DataFrame with the column names.
+
+    scikit-learn checks a DataFrame column by column before it copies it into the array its
+    estimators compute on: for a one-row predict on 30 columns that is as long as the predict
+    itself. A request that arrives as one float64 matrix is passed bare when the estimator
+    learned exactly these names in this order (`feature_names_in_`) and every prediction method
+    gives identical results on probe rows both ways. A step that picks columns by name refuses
+    the bare matrix, and anything else that behaves differently answers the probe differently:
+    such an estimator keeps getting its DataFrame.
+    """
+    import pandas as pd
+
+    try:
+        learned = [str(name) for name in estimator.feature_names_in_]
+    except (AttributeError, TypeError):
+        return False
+    if learned != list(columns):
+        return False
+    width = len(columns)
+    rng = np.random.default_rng(20261201)
+    probe = np.vstack(
+        [np.zeros((1, width))]
+        + [rng.normal(size=(PROBE_ROWS_PER_SCALE, width)) * scale for scale in PROBE_SCALES]
+    )
+    try:
+        for method in OUTPUTS:
+            if not hasattr(estimator, method):
+                continue
+            # Wrapped as `request_matrix` wraps a request (no copy), so the estimator computes
+            # on the same memory layout both ways and equal means bit for bit.
+            frame = pd.DataFrame(probe.copy(), columns=list(columns), copy=False)
+            expected = np.asarray(getattr(estimator, method)(frame))
+            got = np.asarray(getattr(estimator, method)(probe.copy()))
+            if expected.shape != got.shape or expected.dtype != got.dtype:
+                return False
+            if not np.array_equal(expected, got, equal_nan=expected.dtype.kind in "fc"):
+                return False
+    except Exception:  # any refusal of the bare matrix, whatever the model raises: keep names
+        return False
+    return True
+
+
 # --- estimator results → a reply ----------------------------------------------------------------
 
 
@@ -202,14 +263,13 @@ def error_frame(message: str, kind: str) -> bytes:
     return frame({"error": message[:MAX_MESSAGE_CHARS], "kind": kind})
 
 
-def answer(
-    estimator: Any, header: dict[str, Any], body: memoryview, start: dict[str, Any]
-) -> bytes:
+def answer(estimator: Any, header: dict[str, Any], body: memoryview, inputs: Inputs) -> bytes:
     """The reply to one predict request."""
     try:
         rows = int(header["rows"])
         outputs = list(header["outputs"])
-        matrix = request_matrix(header, body, start["columns"], bool(start["named_columns"]))
+        named = inputs.named and not (inputs.bare_matrix and "matrix" in header)
+        matrix = request_matrix(header, body, inputs.columns, named)
     except (KeyError, TypeError, ValueError, ProtocolError) as exc:
         return error_frame(f"bad request: {type(exc).__name__}: {exc}", "internal")
     if any(name not in OUTPUTS for name in outputs):
@@ -288,14 +348,14 @@ def _check_trees(estimator: Any) -> None:
         raise Refused(f"Refused: {exc}", "startup") from exc
 
 
-def serve(sock: socket.socket, reader: Reader, estimator: Any, start: dict[str, Any]) -> None:
+def serve(sock: socket.socket, reader: Reader, estimator: Any, inputs: Inputs) -> None:
     """Answer predict requests until the parent closes its end."""
     while True:
         message = reader.read()
         if message is None:
             return
         header, body = message
-        sock.sendall(answer(estimator, header, body, start))
+        sock.sendall(answer(estimator, header, body, inputs))
 
 
 def _orphan_watch(period: float = 1.0) -> None:
@@ -339,12 +399,15 @@ def main() -> None:
     except Exception as exc:  # reported, then the runner exits: the parent counts it as a failure
         sock.sendall(error_frame(f"{type(exc).__name__}: {exc}", "startup"))
         sys.exit(1)
+    columns = tuple(str(name) for name in start["columns"])
+    named = bool(start["named_columns"])
+    inputs = Inputs(columns, named, named and takes_float_matrix(estimator, columns))
     # The loaded model lives as long as the process: keep the collector from rescanning it.
     gc.collect()
     gc.freeze()
     _orphan_watch()
     sock.sendall(frame({"ready": True, "protections": protections}))
-    serve(sock, reader, estimator, start)
+    serve(sock, reader, estimator, inputs)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from registry.runner import takes_float_matrix
 from serving.runners import (
     RunnerInputError,
     RunnerSpec,
@@ -187,6 +188,71 @@ def test_pipeline_on_named_columns_with_a_string_category_matches_in_process(
     assert set(got["predict"].tolist()) <= {"yes", "no"}
     assert got["predict_proba"].dtype == np.float64
     assert np.array_equal(got["predict_proba"], colors_pipeline.predict_proba(frame))
+
+
+@pytest.fixture(scope="module")
+def named_numeric_pipeline() -> Pipeline:
+    """Fitted on a DataFrame of float columns, as users fit on their tables."""
+    iris = load_iris(as_frame=True)
+    frame = iris.data.set_axis(list(IRIS_COLUMNS), axis=1)
+    return Pipeline([("scale", StandardScaler()), ("clf", LogisticRegression())]).fit(
+        frame, iris.target
+    )
+
+
+def test_named_numeric_pipeline_answers_the_float_matrix_as_it_answers_the_frame(
+    named_numeric_pipeline: Pipeline,
+) -> None:
+    spec = spec_for(joblib_bytes(named_numeric_pipeline), columns=IRIS_COLUMNS, named=True)
+    matrix = np.ascontiguousarray(load_iris().data[::7])
+    frame = pd.DataFrame(matrix, columns=list(IRIS_COLUMNS))
+
+    got = runner_outputs(spec, matrix, BOTH)
+
+    assert np.array_equal(got["predict"], named_numeric_pipeline.predict(frame))
+    assert np.array_equal(got["predict_proba"], named_numeric_pipeline.predict_proba(frame))
+
+
+def test_the_bare_matrix_is_for_estimators_that_answer_it_as_they_answer_names(
+    named_numeric_pipeline: Pipeline,
+) -> None:
+    by_name = Pipeline(
+        [
+            ("prep", ColumnTransformer([("num", StandardScaler(), list(IRIS_COLUMNS))])),
+            ("clf", LogisticRegression()),
+        ]
+    ).fit(pd.DataFrame(load_iris().data, columns=list(IRIS_COLUMNS)), load_iris().target)
+
+    assert takes_float_matrix(named_numeric_pipeline, IRIS_COLUMNS)
+    assert not takes_float_matrix(named_numeric_pipeline, IRIS_COLUMNS[::-1])  # another order
+    assert not takes_float_matrix(by_name, IRIS_COLUMNS)  # selects columns by name
+    assert not takes_float_matrix(
+        LogisticRegression().fit(load_iris().data, load_iris().target), IRIS_COLUMNS
+    )  # fitted on an array: no names learned
+
+
+NAMES_MATTER = """
+import numpy as np
+
+
+class Model:
+    feature_names_in_ = np.array(["a", "b"], dtype=object)
+
+    def predict(self, X):
+        # Answers 1 for a DataFrame, 0 for anything else: the runner must keep its frame.
+        return np.full(len(X), 1 if hasattr(X, "columns") else 0)
+
+
+model = Model()
+"""
+
+
+def test_a_model_that_answers_a_bare_matrix_differently_keeps_its_frame() -> None:
+    spec = spec_for(crafted(NAMES_MATTER), columns=("a", "b"), named=True)
+
+    got = runner_outputs(spec, np.zeros((3, 2)), ["predict"])
+
+    assert got["predict"].tolist() == [1, 1, 1]
 
 
 def test_numpy_fitted_skops_model_matches_in_process(iris_model: LogisticRegression) -> None:
