@@ -97,14 +97,24 @@ def cache_clear() -> None:
     _cache.clear()
 
 
-def _count(outcome: str) -> None:
-    # Imported lazily: the metrics module may be configured for multi-process mode at startup.
-    from serving import metrics
+def _metrics() -> Any:
+    # Imported at first use, not with this module: the metrics module may be configured for
+    # multi-process mode at startup. Kept afterwards: a `from … import` in a function runs
+    # importlib's Python code on every call, a cost on every prediction's cache hit.
+    global _metrics_module
+    if _metrics_module is None:
+        from serving import metrics
 
-    metrics.record_cache(outcome)
+        _metrics_module = metrics
+    return _metrics_module
+
+
+_metrics_module: Any = None
+
+
+def _count(outcome: str) -> None:
+    _metrics().record_cache(outcome)
 
 
 def _loaded_gauge(count: int) -> None:
-    from serving import metrics
-
-    metrics.record_loaded(count)
+    _metrics().record_loaded(count)

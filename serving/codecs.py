@@ -13,6 +13,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,7 @@ OUTPUTS = ("predict", "predict_proba")
 Matrix = np.ndarray | pd.DataFrame
 
 _NUMERIC = frozenset({int, float})
+_NUMERIC_DTYPES = frozenset({"float64", "int64"})
 _BOOLISH = frozenset({bool, int})
 _STRING = frozenset({str})
 _TYPE_NAMES = {str: "a string", bool: "a boolean", list: "an array", dict: "an object"}
@@ -55,6 +57,10 @@ class Batch:
     outputs: list[str] = field(default_factory=lambda: ["predict"])
     # Columns the client may send that are not model inputs (entity keys of a feature service).
     request_id: str | None = None
+    # The same values as the request sent them, when it sent records (`[{column: value}, …]`):
+    # an all-numeric request with exactly the model's columns becomes a matrix from these in
+    # one conversion. None once `columns` is changed (filled from the feature store, say).
+    records: list[dict[str, Any]] | None = None
 
 
 def signature_columns(signature: dict) -> list[str]:
@@ -195,11 +201,14 @@ def columns_to_matrix(
     n_rows: int,
     allow_extra: Iterable[str] | bool = (),
     row_offset: int = 0,
+    records: list[dict[str, Any]] | None = None,
 ) -> Matrix:
     """Validate named columns against the signature and assemble them in signature order.
 
     `allow_extra=True` ignores any column the model does not take; an iterable names the only
-    extra columns allowed (e.g. entity keys). Raises InputError naming the column (and row).
+    extra columns allowed (e.g. entity keys). `records`, the same values as records with the
+    same keys (`Batch.records`), lets an all-numeric request skip the per-column work. Raises
+    InputError naming the column (and row).
     """
     dtypes = _dtypes(signature)
     names = list(dtypes)
@@ -216,6 +225,10 @@ def columns_to_matrix(
         for name in names:
             if name not in columns:
                 raise InputError(f"Missing column '{name}'.", field=name)
+    elif records is not None and len(records) == n_rows:
+        fast = _numeric_records(records, names, dtypes)
+        if fast is not None:
+            return fast
     fast = _numeric_fast_path(columns, names, dtypes, n_rows)
     if fast is not None:
         return fast
@@ -257,6 +270,29 @@ def _numeric_fast_path(
     if not np.isfinite(matrix).all():
         return None
     return np.ascontiguousarray(matrix)
+
+
+def _numeric_records(
+    records: list[dict[str, Any]], names: list[str], dtypes: dict[str, str]
+) -> np.ndarray | None:
+    """All-numeric records with exactly the model's columns, straight into a row-major matrix:
+    no transposition, one type check and one conversion (a third of the time of the column
+    path for a one-row request). None means "take the column path", which names the fault."""
+    if len(names) < 2 or not set(dtypes.values()) <= _NUMERIC_DTYPES:
+        return None  # (one name: itemgetter would give the value itself, not a 1-tuple)
+    values_of = itemgetter(*names)  # a record's values in signature order, as a tuple
+    rows = [values_of(record) for record in records]
+    if not set(map(type, chain.from_iterable(rows))) <= _NUMERIC:
+        return None
+    try:
+        matrix = np.array(rows, dtype=np.float64)
+    except OverflowError:
+        return None
+    # A NaN or an infinity makes the sum one; so can finite values too large to add up, which
+    # the column path then accepts. One ufunc call instead of a mask and its reduction.
+    if not math.isfinite(np.add.reduce(matrix, axis=None)):
+        return None
+    return matrix
 
 
 def frame_to_matrix(frame: pd.DataFrame, signature: dict, *, row_offset: int = 0) -> Matrix:
@@ -387,9 +423,10 @@ def native_request(data: Any) -> Batch:
         )
     outputs = outputs_parse(data.get("return"), field="return")
     if "instances" in data:
-        columns, n_rows = records_to_columns(data["instances"], field="instances")
-    else:
-        columns, n_rows = dict_columns(data["inputs"], field="inputs")
+        records = data["instances"]
+        columns, n_rows = records_to_columns(records, field="instances")
+        return Batch(columns=columns, n_rows=n_rows, outputs=outputs, records=records)
+    columns, n_rows = dict_columns(data["inputs"], field="inputs")
     return Batch(columns=columns, n_rows=n_rows, outputs=outputs)
 
 

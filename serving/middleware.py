@@ -15,23 +15,43 @@ request signals, and DRF's authentication, permissions and throttling inside the
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponseBase
-from django.urls import Resolver404, get_resolver
+from django.urls import Resolver404, ResolverMatch, get_resolver
 
 PREFIXES = ("/api/v1/models/", "/mlflow/", "/v2")
+# Resolved paths remembered per process; clients name any path they like, so the memory is
+# bounded (and simply emptied when full, like the other per-process caches of serving).
+MAX_REMEMBERED_PATHS = 4096
 
 
 class ServingRoutesMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
         self.get_response = get_response
         self.resolver = get_resolver("serving.api.urls")
+        # path → its match, or None for a path under the prefixes that is not a serving route.
+        # Resolving is a pure function of the path, and matching the patterns then building the
+        # match was a twentieth of a one-row prediction.
+        self.resolved: dict[str, ResolverMatch | None] = {}
+
+    def _resolve(self, path: str) -> ResolverMatch | None:
+        try:
+            return self.resolved[path]
+        except KeyError:
+            pass
+        try:
+            match: ResolverMatch | None = self.resolver.resolve(path)
+        except Resolver404:
+            match = None
+        if len(self.resolved) >= MAX_REMEMBERED_PATHS:
+            self.resolved.clear()
+        self.resolved[path] = match
+        return match
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
         path = request.path_info
         if not path.startswith(PREFIXES):
             return self.get_response(request)
-        try:
-            match = self.resolver.resolve(path)
-        except Resolver404:
+        match = self._resolve(path)
+        if match is None:
             return self.get_response(request)
         request.get_host()  # raises DisallowedHost (a 400) for a host not in ALLOWED_HOSTS
         request.resolver_match = match

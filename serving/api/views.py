@@ -60,8 +60,10 @@ _ENCODER = json.JSONEncoder(allow_nan=False)
 
 
 def json_response(body: dict[str, Any], *, request_id: str, code: int = 200) -> HttpResponse:
+    # Bytes, not text: Django would otherwise parse the charset out of the content type on every
+    # response to encode it (the encoder's output is ASCII: `ensure_ascii` is on).
     return HttpResponse(
-        _ENCODER.encode(body),
+        _ENCODER.encode(body).encode("ascii"),
         content_type="application/json",
         status=code,
         headers={"X-Request-ID": request_id},

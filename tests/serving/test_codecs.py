@@ -1,10 +1,10 @@
-"""serving.codecs.frame_to_matrix: the contract batch scoring relies on."""
+"""serving.codecs: frame_to_matrix, the contract batch scoring relies on, and records → matrix."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from serving.codecs import InputError, frame_to_matrix
+from serving.codecs import InputError, columns_to_matrix, frame_to_matrix, native_request
 
 NUMERIC = {
     "inputs": [{"name": "a", "dtype": "float64"}, {"name": "b", "dtype": "int64"}],
@@ -54,3 +54,41 @@ def test_bad_frames_name_column_and_row_with_offset(frame, field, row, needle):
     assert caught.value.extra == {"field": field, "row": row}
     if needle:
         assert needle in caught.value.message
+
+
+def _native(records):
+    batch = native_request({"instances": records})
+    return columns_to_matrix(batch.columns, NUMERIC, n_rows=batch.n_rows, records=batch.records)
+
+
+def test_numeric_records_become_the_same_matrix_as_their_columns():
+    records = [{"b": 1, "a": 0.5}, {"a": 1.5, "b": 2}]
+
+    matrix = _native(records)
+    by_columns = columns_to_matrix({"a": [0.5, 1.5], "b": [1, 2]}, NUMERIC, n_rows=2)
+
+    assert isinstance(matrix, np.ndarray)
+    assert isinstance(by_columns, np.ndarray)
+    assert matrix.dtype == np.float64
+    assert matrix.flags.c_contiguous
+    assert matrix.tolist() == by_columns.tolist() == [[0.5, 1.0], [1.5, 2.0]]
+
+
+@pytest.mark.parametrize(
+    ("value", "needle"),
+    [(True, "a boolean"), ("2", "numeric strings"), (None, "null"), (1e400, "NaN and Infinity")],
+)
+def test_a_bad_value_in_records_is_named_by_column_and_row(value, needle):
+    with pytest.raises(InputError) as caught:
+        _native([{"a": 1.0, "b": 1}, {"a": 2.0, "b": value}])
+
+    assert (caught.value.field, caught.value.row) == ("b", 1)
+    assert needle in caught.value.message
+
+
+def test_records_of_huge_finite_values_are_accepted():
+    # Their sum overflows: the quick finiteness check of the records path must not refuse them.
+    assert _native([{"a": 1e308, "b": 1}, {"a": 1e308, "b": 2}]).tolist() == [
+        [1e308, 1.0],
+        [1e308, 2.0],
+    ]
