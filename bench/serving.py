@@ -8,7 +8,8 @@ not compile and is served by a model runner (a sandboxed process on a local sock
 stored as a ready version with a one-record input example, alias `production`.
 
 Two baselines, measured in this run under the same server config (gunicorn with the project's
-`mlplatform/gunicorn.py`, 2 sync workers), with no Django:
+`mlplatform/gunicorn.py` and its defaults, as users run it: WEB_CONCURRENCY and WEB_THREADS are
+not passed on), with no Django:
 - bare onnxruntime: JSON → float array in column order → `session.run` on the version's own
   stored graph (one intra-op and one inter-op thread, as serving runs it) → JSON;
 - bare scikit-learn: JSON → DataFrame with the named columns → `model.predict` → JSON, what
@@ -17,10 +18,12 @@ Two baselines, measured in this run under the same server config (gunicorn with 
 
 For each model:
 1. in process, interleaved one-row calls, p50, one OpenMP/BLAS thread: scikit-learn `predict`
-   on a one-row DataFrame, plain and with its re-checks off as runners run it, vs. the version's
-   engine (onnxruntime, or the runner via `serving.runners.runner_outputs`) vs. the native route
-   through Django's test client (token auth, validation, JSON); for a runner, the milliseconds
-   it adds over the in-process predict with the same settings;
+   on a one-row DataFrame, plain and with its re-checks off as runners run it, and on the float
+   matrix the route decodes (checks off), vs. the version's engine (onnxruntime, or the runner
+   via `serving.runners.runner_outputs` on that matrix, as the route calls it) vs. the native
+   route through Django's test client (token auth, validation, JSON); for a runner, the
+   milliseconds it adds over the in-process predict on a DataFrame with the same settings (the
+   goal), and over the in-process predict on the matrix (the cost of the process boundary);
 2. over HTTP, 8 concurrent connections, load from `wrk` (Debian package) or, if it is missing, a
    Python keep-alive client: the native route (and, for the logistic model, the MLflow and v2
    routes) vs. both baselines, in interleaved rounds.
@@ -288,7 +291,7 @@ def _in_process(model: Served, token: str, calls: int) -> None:
     from rest_framework.test import APIClient
     from threadpoolctl import threadpool_limits
 
-    from serving import cache
+    from serving import cache, codecs
     from serving.services import validated_input
 
     estimator, frame = model.estimator, model.frame
@@ -302,10 +305,20 @@ def _in_process(model: Served, token: str, calls: int) -> None:
         print(f"  in process: the native route answered {model.failed['in process']}")
         return
 
+    # What the route hands its engine: the request's values checked against the signature and
+    # assembled by serving.codecs (a float64 matrix in signature column order for these models).
+    matrix = codecs.columns_to_matrix(
+        {name: [value] for name, value in model.row.items()}, model.version.signature, n_rows=1
+    )
+
     def checked() -> Any:
         # The runner's own settings: scikit-learn's finiteness and parameter re-checks off.
         with validated_input():
             return estimator.predict(frame)
+
+    def checked_matrix() -> Any:
+        with validated_input():
+            return estimator.predict(matrix)
 
     candidates: dict[str, Callable[[], Any]] = {
         "sklearn": lambda: estimator.predict(frame),
@@ -316,10 +329,10 @@ def _in_process(model: Served, token: str, calls: int) -> None:
         from serving.engines import runner_spec
 
         spec = runner_spec(model.version)
-        candidates["runner"] = lambda: runners.runner_outputs(spec, frame, ["predict"])
+        candidates["sklearn on the matrix, checks off"] = checked_matrix
+        candidates["runner"] = lambda: runners.runner_outputs(spec, matrix, ["predict"])
     else:
         engine = cache.engine_for(model.version)
-        matrix = frame.to_numpy()
         candidates["onnx"] = lambda: engine.outputs(matrix, ["predict"])
     candidates["route"] = lambda: client.post(path, body, content_type="application/json")
     # One OpenMP/BLAS thread, as model runners and the bare apps run: two threads per process
@@ -338,10 +351,14 @@ def _in_process(model: Served, token: str, calls: int) -> None:
     )
     if model.runner:
         added = p50["runner"] - p50["sklearn, checks off"]
+        boundary = p50["runner"] - p50["sklearn on the matrix, checks off"]
         print(
             f"  runner adds {added:+.3f} ms p50 over in-process predict with the same settings "
             f"(goal ≤ {GOAL_RUNNER_ADDED_MS} ms: {_verdict(added <= GOAL_RUNNER_ADDED_MS)}); "
-            f"{p50['runner'] - p50['sklearn']:+.3f} ms over a plain predict"
+            f"{p50['runner'] - p50['sklearn']:+.3f} ms over a plain predict; "
+            f"{boundary:+.3f} ms over an in-process predict on the same float matrix "
+            f"({p50['sklearn on the matrix, checks off']:.3f} ms: the runner passes the matrix "
+            "bare when the model answers it as it answers the DataFrame)"
         )
 
 
@@ -356,7 +373,9 @@ def _free_port() -> int:
 
 def _gunicorn(app: str, env: dict[str, str]) -> tuple[subprocess.Popen, int]:
     port = _free_port()
-    full = {**os.environ, **env, "PORT": str(port), "WEB_CONCURRENCY": "2", "WEB_THREADS": "1"}
+    full = {**os.environ, **env, "PORT": str(port)}
+    for name in ("WEB_CONCURRENCY", "WEB_THREADS"):  # the config's defaults, as users run it
+        full.pop(name, None)
     log = (VAR / f"gunicorn-{port}.log").open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", app, "--config", "python:mlplatform.gunicorn"],
@@ -375,6 +394,21 @@ def _gunicorn(app: str, env: dict[str, str]) -> tuple[subprocess.Popen, int]:
             time.sleep(0.2)
     process.kill()
     raise RuntimeError(f"gunicorn {app} did not start; see {log.name}")
+
+
+def _server_config() -> str:
+    """The workers and threads `mlplatform/gunicorn.py` gives without WEB_* overrides."""
+    saved = {name: os.environ.pop(name, None) for name in ("WEB_CONCURRENCY", "WEB_THREADS")}
+    try:
+        import importlib
+
+        import mlplatform.gunicorn as config
+
+        config = importlib.reload(config)
+    finally:
+        os.environ.update({name: value for name, value in saved.items() if value is not None})
+    kind = f"gthread workers of {config.threads} threads" if config.threads > 1 else "sync workers"
+    return f"{config.workers} {kind}"
 
 
 def _stop(process: subprocess.Popen) -> None:
@@ -597,7 +631,7 @@ def main() -> None:
     tool = "wrk" if shutil.which("wrk") else "a Python client (install Debian's wrk for precision)"
     print(
         f"load: {tool}, 8 connections, {rounds} interleaved rounds of {seconds} s per target "
-        "(medians); gunicorn 2 sync workers for the platform and for the bare apps"
+        f"(medians); gunicorn {_server_config()} for the platform and for the bare apps"
     )
     env = {
         "MLPLATFORM_VAR_DIR": str(VAR),
