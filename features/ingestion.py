@@ -16,6 +16,7 @@ import pandas as pd
 import pyarrow as pa
 
 from features.models import Feature, FeatureGroup
+from mlplatform import csvfiles
 from mlplatform.api import ApplicationError
 
 EVENT = "event_timestamp"
@@ -56,13 +57,23 @@ def file_format(path: Path) -> str:
 
 
 def read_frame(path: Path) -> pd.DataFrame:
-    """Read CSV (every cell as text, so nothing is guessed) or Parquet (typed)."""
+    """Read CSV (every cell as text, so nothing is guessed) or Parquet (typed).
+
+    A CSV row with fewer or more fields than the header refuses the file, naming its line: a
+    missing field is never read as a null, an extra one never dropped.
+    """
     try:
         if file_format(path) == "parquet":
             return pd.read_parquet(path)
-        return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8")
-    except pd.errors.EmptyDataError as exc:
-        raise IngestError(["the file is empty"]) from exc
+        header = csvfiles.header_read(path)
+        if not header:
+            raise IngestError(["the file is empty"])
+        duplicates = sorted({name for name in header if header.count(name) > 1})
+        if duplicates:
+            raise IngestError(["the header repeats column(s): " + ", ".join(duplicates)])
+        return csvfiles.table_read(path, header=header).to_pandas()
+    except csvfiles.RaggedRowsError as exc:
+        raise IngestError([exc.message]) from exc
     except (ValueError, UnicodeDecodeError, OSError, pa.ArrowException) as exc:
         raise IngestError([f"the file cannot be read as CSV or Parquet ({exc})"]) from exc
 

@@ -45,6 +45,7 @@ from django.utils import timezone
 
 from jobs import services as job_services
 from jobs.models import BatchChunk, BatchJob, FileFormat, Job
+from mlplatform import csvfiles
 from mlplatform.api import ApplicationError
 from registry.models import ModelVersion
 
@@ -494,8 +495,14 @@ def batch_job_plan(*, job_id: int) -> None:
             ]
         else:
             with default_storage.open(_input_name(batch), "rb") as stream:
+                # A short row would be scored with nulls, a long one from its first fields.
+                csvfiles.records_check(stream, expected=len(batch.columns))
+                stream.seek(0)
                 offsets, total = _csv_offsets(stream, chunk_rows=chunk_rows)
             ranges = [(i * chunk_rows, offset) for i, offset in enumerate(offsets)]
+    except csvfiles.RaggedRowsError as exc:
+        job_services.job_fail(job_id=job_id, error=f"The input is refused: {exc.message}")
+        return
     except (pa.ArrowException, OSError) as exc:
         job_services.job_fail(job_id=job_id, error=f"The input cannot be read: {exc}")
         return
