@@ -165,10 +165,19 @@ class OfflinePartition(models.Model):
     job = models.ForeignKey(
         "jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # sha256 of the uploaded file it came from: the same upload is never stored twice.
+    upload_sha256 = models.CharField(max_length=64, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["group", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["group", "upload_sha256"],
+                condition=~models.Q(upload_sha256=""),
+                name="unique_partition_upload",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.group.name}/{self.path.rsplit('/', 1)[-1]}"

@@ -1,6 +1,7 @@
 """Writes for the feature store: the catalog, ingestion, transformations, materialisation and
 training sets. Every long operation is a `jobs.Job` reporting its progress."""
 
+import hashlib
 import json
 import logging
 import re
@@ -408,6 +409,8 @@ def _job_run(job_id: int) -> Iterator[Job | None]:
         return
     try:
         yield Job.objects.get(pk=job_id)
+    except jobs.JobStopped:
+        pass  # cancelled while it ran: it committed nothing, and says so already
     except ApplicationError as exc:
         jobs.job_fail(job_id=job_id, error=exc.message)
     except Exception as exc:
@@ -419,59 +422,127 @@ def _job_run(job_id: int) -> Iterator[Job | None]:
 # --- ingestion --------------------------------------------------------------------------------
 
 
-def ingest_path(*, group: FeatureGroup, path: Path, job_id: int | None = None) -> int:
-    """Validate a whole file and append it as a partition; returns the row count.
+def ingest_path(
+    *, group: FeatureGroup, path: Path, job_id: int | None = None, upload_sha256: str = ""
+) -> int:
+    """Validate a whole file and append it as a partition with its statistics; returns the row
+    count. With `job_id`, the job is marked succeeded in the same transaction.
 
     Raises:
         ingestion.IngestError: the file is rejected (nothing is stored).
+        offline.DuplicateUpload: the group already holds this upload (nothing is stored).
+        jobs.JobStopped: the job was cancelled meanwhile (nothing is stored).
     """
     if path.stat().st_size == 0:
         raise ingestion.IngestError(["the file is empty"])
     frame = ingestion.read_frame(path)
     if job_id:
         jobs.job_set_progress(job_id=job_id, done=0, total=len(frame))
-    validated = ingestion.frame_validate(group=group, frame=frame, now=timezone.now())
-    with transaction.atomic():
-        locked = FeatureGroup.objects.select_for_update().get(pk=group.pk)
-        if locked.key_dtypes and locked.key_dtypes != validated.key_dtypes:
+    for _attempt in range(2):
+        validated = ingestion.frame_validate(group=group, frame=frame, now=timezone.now())
+        rows = validated.table.num_rows
+        try:
+            offline.partition_commit(
+                group=group,
+                table=validated.table,
+                origin="ingestion",
+                job_id=job_id,
+                job_result={"rows": rows},
+                key_dtypes=validated.key_dtypes,
+                upload_sha256=upload_sha256,
+            )
+        except offline.KeyTypesChanged as changed:
             # Another ingestion fixed the key types meanwhile; validate again against them.
-            group.key_dtypes = locked.key_dtypes
-            validated = ingestion.frame_validate(group=group, frame=frame, now=timezone.now())
-        offline.partition_write(
-            group=group, table=validated.table, origin="ingestion", job_id=job_id
+            group.key_dtypes = changed.key_dtypes
+            continue
+        return rows
+    raise ConflictError(f"The key types of '{group.name}' keep changing; try again.")
+
+
+def _spool(file: IO[bytes], path: Path) -> str:
+    """Copy an upload to a local file; returns its sha256 (the key that makes retries safe)."""
+    digest = hashlib.sha256()
+    with path.open("wb") as sink:
+        for chunk in iter(lambda: file.read(1024 * 1024), b""):
+            digest.update(chunk)
+            sink.write(chunk)
+    return digest.hexdigest()
+
+
+def _ingest_cells(group: FeatureGroup, path: Path) -> tuple[int, int]:
+    """(columns, columns * rows) of an upload for this group, cheaply: newlines or the footer."""
+    columns = len(group.entity.join_keys) + 2 + group.features.count()
+    if ingestion.file_format(path) == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        try:
+            return columns, columns * int(pq.ParquetFile(path).metadata.num_rows)
+        except (pa.ArrowException, OSError, ValueError):
+            return columns, 0  # unreadable: the inline ingest says why
+    with path.open("rb") as stream:
+        lines = sum(block.count(b"\n") for block in iter(lambda: stream.read(1 << 20), b""))
+    return columns, columns * lines
+
+
+def _ingest_original(group: FeatureGroup, sha256: str) -> tuple[int | None, Job | None] | None:
+    """What an earlier identical upload to this group answered, if one was stored or runs."""
+    partition = group.partitions.filter(upload_sha256=sha256).select_related("job").first()
+    if partition is not None:
+        return (None, partition.job) if partition.job else (partition.rows, None)
+    running = (
+        Job.objects.filter(
+            kind=Job.Kind.INGESTION,
+            params__group_id=group.pk,
+            params__upload_sha256=sha256,
         )
-        if locked.key_dtypes != validated.key_dtypes:
-            FeatureGroup.objects.filter(pk=group.pk).update(key_dtypes=validated.key_dtypes)
-        group.key_dtypes = validated.key_dtypes
-    offline.statistics_compute(group=group)
-    return validated.table.num_rows
+        .exclude(status__in=[Job.Status.FAILED, Job.Status.CANCELLED])
+        .order_by("id")
+        .first()
+    )
+    return (None, running) if running is not None else None
 
 
 def ingestion_start(
     *, group: FeatureGroup, file: IO[bytes], size: int, user: Any = None
 ) -> tuple[int | None, Job | None]:
-    """Ingest inline (returns (rows, None)) or, above the inline size, as a job ((None, job))."""
+    """Ingest inline (returns (rows, None)) or, for a large or wide file, as a job ((None, job)).
+
+    The same file (by sha256) sent again to the same group stores nothing new: the answer is
+    the first one's (its row count, or its job).
+    """
     if size == 0:
         raise ingestion.IngestError(["the file is empty"])
-    if size > settings.MLPLATFORM_INLINE_INGEST_BYTES:
-        job = jobs.job_create(
-            kind=Job.Kind.INGESTION,
-            description=f"Ingest into {group.name}",
-            submitted_by=user,
-            owner=group.owner,
-            params={"group_id": group.pk},
-        )
-        job.input.save(f"ingest-{job.pk}.data", File(file), save=True)
-        from features import tasks
-
-        _enqueue(tasks.ingestion_run, job.pk)
-        return None, job
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "upload"
-        with path.open("wb") as sink:
-            for chunk in iter(lambda: file.read(1024 * 1024), b""):
-                sink.write(chunk)
-        return ingest_path(group=group, path=path), None
+        sha256 = _spool(file, path)
+        original = _ingest_original(group, sha256)
+        if original is not None:
+            return original
+        columns, cells = _ingest_cells(group, path)
+        if (
+            size > settings.MLPLATFORM_INLINE_INGEST_BYTES
+            or columns > settings.MLPLATFORM_INLINE_INGEST_COLUMNS
+            or cells > settings.MLPLATFORM_INLINE_INGEST_CELLS
+        ):
+            job = jobs.job_create(
+                kind=Job.Kind.INGESTION,
+                description=f"Ingest into {group.name}",
+                submitted_by=user,
+                owner=group.owner,
+                params={"group_id": group.pk, "upload_sha256": sha256},
+            )
+            with path.open("rb") as stream:
+                job.input.save(f"ingest-{job.pk}.data", File(stream), save=True)
+            from features import tasks
+
+            _enqueue(tasks.ingestion_run, job.pk)
+            return None, job
+        try:
+            return ingest_path(group=group, path=path, upload_sha256=sha256), None
+        except offline.DuplicateUpload:
+            # The same upload, committed by a concurrent request meanwhile.
+            return _ingest_original(group, sha256) or (None, None)
 
 
 def ingestion_run_job(*, job_id: int) -> None:
@@ -484,8 +555,18 @@ def ingestion_run_job(*, job_id: int) -> None:
             with job.input.open("rb") as source, path.open("wb") as sink:
                 for chunk in iter(lambda: source.read(1024 * 1024), b""):
                     sink.write(chunk)
-            rows = ingest_path(group=group, path=path, job_id=job_id)
-        jobs.job_succeed(job_id=job_id, result={"rows": rows})
+            try:
+                ingest_path(
+                    group=group,
+                    path=path,
+                    job_id=job_id,
+                    upload_sha256=job.params.get("upload_sha256", ""),
+                )
+            except offline.DuplicateUpload as exc:
+                # Another request stored the same file first: this job adds nothing.
+                jobs.job_succeed(
+                    job_id=job_id, result={"rows": exc.partition.rows, "duplicate": True}
+                )
 
 
 # --- transformations --------------------------------------------------------------------------
@@ -500,7 +581,11 @@ def transformation_start(*, group: FeatureGroup, user: Any = None) -> Job:
         description=f"Transform {group.name}",
         submitted_by=user,
         owner=group.owner,
-        params={"group_id": group.pk},
+        # Copied at submit, as a batch job's settings are, so the worker applies this limit.
+        params={
+            "group_id": group.pk,
+            "query_timeout_seconds": float(settings.MLPLATFORM_QUERY_TIMEOUT_SECONDS),
+        },
         unit="rows",
     )
     from features import tasks
@@ -514,10 +599,14 @@ def transformation_run_job(*, job_id: int) -> None:
         if job is None:
             return
         group = FeatureGroup.objects.get(pk=job.params["group_id"])
-        result = transformations.run(group=group, now=timezone.now(), job_id=job_id)
+        # Commits its partition, statistics and the job's success in one transaction.
+        result = transformations.run(
+            group=group,
+            now=timezone.now(),
+            job_id=job_id,
+            query_timeout=job.params.get("query_timeout_seconds"),
+        )
         jobs.job_set_progress(job_id=job_id, done=result["appended"], total=result["appended"])
-        if result["appended"]:
-            offline.statistics_compute(group=group)
         jobs.job_succeed(job_id=job_id, result=result)
 
 
@@ -687,7 +776,17 @@ def training_set_run_job(*, job_id: int) -> None:
                 entity_file=entity_file,
             )
             with output.open("rb") as stream:
-                job.output.save(f"training-set-{job_id}.{fmt}", File(stream), save=False)
-            job.output_content_type = training_sets.CONTENT_TYPES[fmt]
-            job.save(update_fields=["output", "output_content_type", "updated_at"])
-        jobs.job_succeed(job_id=job_id, result={"rows": count})
+                stored = default_storage.save(
+                    f"jobs/outputs/training-set-{job_id}.{fmt}", File(stream)
+                )
+        try:
+            # A job cancelled meanwhile keeps no output.
+            with transaction.atomic():
+                jobs.job_lock_running(job_id=job_id)
+                Job.objects.filter(pk=job_id).update(
+                    output=stored, output_content_type=training_sets.CONTENT_TYPES[fmt]
+                )
+                jobs.job_succeed(job_id=job_id, result={"rows": count})
+        except BaseException:
+            default_storage.delete(stored)
+            raise

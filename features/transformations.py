@@ -11,7 +11,6 @@ the group's offline store are appended, so a rerun adds what is new and rewrites
 # values never reach it unquoted, and the one user query is sandboxed (transformations.py).
 # ruff: noqa: S608
 
-import contextlib
 import tempfile
 from datetime import datetime
 from pathlib import Path
@@ -62,12 +61,24 @@ def _load_source(con: duckdb.DuckDBPyConnection, source: DataSource, workdir: Pa
         con.execute(f"CREATE TABLE {name} AS SELECT * FROM {reader}({offline.literal(path)})")
 
 
-def run(*, group: FeatureGroup, now: datetime, job_id: int | None = None) -> dict[str, int]:
+def run(
+    *,
+    group: FeatureGroup,
+    now: datetime,
+    job_id: int | None = None,
+    query_timeout: float | None = None,
+) -> dict[str, int]:
     """Run the group's SQL and append new rows as a partition; returns row counts.
+
+    With `job_id`, a cancel interrupts the running query and nothing is committed after it, and
+    the job is marked succeeded in the transaction that commits the partition. Each query may
+    run `query_timeout` seconds (default MLPLATFORM_QUERY_TIMEOUT_SECONDS).
 
     Raises:
         TransformationError: no SQL, a source that cannot load, SQL that fails (including any
             attempt to read outside its inputs), or a result that does not match the group.
+        offline.QueryTimeout: a query ran past MLPLATFORM_QUERY_TIMEOUT_SECONDS.
+        jobs.JobStopped: the job was cancelled meanwhile.
     """
     sql = group.transformation_sql.strip().rstrip(";").strip()
     if not sql:
@@ -78,25 +89,31 @@ def run(*, group: FeatureGroup, now: datetime, job_id: int | None = None) -> dic
     keys = list(group.entity.join_keys)
     with (
         tempfile.TemporaryDirectory() as tmp,
-        contextlib.closing(offline.connect()) as con,
+        offline.connection(label=f"transform-{job_id or 'inline'}") as con,
+        offline.QueryGuard(con, job_id=job_id, timeout=query_timeout) as guard,
         offline.local_paths(offline.partition_names(group)) as existing,
     ):
-        for source in sources:
-            _load_source(con, source, Path(tmp))
-        key_sql = ", ".join(offline.ident(k) for k in keys)
-        if existing:
-            con.execute(
-                f"CREATE TABLE __existing AS SELECT DISTINCT {key_sql}, {EVENT} "
-                f"FROM {offline.parquet_scan(existing)}"
-            )
-        # From here on the SQL sees the loaded tables and nothing else.
-        con.execute("SET enable_external_access=false")
-        con.execute("SET lock_configuration=true")
         try:
-            con.execute(f"CREATE TABLE __result AS SELECT * FROM ({sql})")
-            frame = con.execute("SELECT * FROM __result").df()
+            for source in sources:
+                with guard.query():
+                    _load_source(con, source, Path(tmp))
+            key_sql = ", ".join(offline.ident(k) for k in keys)
+            if existing:
+                with guard.query():
+                    con.execute(
+                        f"CREATE TABLE __existing AS SELECT DISTINCT {key_sql}, {EVENT} "
+                        f"FROM {offline.parquet_scan(existing)}"
+                    )
+            # From here on the SQL sees the loaded tables and nothing else.
+            con.execute("SET enable_external_access=false")
+            con.execute("SET lock_configuration=true")
+            with guard.query():
+                con.execute(f"CREATE TABLE __result AS SELECT * FROM ({sql})")
+                frame = con.execute("SELECT * FROM __result").df()
         except duckdb.Error as exc:
-            raise TransformationError(f"Transformation SQL failed: {exc}") from exc
+            raise offline.query_error(exc) or TransformationError(
+                f"Transformation SQL failed: {exc}"
+            ) from exc
         produced = len(frame)
         if produced == 0:
             return {"produced": 0, "appended": 0}
@@ -111,19 +128,31 @@ def run(*, group: FeatureGroup, now: datetime, job_id: int | None = None) -> dic
             raise TransformationError(
                 "Transformation result does not match the group: " + "; ".join(exc.errors)
             ) from exc
+        guard.check()
         table = validated.table
         con.register("__new", table)
         if existing:
             on = " AND ".join(f"n.{offline.ident(k)} = x.{offline.ident(k)}" for k in keys)
-            table = con.sql(
-                f"SELECT n.* FROM __new n ANTI JOIN __existing x ON {on} AND n.{EVENT} = x.{EVENT}"
-            ).to_arrow_table()
-    if group.key_dtypes != validated.key_dtypes:
-        FeatureGroup.objects.filter(pk=group.pk).update(key_dtypes=validated.key_dtypes)
-        group.key_dtypes = validated.key_dtypes
-    if table.num_rows:
-        offline.partition_write(group=group, table=table, origin="transformation", job_id=job_id)
-    return {"produced": produced, "appended": table.num_rows}
+            with guard.query():
+                table = con.sql(
+                    f"SELECT n.* FROM __new n ANTI JOIN __existing x "
+                    f"ON {on} AND n.{EVENT} = x.{EVENT}"
+                ).to_arrow_table()
+        result = {"produced": produced, "appended": table.num_rows}
+        if table.num_rows:
+            offline.partition_commit(
+                group=group,
+                table=table,
+                origin="transformation",
+                job_id=job_id,
+                job_result=result,
+                key_dtypes=validated.key_dtypes,
+                guard=guard,
+            )
+        elif group.key_dtypes != validated.key_dtypes:
+            FeatureGroup.objects.filter(pk=group.pk).update(key_dtypes=validated.key_dtypes)
+            group.key_dtypes = validated.key_dtypes
+    return result
 
 
 def _as_utc(frame: pd.DataFrame) -> pd.DataFrame:

@@ -38,6 +38,8 @@ class Job(models.Model):
     input = models.FileField(upload_to="jobs/inputs/", max_length=300, blank=True)
     output = models.FileField(upload_to="jobs/outputs/", max_length=300, blank=True)
     output_content_type = models.CharField(max_length=100, blank=True)
+    # Set when the retention period deleted the output (MLPLATFORM_JOB_OUTPUT_RETENTION_DAYS).
+    output_expired_at = models.DateTimeField(null=True, blank=True)
     submitted_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -1,13 +1,23 @@
 """Writes for jobs: every background operation reports its lifecycle and progress here."""
 
+import logging
+from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
+from django.core.files.storage import default_storage
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
-from jobs.models import BatchChunk, Job
+from jobs.models import BatchChunk, BatchJob, Job
 from mlplatform.api import ConflictError
+
+logger = logging.getLogger(__name__)
+
+
+class JobStopped(Exception):
+    """The job was cancelled (or failed elsewhere) while its work ran: the work commits nothing."""
 
 
 def job_create(
@@ -79,14 +89,32 @@ def job_succeed(*, job_id: int, result: dict[str, Any] | None = None) -> None:
         job.save(update_fields=["status", "finished_at", "progress_done", "result", "updated_at"])
 
 
+def job_lock_running(*, job_id: int) -> Job:
+    """Lock a running job's row for the caller's transaction, so a cancel waits for it.
+
+    Raises:
+        JobStopped: the job is no longer running (cancelled, failed, or gone).
+    """
+    job = Job.objects.select_for_update().filter(pk=job_id).first()
+    if job is None or job.status != Job.Status.RUNNING:
+        raise JobStopped(f"Job {job_id} is no longer running.")
+    return job
+
+
 def job_fail(*, job_id: int, error: str) -> None:
-    """Mark a job failed with a message a person can act on."""
-    Job.objects.filter(pk=job_id).exclude(status__in=Job.FINISHED).update(
-        status=Job.Status.FAILED,
-        error=error[:10_000],
-        finished_at=timezone.now(),
-        updated_at=timezone.now(),
+    """Mark a job failed with a message a person can act on; its partial files are removed."""
+    failed = (
+        Job.objects.filter(pk=job_id)
+        .exclude(status__in=Job.FINISHED)
+        .update(
+            status=Job.Status.FAILED,
+            error=error[:10_000],
+            finished_at=timezone.now(),
+            updated_at=timezone.now(),
+        )
     )
+    if failed:
+        transaction.on_commit(lambda: job_files_remove(job_id=job_id))
 
 
 def job_cancel(*, job: Job) -> Job:
@@ -104,4 +132,75 @@ def job_cancel(*, job: Job) -> Job:
         BatchChunk.objects.filter(batch_id=job.pk, status=BatchChunk.Status.PENDING).update(
             status=BatchChunk.Status.CANCELLED
         )
+    job_id = job.pk
+    transaction.on_commit(lambda: job_files_remove(job_id=job_id))
     return job
+
+
+def job_files_remove(*, job_id: int) -> int:
+    """Delete what a failed or cancelled job left in storage: chunk output parts, a staged
+    input, a partial output. Idempotent; returns how many files were deleted.
+
+    A chunk that finishes after this stores nothing that counts (it sees the job is over and
+    deletes its own part), and the periodic expiry task calls this again for stragglers.
+    """
+    job = Job.objects.filter(pk=job_id).first()
+    if job is None or job.status not in (Job.Status.FAILED, Job.Status.CANCELLED):
+        return 0
+    names: list[str] = []
+    chunks = BatchChunk.objects.filter(batch_id=job_id).exclude(output_part="")
+    names.extend(chunks.values_list("output_part", flat=True))
+    batch = BatchJob.objects.filter(pk=job_id).first()
+    if batch is not None and batch.staged_input:
+        names.append(batch.staged_input)
+    if job.output:
+        names.append(job.output.name)
+    deleted = _delete_files(names)
+    chunks.update(output_part="")
+    BatchJob.objects.filter(pk=job_id).exclude(staged_input="").update(staged_input="")
+    if job.output:
+        Job.objects.filter(pk=job_id).update(output="", output_content_type="")
+    return deleted
+
+
+def job_outputs_expire(*, now: Any = None) -> int:
+    """Delete the outputs of jobs finished more than MLPLATFORM_JOB_OUTPUT_RETENTION_DAYS ago
+    and mark them expired (their download answers 410); also removes what failed or cancelled
+    jobs left behind. Returns how many jobs' outputs expired."""
+    now = now or timezone.now()
+    for job_id in (
+        Job.objects.filter(status__in=[Job.Status.FAILED, Job.Status.CANCELLED])
+        .filter(_leftovers())
+        .values_list("pk", flat=True)
+    ):
+        job_files_remove(job_id=job_id)
+    days = float(settings.MLPLATFORM_JOB_OUTPUT_RETENTION_DAYS)
+    if days <= 0:
+        return 0
+    expired = 0
+    cutoff = now - timedelta(days=days)
+    for job in Job.objects.filter(
+        status=Job.Status.SUCCEEDED, finished_at__lt=cutoff, output_expired_at__isnull=True
+    ).exclude(output=""):
+        _delete_files([job.output.name])
+        expired += Job.objects.filter(pk=job.pk, output_expired_at__isnull=True).update(
+            output="", output_expired_at=now, updated_at=now
+        )
+    return expired
+
+
+def _leftovers() -> Q:
+    parts = BatchChunk.objects.filter(batch_id=OuterRef("pk")).exclude(output_part="")
+    staged = BatchJob.objects.filter(pk=OuterRef("pk")).exclude(staged_input="")
+    return Q(Exists(parts)) | Q(Exists(staged)) | ~Q(output="")
+
+
+def _delete_files(names: list[str]) -> int:
+    deleted = 0
+    for name in names:
+        try:
+            default_storage.delete(name)
+            deleted += 1
+        except OSError:
+            logger.warning("could not delete %s", name, exc_info=True)
+    return deleted

@@ -10,6 +10,7 @@ from celery import Task, shared_task
 from celery.signals import worker_ready
 
 from jobs import batch
+from jobs import services as job_services
 
 RETRY = {
     "autoretry_for": batch.TRANSIENT_ERRORS,
@@ -44,6 +45,12 @@ def batch_watch_tick(job_id: int, token: str) -> None:
 def batch_sweep() -> int:
     """The periodic sweeper (django-celery-beat, every minute; see the jobs migrations)."""
     return batch.batch_sweep_all()
+
+
+@shared_task(name="jobs.job_outputs_expire", acks_late=True, **RETRY)
+def job_outputs_expire() -> int:
+    """Hourly (django-celery-beat; see the jobs migrations): retention, and leftover parts."""
+    return job_services.job_outputs_expire()
 
 
 @shared_task(name="jobs.batch_recover", acks_late=True, **RETRY)

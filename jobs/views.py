@@ -6,7 +6,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseGone
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
@@ -88,8 +88,10 @@ def job_cancel(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @login_required
-def job_download(request: HttpRequest, pk: int) -> FileResponse:
+def job_download(request: HttpRequest, pk: int) -> FileResponse | HttpResponseGone:
     job = _job_or_404(request, pk)
+    if job.output_expired_at is not None:
+        return HttpResponseGone(f"The output of job {pk} expired and was deleted.")
     if not job.output:
         raise Http404(f"Job {pk} has no output.")
     return FileResponse(

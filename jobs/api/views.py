@@ -82,6 +82,12 @@ class JobOutputApi(APIView):
     @extend_schema(responses={(200, "application/octet-stream"): bytes})
     def get(self, request: Request, job_id: int) -> FileResponse:
         job = selectors.job_get(job_id=job_id, user=request.user)
+        if job.output_expired_at is not None:
+            raise ApplicationError(
+                f"The output of job {job_id} expired on {job.output_expired_at:%Y-%m-%d} and was "
+                "deleted (MLPLATFORM_JOB_OUTPUT_RETENTION_DAYS).",
+                status_code=status.HTTP_410_GONE,
+            )
         if not job.output:
             raise NotFoundError(f"Job {job_id} has no output (status: {job.status}).")
         filename = job.output.name.rsplit("/", 1)[-1]
