@@ -3,19 +3,36 @@ follow the team rules (tenancy/rules.py), and an owner can only be one of the us
 
 from typing import Any
 
+from auditlog.mixins import AuditlogHistoryAdminMixin
 from django import forms
 from django.contrib import admin
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
 from django.db.models import ForeignKey
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from rules.contrib.admin import ObjectPermissionsModelAdmin
 
 from tenancy import services
 from tenancy.models import Grant
 
 
-class OwnedModelAdmin(ObjectPermissionsModelAdmin):
+class OwnedModelAdmin(AuditlogHistoryAdminMixin, ObjectPermissionsModelAdmin):
     """`has_change_permission(request, obj)` and `has_delete_permission(request, obj)` ask the
-    rules with the object: another team's object opens read-only and cannot be deleted."""
+    rules with the object: another team's object opens read-only and cannot be deleted.
+
+    Each object's audit trail (django-auditlog) is a column of the list and a page of its own,
+    for those who may change the object, as on the pages and the API (mlplatform/audit.py).
+    """
+
+    show_auditlog_history_link = True
+
+    def auditlog_history_view(
+        self, request: HttpRequest, object_id: str, extra_context: Any = None
+    ) -> HttpResponse:
+        obj = self.get_object(request, unquote(object_id))
+        if obj is None or not self.has_change_permission(request, obj):
+            raise PermissionDenied
+        return super().auditlog_history_view(request, object_id, extra_context)
 
     def formfield_for_foreignkey(
         self, db_field: ForeignKey, request: HttpRequest, **kwargs: Any

@@ -174,3 +174,22 @@ def test_the_model_page_links_to_its_history(client, writer):
     html = client.get("/models/churn/").content.decode()
 
     assert reverse("audit", args=["registry.registeredmodel", model.pk]) in html
+
+
+def test_the_admin_shows_an_object_s_trail_to_its_team_only(client, writer, other):
+    _client(writer).post("/api/v1/models/", {"name": "churn"}, format="json")
+    _client(writer).patch("/api/v1/models/churn/", {"description": "by api"}, format="json")
+    model = RegisteredModel.objects.get(name="churn")
+    url = reverse("admin:registry_registeredmodel_auditlog", args=[model.pk])
+    for person in (writer, other):
+        person.is_staff = True
+        person.save()
+
+    client.force_login(writer)
+    mine = client.get(url)
+    client.force_login(other)
+    theirs = client.get(url)
+
+    assert mine.status_code == 200
+    assert "by api" in mine.content.decode()
+    assert theirs.status_code == 403
