@@ -89,3 +89,30 @@ class WorkerProcess:
         except subprocess.TimeoutExpired:
             self.kill()
         self._log.close()
+
+
+def wait_idle(*, timeout: float = 60, queue: str = "celery") -> None:
+    """Wait until no task message waits in the broker queue and no worker holds one (running,
+    prefetched or scheduled): nothing will then touch the database behind the test's back.
+
+    Needs the workers' remote control (the filesystem broker's fanout folder, or Redis).
+    """
+    from mlplatform.celery import app
+
+    deadline = time.monotonic() + timeout
+    quiet = 0
+    while time.monotonic() < deadline:
+        with app.connection_for_read() as connection:
+            declared = connection.default_channel.queue_declare(queue=queue, passive=True)
+        inspector = app.control.inspect(timeout=0.5)
+        held = [inspector.active(), inspector.reserved(), inspector.scheduled()]
+        busy = (
+            declared.message_count > 0
+            or any(replies is None for replies in held)  # no worker answered: cannot tell
+            or any(tasks for replies in held if replies for tasks in replies.values())
+        )
+        quiet = 0 if busy else quiet + 1
+        if quiet >= 2:  # twice in a row: a message taken between the two looks is seen
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"the workers were still busy after {timeout}s")

@@ -8,6 +8,7 @@ import pytest
 from jobs.models import BatchChunk, Job
 from tests.jobs.conftest import FEATURES, make_frame
 from tests.jobs.helpers import read_output, submit, wait_finished
+from tests.workers import wait_idle
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -128,9 +129,10 @@ def test_cancel_mid_job_stops_the_queued_chunks(
     assert not BatchChunk.objects.filter(batch_id=job_id, status="pending").exists()
     assert BatchChunk.objects.filter(batch_id=job_id, status="cancelled").exists()
     assert api_client.get(f"/api/v1/jobs/{job_id}/output").status_code == 404
-    # Chunk messages still queued for the cancelled job are consumed (each returns at once);
-    # let the worker finish them before the test database is flushed under it.
-    time.sleep(2)
+    # Chunk messages still queued for the cancelled job are consumed (each returns at once):
+    # the worker must have taken and finished them all before the test database is flushed
+    # under it (a flush beside a running task once deadlocked on PostgreSQL).
+    wait_idle()
 
 
 def test_probabilities_sum_to_one_over_a_many_chunk_parquet_job(
