@@ -404,6 +404,7 @@ def batch_job_submit(
             kind=Job.Kind.BATCH_SCORING,
             description=description,
             submitted_by=submitted_by,
+            owner=getattr(schedule, "owner", None),  # a schedule's runs are its team's
             params={
                 "model": version.model.name,
                 "version": version.version,

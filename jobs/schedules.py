@@ -98,6 +98,7 @@ def batch_schedule_run(*, schedule_id: int) -> Job | None:
             kind=Job.Kind.BATCH_SCORING,
             description=f"Scheduled scoring of {name} ({schedule.name})"[:300],
             submitted_by=schedule.created_by,
+            owner=schedule.owner,
             params={"schedule": schedule.name, "input_name": name},
         )
         job_services.job_fail(job_id=job.pk, error=exc.message)
