@@ -281,6 +281,7 @@ def partition_commit(
                 partition.save()
                 Feature.objects.bulk_update(features, ["statistics"], batch_size=500)
                 if job_id is not None:
+                    jobs.job_set_progress(job_id=job_id, done=table.num_rows, total=table.num_rows)
                     jobs.job_succeed(job_id=job_id, result=job_result)
                 stored = _storage_move(pending, final)
         except IntegrityError:

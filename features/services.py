@@ -599,15 +599,16 @@ def transformation_run_job(*, job_id: int) -> None:
         if job is None:
             return
         group = FeatureGroup.objects.get(pk=job.params["group_id"])
-        # Commits its partition, statistics and the job's success in one transaction.
+        # New rows commit with their statistics and the job's success in one transaction.
         result = transformations.run(
             group=group,
             now=timezone.now(),
             job_id=job_id,
             query_timeout=job.params.get("query_timeout_seconds"),
         )
-        jobs.job_set_progress(job_id=job_id, done=result["appended"], total=result["appended"])
-        jobs.job_succeed(job_id=job_id, result=result)
+        if not result["appended"]:
+            jobs.job_set_progress(job_id=job_id, done=0, total=0)
+            jobs.job_succeed(job_id=job_id, result=result)
 
 
 def transformation_scheduled(*, group_id: int) -> int | None:

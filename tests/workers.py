@@ -97,17 +97,24 @@ def wait_idle(*, timeout: float = 60, queue: str = "celery") -> None:
 
     Needs the workers' remote control (the filesystem broker's fanout folder, or Redis).
     """
+    from kombu.exceptions import ChannelError
+
     from mlplatform.celery import app
 
     deadline = time.monotonic() + timeout
     quiet = 0
     while time.monotonic() < deadline:
         with app.connection_for_read() as connection:
-            declared = connection.default_channel.queue_declare(queue=queue, passive=True)
+            try:
+                waiting = connection.default_channel.queue_declare(
+                    queue=queue, passive=True
+                ).message_count
+            except ChannelError:
+                waiting = 0  # Redis drops an emptied queue's key: "no queue" is an empty one
         inspector = app.control.inspect(timeout=0.5)
         held = [inspector.active(), inspector.reserved(), inspector.scheduled()]
         busy = (
-            declared.message_count > 0
+            waiting > 0
             or any(replies is None for replies in held)  # no worker answered: cannot tell
             or any(tasks for replies in held if replies for tasks in replies.values())
         )

@@ -3,6 +3,7 @@ interrupted, a query past its time limit fails the job, and wide ingests run as 
 retried upload never duplicates."""
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from django_celery_results.models import TaskResult
 
 from features.models import Feature, FeatureGroup, OfflinePartition
 from tests.features.conftest import csv_file, ingest, make_group
+from tests.workers import wait_idle
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services]
 
@@ -22,6 +24,13 @@ SLOW_SQL = (
     "SELECT customer_id, ts AS event_timestamp, n FROM clicks_raw "
     "WHERE (SELECT count(*) FROM range(10000000000000)) > 0"
 )
+
+
+@pytest.fixture
+def worker(celery_worker: Any) -> Iterator[Any]:
+    """The session's worker, idle again before the test's database is flushed under it."""
+    yield celery_worker
+    wait_idle()
 
 
 def _wait(api_client: Any, job_id: int, timeout: float = 120) -> dict[str, Any]:
@@ -70,7 +79,7 @@ def clicks_source(api_client: Any, customer: dict[str, Any]) -> None:
 
 
 def test_cancelling_a_transformation_interrupts_its_query_and_writes_nothing(
-    api_client, clicks_source, celery_worker
+    api_client, clicks_source, worker
 ):
     # Given a transformation whose query runs for hours, running on the worker
     make_group(
@@ -106,7 +115,7 @@ def test_cancelling_a_transformation_interrupts_its_query_and_writes_nothing(
 
 
 def test_a_query_past_the_time_limit_fails_the_job_saying_so(
-    api_client, clicks_source, celery_worker, settings
+    api_client, clicks_source, worker, settings
 ):
     # Given a one-second limit per query (copied into the job when it is queued)
     settings.MLPLATFORM_QUERY_TIMEOUT_SECONDS = 1
@@ -132,7 +141,7 @@ def test_a_query_past_the_time_limit_fails_the_job_saying_so(
 
 
 def test_a_transformation_that_completes_commits_its_rows_and_statistics(
-    api_client, clicks_source, celery_worker
+    api_client, clicks_source, worker
 ):
     make_group(
         api_client,
@@ -153,7 +162,7 @@ def test_a_transformation_that_completes_commits_its_rows_and_statistics(
 
 
 def test_a_ten_thousand_feature_ingest_is_a_job_and_a_retry_adds_nothing(
-    api_client, customer, celery_worker
+    api_client, customer, worker
 ):
     # Given a group of 10,000 features and a file of 20 rows for it
     width = 10_000

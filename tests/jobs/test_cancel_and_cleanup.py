@@ -1,9 +1,11 @@
 """Batch jobs that refuse ragged rows, leave nothing behind when they fail or are cancelled, and
 whose outputs expire."""
 
+from collections.abc import Iterator
 from datetime import timedelta
 from importlib import import_module
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.apps import apps
@@ -21,6 +23,13 @@ from tests.jobs.helpers import read_output, submit, wait_finished
 from tests.workers import wait_idle
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def worker(celery_worker: Any) -> Iterator[Any]:
+    """The session's worker, idle again before the test's database is flushed under it."""
+    yield celery_worker
+    wait_idle()
 
 
 def _parts(job_id: int) -> list[Path]:
@@ -46,7 +55,7 @@ def _ragged_csv(tmp_path: Path, *, bad_line: int, row: str) -> Path:
     ids=["long", "short"],
 )
 def test_a_ragged_row_fails_the_job_naming_its_line_with_no_output(
-    celery_worker, api_client, churn, tmp_path, settings, row, fields
+    worker, api_client, churn, tmp_path, settings, row, fields
 ):
     # Given a 300-row input in 3 chunks with a ragged row on line 152 (data row 150)
     settings.MLPLATFORM_BATCH_CHUNK_ROWS = 100
@@ -68,9 +77,7 @@ def test_a_ragged_row_fails_the_job_naming_its_line_with_no_output(
     assert not _parts(job.pk)
 
 
-def test_a_job_that_fails_midway_leaves_no_parts(
-    celery_worker, api_client, churn, tmp_path, settings
-):
+def test_a_job_that_fails_midway_leaves_no_parts(worker, api_client, churn, tmp_path, settings):
     # Given 20 chunks whose last one holds a value that is not a number
     settings.MLPLATFORM_BATCH_CHUNK_ROWS = 20
     frame = make_frame(400, seed=22)
@@ -92,7 +99,7 @@ def test_a_job_that_fails_midway_leaves_no_parts(
     assert not BatchChunk.objects.filter(batch_id=job_id).exclude(output_part="").exists()
 
 
-def test_a_cancelled_job_leaves_no_parts(celery_worker, api_client, churn, write_input, settings):
+def test_a_cancelled_job_leaves_no_parts(worker, api_client, churn, write_input, settings):
     # Given a job of many small, slow chunks, some of them done
     settings.MLPLATFORM_BATCH_CHUNK_ROWS = 40
     settings.MLPLATFORM_BATCH_BLOCK_ROWS = 2
@@ -117,7 +124,7 @@ def test_a_cancelled_job_leaves_no_parts(celery_worker, api_client, churn, write
 
 
 def test_expired_outputs_are_deleted_and_their_download_is_410(
-    celery_worker, api_client, churn, write_input
+    worker, api_client, churn, write_input
 ):
     # Given a finished job with an output
     job = wait_finished(
