@@ -76,6 +76,12 @@ def version_create(
     version: ModelVersion = ready_version(
         name, estimator, buffer.getvalue(), input_example=input_example, number=number
     )
+    # Like every model, it belongs to a team: `data`, the team of the `user` fixture (alice).
+    from django.contrib.auth.models import Group
+
+    team, _ = Group.objects.get_or_create(name="data")
+    type(version.model).objects.filter(pk=version.model_id, owner=None).update(owner=team)
+    version.model.refresh_from_db(fields=["owner"])
     return version
 
 
