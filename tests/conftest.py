@@ -150,11 +150,27 @@ def api_key_for(user: Any, **kwargs: Any) -> str:
     return key
 
 
+def client_for(user: Any, *, scheme: str = "Token") -> APIClient:
+    """An API client that sends a new token of `user`, as a client application would."""
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"{scheme} {api_key_for(user)}")
+    return client
+
+
+def team_member(django_user_model: Any, name: str, team: Any, *, apps: tuple[str, ...]) -> Any:
+    """A user in `team` (None: in no team) with every permission of the apps named."""
+    from django.contrib.auth.models import Permission
+
+    member = django_user_model.objects.create_user(name, password="pw-123-abc")
+    if team is not None:
+        member.groups.add(team)
+    member.user_permissions.add(*Permission.objects.filter(content_type__app_label__in=apps))
+    return member
+
+
 @pytest.fixture
 def api_client(user: Any) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {api_key_for(user)}")
-    return client
+    return client_for(user)
 
 
 @pytest.fixture

@@ -4,15 +4,14 @@ changes nothing of a team's feature store; reading its values needs a grant."""
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import Group, Permission
+from django.contrib.auth.models import Group
 from django_celery_beat.models import PeriodicTask
-from rest_framework.test import APIClient
 
 from features import services
 from features.models import DataSource, Entity, FeatureGroup, FeatureService
 from tenancy.models import Grant
 from tenancy.services import grant_create
-from tests.conftest import api_key_for
+from tests.conftest import client_for, team_member
 from tests.features.conftest import csv_file, make_group
 
 pytestmark = pytest.mark.django_db
@@ -26,17 +25,7 @@ ROWS = [
 
 def person(django_user_model: Any, name: str, team: Group | None) -> Any:
     """A catalog editor: every permission of the feature store, in `team`."""
-    user = django_user_model.objects.create_user(name, password="pw-123-abc")
-    if team is not None:
-        user.groups.add(team)
-    user.user_permissions.add(*Permission.objects.filter(content_type__app_label="features"))
-    return user
-
-
-def client_for(user: Any) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {api_key_for(user)}")
-    return client
+    return team_member(django_user_model, name, team, apps=("features",))
 
 
 @pytest.fixture

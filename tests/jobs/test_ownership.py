@@ -5,11 +5,10 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import Group
 from django.core.files.base import ContentFile
-from rest_framework.test import APIClient
 
 from jobs import services
 from jobs.models import Job
-from tests.conftest import api_key_for
+from tests.conftest import client_for
 
 pytestmark = pytest.mark.django_db
 
@@ -21,10 +20,7 @@ def _member(django_user_model: Any, name: str, team: Group | None) -> Any:
     return person
 
 
-def _client(person: Any) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {api_key_for(person)}")
-    return client
+_client = client_for
 
 
 @pytest.fixture

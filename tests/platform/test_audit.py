@@ -8,7 +8,7 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from registry.models import RegisteredModel
-from tests.conftest import api_key_for
+from tests.conftest import api_key_for, client_for
 
 pytestmark = pytest.mark.django_db
 
@@ -29,10 +29,7 @@ def other(django_user_model: Any) -> Any:
     return mallory
 
 
-def _client(user: Any) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {api_key_for(user)}")
-    return client
+_client = client_for
 
 
 def _trail(client: APIClient, model: RegisteredModel) -> Any:

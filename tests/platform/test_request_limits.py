@@ -5,18 +5,15 @@ long as they liked, and /healthz timed out.
 """
 
 import json
-import os
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import requests
-from django.conf import settings
+
+from tests.servers import gunicorn_server
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -25,51 +22,18 @@ IDLE_SECONDS = 1.5
 FORM = {"Content-Type": "application/x-www-form-urlencoded", "Cookie": f"csrftoken={'a' * 32}"}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[tuple[str, int]]:
+def server() -> Iterator[tuple[str, int]]:
     """One gunicorn worker with the default thread count, as `make run` starts it."""
-    port = _free_port()
-    env = os.environ.copy()
-    env.pop("WEB_THREADS", None)
-    env.update(
-        DJANGO_SETTINGS_MODULE="mlplatform.settings.test",
-        MLPLATFORM_USE_TEST_DATABASE="1",
-        PORT=str(port),
+    with gunicorn_server(
+        "request-limits",
         WEB_CONCURRENCY="1",
         MLPLATFORM_MAX_BODY_BYTES="100000",
         MLPLATFORM_BODY_IDLE_SECONDS=str(IDLE_SECONDS),
         MLPLATFORM_BODY_GRACE_SECONDS="2",
         MLPLATFORM_BODY_MIN_BYTES_PER_SECOND="50000",
-    )
-    log = (Path(settings.VAR_DIR) / "gunicorn-request-limits.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "mlplatform.wsgi", "-c", "python:mlplatform.gunicorn"],
-        cwd=settings.BASE_DIR,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"{base}/healthz", timeout=5).ok:
-                break
-        except requests.RequestException:
-            time.sleep(0.2)
-    else:
-        process.kill()
-        pytest.fail("gunicorn did not start")
-    yield base, port
-    process.terminate()
-    process.wait(timeout=30)
-    log.close()
+    ) as started:
+        yield started
 
 
 def _send_head(port: int, path: str, headers: dict[str, str]) -> socket.socket:

@@ -12,16 +12,14 @@ from rest_framework.test import APIClient
 
 from registry import services
 from registry.models import AliasChange, ModelVersion, RegisteredModel
-from tests.conftest import api_key_for
+from tests.conftest import client_for
 from tests.registry.conftest import serialise, upload
 
 pytestmark = pytest.mark.django_db
 
 
-def client_for(user: Any) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key_for(user)}")
-    return client
+def bearer_client(user: Any) -> APIClient:
+    return client_for(user, scheme="Bearer")
 
 
 def artifact(data: bytes, name: str = "model.joblib") -> SimpleUploadedFile:
@@ -98,7 +96,7 @@ def test_patch_and_delete_need_the_owning_team(
     )
     assert outsider.status_code == 403
 
-    team = client_for(member)
+    team = bearer_client(member)
     patched = team.patch(
         f"/api/v1/models/{registered.name}/", {"description": "Churn v2"}, format="json"
     )
@@ -161,7 +159,7 @@ def test_team_member_upload_is_201_pending_with_sha256_and_job(
 ) -> None:
     data = serialise(estimators["linear"], "joblib")
 
-    response = client_for(member).post(
+    response = bearer_client(member).post(
         f"/api/v1/models/{registered.name}/versions/",
         {
             "artifact": artifact(data),
@@ -189,7 +187,7 @@ def test_path_traversal_file_name_is_stored_under_the_server_path(
 ) -> None:
     data = serialise(estimators["linear"], "joblib")
 
-    response = client_for(member).post(
+    response = bearer_client(member).post(
         f"/api/v1/models/{registered.name}/versions/",
         {"artifact": artifact(data, name="../../../../etc/cron.d/evil.joblib")},
         format="multipart",
@@ -238,7 +236,7 @@ def test_bad_upload_is_400_naming_the_field_and_stores_nothing(
     stored = Path(settings.MEDIA_ROOT) / "artifacts"
     files_before = set(stored.rglob("*"))
 
-    response = client_for(member).post(
+    response = bearer_client(member).post(
         f"/api/v1/models/{registered.name}/versions/", body, format="multipart"
     )
 
@@ -254,7 +252,7 @@ def test_too_large_artifact_is_400(
 ) -> None:
     settings.MLPLATFORM_MAX_ARTIFACT_BYTES = 100
 
-    response = client_for(member).post(
+    response = bearer_client(member).post(
         f"/api/v1/models/{registered.name}/versions/",
         {"artifact": artifact(serialise(estimators["linear"], "joblib"))},
         format="multipart",
@@ -269,7 +267,7 @@ def test_oversized_request_is_413_before_the_body_is_read(
 ) -> None:
     settings.MLPLATFORM_MAX_ARTIFACT_BYTES = 100
 
-    response = client_for(member).post(
+    response = bearer_client(member).post(
         f"/api/v1/models/{registered.name}/versions/",
         {"artifact": artifact(b"\x80\x04" + b"\0" * (2 * 1024 * 1024))},
         format="multipart",
@@ -309,7 +307,7 @@ def test_alias_put_moves_and_delete_removes_with_history(
 ) -> None:
     ready_version(registered, estimators)
     ready_version(registered, estimators)
-    team = client_for(member)
+    team = bearer_client(member)
     url = f"/api/v1/models/{registered.name}/aliases/production/"
 
     first = team.put(url, {"version": 1}, format="json")
@@ -343,7 +341,7 @@ def test_alias_to_a_pending_or_missing_version_is_refused(
     member: Any, registered: RegisteredModel, estimators: dict[str, Any]
 ) -> None:
     upload(registered, serialise(estimators["linear"], "joblib"))
-    team = client_for(member)
+    team = bearer_client(member)
     url = f"/api/v1/models/{registered.name}/aliases/production/"
 
     pending = team.put(url, {"version": 1}, format="json")

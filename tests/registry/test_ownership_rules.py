@@ -8,31 +8,20 @@ import pytest
 from django.contrib.auth.models import Group, Permission
 from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import SimpleUploadedFile
-from rest_framework.test import APIClient
 
 from features import services as feature_services
 from features.models import Entity, FeatureService
 from registry import services
 from registry.models import ModelAlias, ModelVersion, RegisteredModel
 from tenancy.services import PermissionDeniedError, grant_create
-from tests.conftest import api_key_for
+from tests.conftest import client_for, team_member
 from tests.registry.conftest import serialise, upload
 
 pytestmark = pytest.mark.django_db
 
 
 def person(django_user_model: Any, name: str, team: Group | None) -> Any:
-    user = django_user_model.objects.create_user(name, password="pw-123-abc")
-    if team is not None:
-        user.groups.add(team)
-    user.user_permissions.add(*Permission.objects.filter(content_type__app_label="registry"))
-    return user
-
-
-def client_for(user: Any) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {api_key_for(user)}")
-    return client
+    return team_member(django_user_model, name, team, apps=("registry",))
 
 
 @pytest.fixture

@@ -1,17 +1,12 @@
 """Alias hot-swap across processes: two gunicorn workers serving the test database."""
 
-import os
-import socket
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 import requests
-from django.conf import settings
 
 from tests.conftest import api_key_for
+from tests.servers import gunicorn_server
 from tests.serving.conftest import alias_set
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -22,58 +17,19 @@ SCRAPE = {"Authorization": f"Bearer {SCRAPE_TOKEN}"}
 ROW = {"f0": 5.1, "f1": 3.5, "f2": 1.4, "f3": 0.2}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def gunicorn(tmp_path):
-    port = _free_port()
     metrics_dir = tmp_path / "prometheus"
     metrics_dir.mkdir()
-    env = os.environ.copy()
-    env.update(
-        DJANGO_SETTINGS_MODULE="mlplatform.settings.test",
-        MLPLATFORM_USE_TEST_DATABASE="1",
+    with gunicorn_server(
+        "hot-swap",
         MLPLATFORM_ALIAS_TTL_SECONDS=str(TTL),
         MLPLATFORM_PRELOAD="production",
-        PORT=str(port),
         WEB_CONCURRENCY="2",
         PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
         MLPLATFORM_METRICS_TOKEN=SCRAPE_TOKEN,
-    )
-    log = (Path(settings.VAR_DIR) / "gunicorn-hot-swap.log").open("wb")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "mlplatform.wsgi",
-            "--config",
-            "python:mlplatform.gunicorn",
-        ],
-        cwd=settings.BASE_DIR,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"{base}/v2/health/live", timeout=5).ok:
-                break
-        except requests.RequestException:
-            time.sleep(0.2)
-    else:
-        process.kill()
-        pytest.fail("gunicorn did not start")
-    yield base
-    process.terminate()
-    process.wait(timeout=30)
-    log.close()
+    ) as (base, _):
+        yield base
 
 
 def test_alias_move_is_served_by_every_worker_within_the_bound(gunicorn, make_version, user):
