@@ -14,15 +14,14 @@ batch inputs, artifacts) would publish those. So:
 Checked when a source is created and again when it is read.
 """
 
-import posixpath
 import re
 from typing import Any
 
 from django.conf import settings
 from django.db import connection, connections
-from django.utils.text import slugify
 
 from mlplatform.api import ApplicationError
+from mlplatform.areas import area_path, team_area
 
 SOURCES_AREA = "sources/"
 SOURCES_ALIAS = "sources"
@@ -76,11 +75,6 @@ def sql_connection() -> Any:
     return connections[SOURCES_ALIAS] if _has_sources_database() else connection
 
 
-def team_area(owner: Any) -> str:
-    """The storage folder whose files a team's sources may read: `sources/<team>/`."""
-    return f"{SOURCES_AREA}{slugify(owner.name) or owner.pk}/"
-
-
 def storage_path_check(path: str, *, owner: Any) -> str:
     """The normalised storage path a source of `owner` may read: under that team's area.
 
@@ -93,10 +87,9 @@ def storage_path_check(path: str, *, owner: Any) -> str:
             "give it an owner.",
             extra={"field": "path"},
         )
-    area = team_area(owner)
-    raw = (path or "").strip().replace("\\", "/")
-    normal = posixpath.normpath(raw)
-    if raw.startswith("/") or normal.startswith("..") or not normal.startswith(area):
+    area = team_area(SOURCES_AREA, owner)
+    normal = area_path(path, area)
+    if normal is None or normal + "/" == area:
         raise ApplicationError(
             f"path: storage sources of the team {owner.name} must lie under {area!r}; "
             f"{path!r} does not.",

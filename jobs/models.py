@@ -1,6 +1,9 @@
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
+
+from mlplatform.areas import area_path, team_area
 
 
 class Job(models.Model):
@@ -101,6 +104,10 @@ class FileFormat(models.TextChoices):
     PARQUET = "parquet", "Parquet"
 
 
+# Where scheduled scoring finds its input files, one folder per team.
+BATCH_INPUTS_AREA = "batch-inputs/"
+
+
 class BatchSchedule(models.Model):
     """Score the newest file of a storage folder on a cron schedule (a django-celery-beat task)."""
 
@@ -145,6 +152,18 @@ class BatchSchedule(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        """The folder lies in the owning team's batch inputs area (`batch-inputs/<team>/`): a
+        schedule must not score, and so publish, another team's files or the platform's own."""
+        area = self.inputs_area()
+        if area_path(self.folder, area) is None:
+            raise ValidationError(
+                {"folder": f"A schedule of this team reads folders under {area!r} only."}
+            )
+
+    def inputs_area(self) -> str:
+        return team_area(BATCH_INPUTS_AREA, self.owner if self.owner_id else None)
 
 
 class BatchJob(models.Model):

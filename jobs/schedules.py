@@ -3,6 +3,7 @@ the newest CSV/Parquet file of a storage folder (e.g. nightly), with the model's
 at that moment."""
 
 import json
+import logging
 import posixpath
 
 from django.core.files.storage import default_storage
@@ -14,9 +15,11 @@ from jobs import batch, selectors
 from jobs import services as job_services
 from jobs.models import BatchSchedule, Job
 from mlplatform.api import ApplicationError
+from mlplatform.areas import area_path
 from mlplatform.schedules import crontab_from_expression
 
 INPUT_SUFFIXES = (".csv", ".parquet", ".pq")
+logger = logging.getLogger(__name__)
 
 
 def batch_schedule_save(*, schedule: BatchSchedule) -> BatchSchedule:
@@ -72,7 +75,17 @@ def batch_schedule_run(*, schedule_id: int) -> Job | None:
     schedule = BatchSchedule.objects.select_related("model", "created_by").get(pk=schedule_id)
     if not schedule.enabled:
         return None
-    name = newest_input(folder=schedule.folder)
+    folder = area_path(schedule.folder, schedule.inputs_area())
+    if folder is None:
+        # Saved before the areas existed, or changed behind the service's back: never read.
+        logger.warning(
+            "batch schedule %s: folder %r is outside %r; not run",
+            schedule.name,
+            schedule.folder,
+            schedule.inputs_area(),
+        )
+        return None
+    name = newest_input(folder=folder)
     if name is None or name == schedule.last_input:
         return None
     version = selectors.batch_version_pin(

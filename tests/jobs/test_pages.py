@@ -148,7 +148,7 @@ def test_a_schedule_scores_the_newest_file_of_its_folder_once(churn, tmp_path, s
         schedule=BatchSchedule(
             name="nightly-churn",
             model=churn.model,
-            folder="incoming/churn",
+            folder="batch-inputs/incoming/churn",
             id_columns="customer_id,branch",
             crontab="0 2 * * *",
         )
@@ -159,10 +159,10 @@ def test_a_schedule_scores_the_newest_file_of_its_folder_once(churn, tmp_path, s
     assert batch_schedule_run(schedule.pk) is None  # nothing to score yet
 
     old = default_storage.save(
-        "incoming/churn/a.csv", ContentFile(make_frame(3).to_csv(index=False))
+        "batch-inputs/incoming/churn/a.csv", ContentFile(make_frame(3).to_csv(index=False))
     )
     new = default_storage.save(
-        "incoming/churn/b.csv", ContentFile(make_frame(4).to_csv(index=False))
+        "batch-inputs/incoming/churn/b.csv", ContentFile(make_frame(4).to_csv(index=False))
     )
     import os
 
@@ -195,7 +195,7 @@ def test_a_schedule_added_in_the_admin_gets_its_periodic_task(admin_client, chur
             "name": "weekly-churn",
             "model": churn.model.pk,
             "alias": "production",
-            "folder": "incoming/weekly",
+            "folder": "batch-inputs/weekly",
             "outputs": '["predict"]',
             "id_columns": '["customer_id"]',
             "output_format": "parquet",

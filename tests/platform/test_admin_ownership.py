@@ -31,7 +31,7 @@ def red_objects(django_user_model: Any) -> dict[str, Any]:
         "service": FeatureService.objects.create(name="svc", owner=red),
         "model": model,
         "schedule": BatchSchedule.objects.create(
-            name="nightly", model=model, folder="in", owner=red
+            name="nightly", model=model, folder="batch-inputs/red", owner=red
         ),
         "job": Job.objects.create(kind=Job.Kind.BATCH_SCORING, description="Score", owner=red),
     }
