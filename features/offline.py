@@ -149,6 +149,7 @@ class QueryGuard:
         self._thread = threading.Thread(target=self._watch, name="query-guard", daemon=True)
 
     def __enter__(self) -> "QueryGuard":
+        self.reason = self._why_stop()  # a job cancelled before it began does not begin
         self._thread.start()
         return self
 

@@ -775,6 +775,7 @@ def training_set_run_job(*, job_id: int) -> None:
                 full_names=job.params.get("full_names", False),
                 rows=rows,
                 entity_file=entity_file,
+                job_id=job_id,
             )
             with output.open("rb") as stream:
                 stored = default_storage.save(

@@ -120,11 +120,17 @@ def build(
     full_names: bool = False,
     rows: list[dict[str, Any]] | None = None,
     entity_file: Path | None = None,
+    job_id: int | None = None,
 ) -> int:
     """Write the point-in-time training set to `output`; returns its row count.
 
+    Its queries run under a QueryGuard: the time limit, and with `job_id` a cancel, interrupt
+    them.
+
     Raises:
-        ApplicationError: bad entity frame (missing key or timestamp) or unknown format.
+        ApplicationError: bad entity frame (missing key or timestamp), unknown format, or a
+            query past its time or spill limit.
+        jobs.JobStopped: the job was cancelled meanwhile.
     """
     if fmt not in CONTENT_TYPES:
         raise ApplicationError(f"format: must be 'parquet' or 'csv', got {fmt!r}.")
@@ -135,8 +141,10 @@ def build(
         if feature.group not in groups:
             groups.append(feature.group)
     with contextlib.ExitStack() as stack:
-        con = stack.enter_context(contextlib.closing(offline.connect()))
-        entity_columns = entities_load(con, rows=rows, path=entity_file)
+        con = stack.enter_context(offline.connection(label=f"training-set-{job_id or 'inline'}"))
+        guard = stack.enter_context(offline.QueryGuard(con, job_id=job_id))
+        with guard.query():
+            entity_columns = entities_load(con, rows=rows, path=entity_file)
         for group in groups:
             missing = [k for k in group.entity.join_keys if k not in entity_columns]
             if missing:
@@ -182,7 +190,14 @@ def build(
             f"{' '.join(joins)} ORDER BY e.__row"
         )
         options = "FORMAT parquet, COMPRESSION zstd" if fmt == "parquet" else "FORMAT csv, HEADER"
-        con.execute(f"COPY ({query}) TO {offline.literal(str(output))} ({options})")
+        try:
+            with guard.query():
+                con.execute(f"COPY ({query}) TO {offline.literal(str(output))} ({options})")
+        except duckdb.Error as exc:
+            problem = offline.query_error(exc)
+            if problem is None:
+                raise
+            raise problem from exc
         count = con.execute(f"SELECT count(*) FROM {ENTITIES}").fetchone()
         return int(count[0]) if count else 0
 

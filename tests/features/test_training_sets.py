@@ -332,3 +332,25 @@ def test_typed_timestamps_in_a_parquet_entity_file_are_read_as_instants(
         amount, score = CASES[row["label"]][1]
         assert _same(row["amount"], amount), (row["label"], row["amount"], amount)
         assert _same(row["score"], score), (row["label"], row["score"], score)
+
+
+def test_a_cancelled_job_s_training_set_is_never_queried_or_written(two_groups, tmp_path):
+    from features import online, training_sets
+    from jobs.models import Job
+    from jobs.services import JobStopped
+
+    # Given a training-set job cancelled before its worker got to it
+    job = Job.objects.create(kind=Job.Kind.TRAINING_SET, status=Job.Status.CANCELLED)
+    output = tmp_path / "training-set.parquet"
+    entities = [{"customer_id": 1, "event_timestamp": "2025-01-05T00:00:00Z"}]
+
+    # When the worker builds it, then it stops before the first query and writes nothing
+    with pytest.raises(JobStopped):
+        training_sets.build(
+            features=online.features_resolve(refs=["spend:amount"]),
+            output=output,
+            fmt="parquet",
+            rows=entities,
+            job_id=job.pk,
+        )
+    assert not output.exists()
