@@ -17,7 +17,7 @@ def token_list(*, user: Any) -> QuerySet[ApiToken]:
 def token_get(*, user: Any, token_id: int) -> ApiToken:
     """One of the user's own tokens; raises NotFoundError for anyone else's (a 404, not a 403:
     nobody learns which ids exist)."""
-    from mlplatform.api import NotFoundError
+    from mlplatform.errors import NotFoundError
 
     token = token_list(user=user).filter(pk=token_id).first()
     if token is None:

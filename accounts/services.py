@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from accounts.models import ApiToken
 from accounts.selectors import token_get
-from mlplatform.api import ApplicationError
+from mlplatform.errors import ApplicationError
 
 # `last_used` is written at most this often per token, and only when a token is looked up in the
 # database (not on a cache hit), so using a token costs no write per request.

@@ -7,7 +7,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from accounts import forms, selectors, services
-from mlplatform.api import ApplicationError
+from mlplatform.errors import ApplicationError
 
 
 def _model_names() -> list[str]:

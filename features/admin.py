@@ -18,7 +18,7 @@ from features.models import (
     OfflinePartition,
     OnlineValue,
 )
-from mlplatform.api import ApplicationError
+from mlplatform.errors import ApplicationError
 from tenancy.admin import OwnedModelAdmin
 from tenancy.services import readable_filter
 

@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from features.models import Feature, FeatureGroup
 from mlplatform import csvfiles
-from mlplatform.api import ApplicationError
+from mlplatform.errors import ApplicationError
 
 EVENT = "event_timestamp"
 AVAILABLE = "available_at"

@@ -43,7 +43,7 @@ from features.ingestion import ARROW_TYPES, AVAILABLE, EVENT
 from features.models import Feature, FeatureGroup, OfflinePartition
 from jobs import services as jobs
 from jobs.models import Job
-from mlplatform.api import ApplicationError
+from mlplatform.errors import ApplicationError
 
 HISTOGRAM_BINS = 20
 PENDING = "_pending"

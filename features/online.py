@@ -25,7 +25,7 @@ from django.utils import timezone
 from features import offline
 from features.ingestion import AVAILABLE, EVENT
 from features.models import Feature, FeatureGroup, FeatureService, OfflinePartition, OnlineValue
-from mlplatform.api import ApplicationError
+from mlplatform.errors import ApplicationError
 
 PRESENT, MISSING, EXPIRED = "present", "missing", "expired"
 

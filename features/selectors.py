@@ -6,7 +6,7 @@ from django.db.models import Q, QuerySet
 
 from features.models import DataSource, Entity, Feature, FeatureGroup, FeatureService
 from jobs.models import Job
-from mlplatform.api import NotFoundError
+from mlplatform.errors import NotFoundError
 
 
 def _one(objects: QuerySet[Any], what: str) -> Any:

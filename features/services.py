@@ -23,7 +23,7 @@ from features import ingestion, offline, online, sources, training_sets, transfo
 from features.models import DataSource, Entity, Feature, FeatureGroup, FeatureService
 from jobs import services as jobs
 from jobs.models import Job
-from mlplatform.api import ApplicationError, ConflictError
+from mlplatform.errors import ApplicationError, ConflictError
 from tenancy.services import PermissionDeniedError, team_may_read
 
 logger = logging.getLogger(__name__)

@@ -20,8 +20,8 @@ from typing import Any
 from django.conf import settings
 from django.db import connection, connections
 
-from mlplatform.api import ApplicationError
 from mlplatform.areas import area_path, team_area
+from mlplatform.errors import ApplicationError
 
 SOURCES_AREA = "sources/"
 SOURCES_ALIAS = "sources"

@@ -28,7 +28,7 @@ import pyarrow as pa
 from features import offline
 from features.ingestion import AVAILABLE, EVENT, file_format
 from features.models import Feature, FeatureGroup
-from mlplatform.api import ApplicationError
+from mlplatform.errors import ApplicationError
 
 ENTITIES = "__entities"
 CONTENT_TYPES = {"parquet": "application/vnd.apache.parquet", "csv": "text/csv"}

@@ -21,7 +21,7 @@ import pandas as pd
 from features import offline, sources
 from features.ingestion import AVAILABLE, EVENT, IngestError, file_format, frame_validate
 from features.models import DataSource, FeatureGroup
-from mlplatform.api import ApplicationError
+from mlplatform.errors import ApplicationError
 
 
 class TransformationError(ApplicationError):

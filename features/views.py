@@ -10,7 +10,7 @@ from features import offline, online, selectors, services, training_sets
 from features.forms import TrainingSetForm
 from features.models import FeatureService
 from features.svg import histogram_svg
-from mlplatform.api import ApplicationError, NotFoundError
+from mlplatform.errors import ApplicationError, NotFoundError
 from tenancy.services import PermissionDeniedError, read_check
 
 

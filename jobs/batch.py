@@ -46,7 +46,7 @@ from django.utils import timezone
 from jobs import services as job_services
 from jobs.models import BatchChunk, BatchJob, FileFormat, Job
 from mlplatform import csvfiles
-from mlplatform.api import ApplicationError
+from mlplatform.errors import ApplicationError
 from registry.models import ModelVersion
 
 logger = logging.getLogger(__name__)

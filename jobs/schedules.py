@@ -14,8 +14,8 @@ from django_celery_beat.models import PeriodicTask
 from jobs import batch, selectors
 from jobs import services as job_services
 from jobs.models import BatchSchedule, Job
-from mlplatform.api import ApplicationError
 from mlplatform.areas import area_path
+from mlplatform.errors import ApplicationError
 from mlplatform.schedules import crontab_from_expression
 
 INPUT_SUFFIXES = (".csv", ".parquet", ".pq")

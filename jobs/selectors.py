@@ -5,7 +5,7 @@ from typing import Any
 from django.db.models import Count, Q, QuerySet
 
 from jobs.models import BatchChunk, Job
-from mlplatform.api import ApplicationError, NotFoundError
+from mlplatform.errors import ApplicationError, NotFoundError
 from registry import selectors as registry_selectors
 from registry.models import ModelVersion, RegisteredModel
 from tenancy.services import readable_filter

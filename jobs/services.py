@@ -11,7 +11,7 @@ from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from jobs.models import BatchChunk, BatchJob, Job
-from mlplatform.api import ConflictError
+from mlplatform.errors import ConflictError
 
 logger = logging.getLogger(__name__)
 

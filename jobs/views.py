@@ -13,7 +13,7 @@ from django.views.decorators.http import require_POST
 from jobs import batch, selectors, services
 from jobs.forms import BatchJobForm, JobFilterForm
 from jobs.models import Job
-from mlplatform.api import ApplicationError
+from mlplatform.errors import ApplicationError
 from registry.models import ModelAlias, ModelVersion
 from tenancy.services import PermissionDeniedError, write_check
 

@@ -9,36 +9,14 @@ from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from knox.crypto import hash_token
-from rest_framework import exceptions, parsers, status
+from rest_framework import exceptions, parsers
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import DjangoModelPermissions
 from rest_framework.response import Response
 
-
-class ApplicationError(Exception):
-    """A user-caused error a service raises; the API turns it into a 4xx JSON body."""
-
-    status_code: int = status.HTTP_400_BAD_REQUEST
-
-    def __init__(
-        self, message: str, *, extra: dict[str, Any] | None = None, status_code: int | None = None
-    ):
-        super().__init__(message)
-        self.message = message
-        self.extra = extra or {}
-        if status_code is not None:
-            self.status_code = status_code
-
-
-class NotFoundError(ApplicationError):
-    status_code = status.HTTP_404_NOT_FOUND
-
-
-class ConflictError(ApplicationError):
-    status_code = status.HTTP_409_CONFLICT
-
+from mlplatform.errors import ApplicationError
 
 # The views a predict-scoped token may call, for the models it names: the prediction routes of the
 # three protocols and the readiness and metadata reads their clients make first.

@@ -16,7 +16,7 @@ from typing import IO, Any
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from mlplatform.api import ApplicationError
+from mlplatform.errors import ApplicationError
 
 MAX_REPORTED = 5
 _BLOCK = 4 * 1024 * 1024

@@ -14,7 +14,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from mlplatform.api import ApplicationError
+from mlplatform.errors import ApplicationError
 from registry import services
 from registry.models import AliasChange, ModelAlias, ModelVersion, RegisteredModel
 from tenancy.admin import OwnedModelAdmin

@@ -4,7 +4,7 @@ import re
 
 from django.db.models import Prefetch, Q, QuerySet
 
-from mlplatform.api import ApplicationError, ConflictError, NotFoundError
+from mlplatform.errors import ApplicationError, ConflictError, NotFoundError
 from registry.models import AliasChange, ModelAlias, ModelVersion, RegisteredModel
 
 TAG_KEY_RE = re.compile(r"^[A-Za-z0-9_-]+$")

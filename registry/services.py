@@ -23,7 +23,7 @@ from django.db.models import Max
 
 from jobs import services as job_services
 from jobs.models import Job
-from mlplatform.api import ApplicationError, ConflictError, NotFoundError
+from mlplatform.errors import ApplicationError, ConflictError, NotFoundError
 from registry import graphs, scanning
 from registry.models import AliasChange, ModelAlias, ModelVersion, RegisteredModel, artifact_path
 from registry.sandbox import SandboxError, sandbox_validate

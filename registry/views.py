@@ -6,7 +6,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from mlplatform.api import ApplicationError, NotFoundError
+from mlplatform.errors import ApplicationError, NotFoundError
 from registry import selectors
 from registry.models import ModelVersion
 

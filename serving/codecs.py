@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from django.conf import settings
 
-from mlplatform.api import ApplicationError
+from mlplatform.errors import ApplicationError
 
 OUTPUTS = ("predict", "predict_proba")
 Matrix = np.ndarray | pd.DataFrame

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from mlplatform.api import ApplicationError
+from mlplatform.errors import ApplicationError
 from registry.compilation import feed, session
 from registry.models import ModelVersion
 from serving import runners

@@ -13,7 +13,7 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, render
 
-from mlplatform.api import ApplicationError
+from mlplatform.errors import ApplicationError
 from registry.models import ModelVersion, RegisteredModel
 from serving import selectors, services
 from serving.codecs import Batch, InputError

@@ -12,15 +12,10 @@ from django.contrib.auth.models import Group
 from django.contrib.contenttypes.models import ContentType
 from django.db import IntegrityError, transaction
 from django.db.models import Q
-from rest_framework import status
 
-from mlplatform.api import ApplicationError, ConflictError
+from mlplatform.errors import ApplicationError, ConflictError, PermissionDeniedError
 from tenancy.models import Grant
 from tenancy.rules import DATA, owned_root, owner_id_of, team_ids
-
-
-class PermissionDeniedError(ApplicationError):
-    status_code = status.HTTP_403_FORBIDDEN
 
 
 def owner_resolve(owner: Group | str | None) -> Group | None:

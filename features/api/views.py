@@ -20,12 +20,8 @@ from features.api.serializers import (
     SourceOutput,
 )
 from features.models import DataSource, Entity, Feature, FeatureGroup, FeatureService
-from mlplatform.api import (
-    ApplicationError,
-    CachedTokenAuthentication,
-    JSONParser,
-    Pagination,
-)
+from mlplatform.api import CachedTokenAuthentication, JSONParser, Pagination
+from mlplatform.errors import ApplicationError
 from tenancy.api import TeamChangePermissions, TeamPermissions
 from tenancy.services import (
     owner_assign_check,

@@ -9,7 +9,8 @@ from rest_framework.views import APIView
 
 from jobs import batch, selectors, services
 from jobs.api.serializers import BatchJobInputSerializer, JobOutputSerializer
-from mlplatform.api import ApplicationError, NotFoundError, Pagination
+from mlplatform.api import Pagination
+from mlplatform.errors import ApplicationError, NotFoundError
 from tenancy.services import write_check
 
 

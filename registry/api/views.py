@@ -9,7 +9,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from mlplatform.api import ApplicationError, JSONParser, Pagination
+from mlplatform.api import JSONParser, Pagination
+from mlplatform.errors import ApplicationError
 from registry import selectors, services
 from registry.api.serializers import (
     AliasChangeOutputSerializer,

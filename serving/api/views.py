@@ -20,7 +20,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from mlplatform.api import ApplicationError, CachedTokenAuthentication
+from mlplatform.api import CachedTokenAuthentication
+from mlplatform.errors import ApplicationError
 from registry.models import ModelVersion
 from serving import codecs, metrics, selectors, services
 from serving.codecs import Batch, InputError

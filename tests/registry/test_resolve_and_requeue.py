@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from mlplatform.api import ApplicationError, ConflictError, NotFoundError
+from mlplatform.errors import ApplicationError, ConflictError, NotFoundError
 from registry import selectors, services, tasks
 from registry.models import ModelVersion, RegisteredModel
 from tests.registry.conftest import serialise, upload

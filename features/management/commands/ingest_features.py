@@ -4,7 +4,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from features import selectors, services
-from mlplatform.api import ApplicationError
+from mlplatform.errors import ApplicationError
 
 
 class Command(BaseCommand):

@@ -9,7 +9,7 @@ from tqdm import tqdm
 
 from jobs import batch, selectors
 from jobs.models import Job
-from mlplatform.api import ApplicationError
+from mlplatform.errors import ApplicationError
 
 
 class Command(BaseCommand):

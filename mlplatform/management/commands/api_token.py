@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from accounts.services import token_create
-from mlplatform.api import ApplicationError
+from mlplatform.errors import ApplicationError
 
 
 class Command(BaseCommand):

@@ -8,7 +8,7 @@ from typing import Any
 from django.core.files import File
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from mlplatform.api import ApplicationError
+from mlplatform.errors import ApplicationError
 from registry import selectors, services
 from registry.models import ModelVersion, RegisteredModel
 
