@@ -48,7 +48,7 @@ def audit_records(*, obj: Model) -> QuerySet[LogEntry]:
     content_type = ContentType.objects.get_for_model(obj.__class__)
     return (
         LogEntry.objects.filter(content_type=content_type, object_pk=str(obj.pk))
-        .select_related("actor")
+        .select_related("actor", "content_type")
         .order_by("-timestamp", "-pk")
     )
 
@@ -70,8 +70,19 @@ def audit_record_as_dict(entry: LogEntry) -> dict[str, Any]:
         "actor": entry.actor.get_username() if entry.actor else None,
         "remote_addr": entry.remote_addr,
         "timestamp": entry.timestamp.isoformat(),
-        "changes": entry.changes_dict,
+        "changes": _field_changes(entry),
     }
+
+
+def _field_changes(entry: LogEntry) -> dict[str, Any]:
+    """The record's changes to the model's own fields: auditlog also lists reverse relations
+    (a model's versions, say) on a create, which are not a change of the object."""
+    model = entry.content_type.model_class()
+    changes = entry.changes_dict or {}
+    if model is None:
+        return dict(changes)
+    own = {field.name for field in model._meta.get_fields() if field.concrete}
+    return {name: change for name, change in changes.items() if name in own}
 
 
 def tracked_model(label: str) -> type[Model] | None:

@@ -54,6 +54,8 @@ def test_api_writes_record_the_token_user_and_each_field_from_to(writer):
     assert update["action"] == "update"
     assert {record["actor"] for record in records} == {"alice"}
     assert update["changes"]["description"] == ["", "predicts churn"]
+    assert create["changes"]["name"] == ["None", "churn"]
+    assert "versions" not in create["changes"]  # a reverse relation is not a field of it
     assert update["remote_addr"] == "127.0.0.1"
 
 
