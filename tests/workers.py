@@ -111,15 +111,19 @@ def wait_idle(*, timeout: float = 60, queue: str = "celery") -> None:
                 ).message_count
             except ChannelError:
                 waiting = 0  # Redis drops an emptied queue's key: "no queue" is an empty one
-        inspector = app.control.inspect(timeout=0.5)
+        inspector = app.control.inspect(timeout=1.0)
         held = [inspector.active(), inspector.reserved(), inspector.scheduled()]
-        busy = (
-            waiting > 0
-            or any(replies is None for replies in held)  # no worker answered: cannot tell
-            or any(tasks for replies in held if replies for tasks in replies.values())
-        )
+        if any(replies is None for replies in held):
+            # No worker answered in time (a late reply over Redis under load): this look tells
+            # nothing either way, so it neither counts as quiet nor starts the count again.
+            time.sleep(0.1)
+            continue
+        busy = waiting > 0 or any(tasks for replies in held for tasks in replies.values())
         quiet = 0 if busy else quiet + 1
         if quiet >= 2:  # twice in a row: a message taken between the two looks is seen
             return
         time.sleep(0.1)
-    raise AssertionError(f"the workers were still busy after {timeout}s")
+    raise AssertionError(
+        f"the workers were still busy after {timeout}s: {waiting} message(s) waiting; "
+        f"active, reserved, scheduled: {held}"
+    )
