@@ -43,11 +43,11 @@ class AuditActorMiddleware(AuditlogMiddleware):
         return request.META.get("REMOTE_ADDR")
 
 
-def audit_records(*, obj: Model) -> QuerySet[LogEntry]:
-    """The audit records of one object, newest first (deleted objects keep theirs)."""
-    content_type = ContentType.objects.get_for_model(obj.__class__)
+def audit_records(*, model: type[Model], pk: str | int) -> QuerySet[LogEntry]:
+    """The audit records of one object, newest first (a deleted object keeps its own)."""
+    content_type = ContentType.objects.get_for_model(model)
     return (
-        LogEntry.objects.filter(content_type=content_type, object_pk=str(obj.pk))
+        LogEntry.objects.filter(content_type=content_type, object_pk=str(pk))
         .select_related("actor", "content_type")
         .order_by("-timestamp", "-pk")
     )

@@ -59,10 +59,8 @@ class AuditApi(APIView):
         ),
     )
     def get(self, request: Request, label: str, pk: str) -> Response:
-        obj, model = _object(user=request.user, label=label, pk=pk)
-        records = (
-            audit_records(obj=obj) if obj is not None else audit_records(obj=model(pk=int(pk)))
-        )
+        _, model = _object(user=request.user, label=label, pk=pk)
+        records = audit_records(model=model, pk=pk)
         paginator = Pagination()
         page = paginator.paginate_queryset(records, request, view=self)
         return paginator.get_paginated_response([audit_record_as_dict(r) for r in page or []])
@@ -71,7 +69,7 @@ class AuditApi(APIView):
 @login_required
 def audit_page(request: HttpRequest, label: str, pk: str) -> HttpResponse:
     obj, model = _object(user=request.user, label=label, pk=pk)
-    records = audit_records(obj=obj if obj is not None else model(pk=int(pk)))
+    records = audit_records(model=model, pk=pk)
     page = Paginator(records, 50).get_page(request.GET.get("page"))
     return render(
         request,
