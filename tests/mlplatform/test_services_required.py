@@ -23,7 +23,7 @@ def _run_suite_with(env_overrides: dict[str, str | None], tmp_path) -> subproces
             "-q",
             "-p",
             "no:cacheprovider",
-            "tests/platform/test_health.py",
+            "tests/mlplatform/test_health.py",
         ],
         cwd=settings.BASE_DIR,
         env=env,
