@@ -116,7 +116,7 @@ class Reader:
 def request_matrix(
     header: dict[str, Any], body: memoryview, columns: Sequence[str], named: bool
 ) -> Any:
-    """The estimator's input, built the way `serving.codecs.columns_to_matrix` builds it."""
+    """The estimator's input, built the way `serving.codecs.columns.columns_to_matrix` builds it."""
     rows = int(header["rows"])
     if "matrix" in header:
         count = rows * len(columns)

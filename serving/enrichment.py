@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from registry.models import ModelVersion
-from serving.codecs import Batch, InputError, signature_columns
+from serving.codecs.columns import Batch, InputError, signature_columns
 
 _KEYS_TTL_SECONDS = 30.0
 _keys: dict[int, tuple[float, list[str]]] = {}

@@ -7,7 +7,6 @@ import time
 import warnings
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -16,18 +15,20 @@ from django.conf import settings
 from django.utils import timezone
 
 from registry.models import ModelAlias, ModelVersion
-from serving import cache, codecs, enrichment, predictionlog, runners
-from serving.codecs import Batch, InputError, Matrix
+from serving import cache, enrichment, predictionlog, runners
+from serving.codecs.columns import (
+    Batch,
+    InputError,
+    Matrix,
+    PredictionResult,
+    columns_to_matrix,
+    jsonable_column,
+    records_to_columns,
+    signature_columns,
+)
 from serving.engines import Engine, EngineInputError, EngineUnavailable
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class PredictionResult:
-    predictions: list[Any] | None
-    probabilities: list[list[Any]] | None
-    classes: list[Any] | None
 
 
 def _engine(version: ModelVersion) -> Engine:
@@ -93,9 +94,9 @@ def prediction_make(
     results = estimator_outputs(engine, matrix, outputs, version=version)
     predictions = probabilities = None
     if "predict" in results:
-        predictions = codecs.jsonable_column(results["predict"])
+        predictions = jsonable_column(results["predict"])
     if "predict_proba" in results:
-        probabilities = [codecs.jsonable_column(row) for row in results["predict_proba"]]
+        probabilities = [jsonable_column(row) for row in results["predict_proba"]]
     classes = version.signature.get("classes") if wants_proba else None
     return PredictionResult(predictions=predictions, probabilities=probabilities, classes=classes)
 
@@ -108,7 +109,7 @@ def batch_to_matrix(*, version: ModelVersion, batch: Batch) -> Matrix:
         InputError: naming the column and row at fault.
     """
     batch, keys = enrichment.batch_enrich(version=version, batch=batch)
-    return codecs.columns_to_matrix(
+    return columns_to_matrix(
         batch.columns,
         version.signature,
         n_rows=batch.n_rows,
@@ -125,11 +126,11 @@ _preloaded = False
 
 
 def _warm_rows(version: ModelVersion) -> Batch:
-    names = codecs.signature_columns(version.signature)
+    names = signature_columns(version.signature)
     example = version.input_example
     if isinstance(example, list) and example and isinstance(example[0], dict):
         try:
-            columns, n_rows = codecs.records_to_columns(example[:1], field="input_example")
+            columns, n_rows = records_to_columns(example[:1], field="input_example")
             return Batch(columns=columns, n_rows=n_rows)
         except InputError:
             pass
@@ -146,7 +147,7 @@ def _warm_once(version: ModelVersion, engine: Engine) -> None:
         if version.sha256 in _warmed:
             return
         try:
-            matrix = codecs.columns_to_matrix(
+            matrix = columns_to_matrix(
                 _warm_rows(version).columns, version.signature, n_rows=1, allow_extra=True
             )
             with warnings.catch_warnings():
@@ -229,5 +230,5 @@ def prediction_log(
 
 def _jsonable(values: Any) -> list[Any]:
     if isinstance(values, np.ndarray):
-        return codecs.jsonable_column(values)
+        return jsonable_column(values)
     return list(values)

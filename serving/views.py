@@ -16,7 +16,7 @@ from django.shortcuts import get_object_or_404, render
 from mlplatform.errors import ApplicationError
 from registry.models import ModelVersion, RegisteredModel
 from serving import selectors, services
-from serving.codecs import Batch, InputError
+from serving.codecs.columns import Batch, InputError
 from serving.models import PredictionLog
 
 

@@ -1,11 +1,11 @@
 """The three prediction protocols: native, MLflow scoring, and Open Inference v2.
 
-Each view parses, calls the decoding layer and one service, and formats. Bodies are decoded by
-`serving.codecs` straight from the request bytes (not through DRF's parsers, which would build
-intermediate structures we throw away); the serializers below document the shapes for OpenAPI.
+Each view parses, calls its protocol's codec (`serving.codecs.<protocol>`) and one service, and
+formats through the codec. Bodies are decoded straight from the request bytes (not through DRF's
+parsers, which would build intermediate structures we throw away); the serializers below
+document the shapes for OpenAPI.
 """
 
-import json
 import time
 from typing import Any
 
@@ -23,17 +23,10 @@ from rest_framework.views import APIView
 from mlplatform.api import CachedTokenAuthentication
 from mlplatform.errors import ApplicationError
 from registry.models import ModelVersion
-from serving import codecs, metrics, selectors, services
-from serving.codecs import Batch, InputError
+from serving import metrics, selectors, services
+from serving.codecs import columns, mlflow, native, open_inference
+from serving.codecs.columns import Batch, InputError, PredictionResult
 from serving.models import PredictionLog
-
-
-def _reject_constant(name: str) -> Any:
-    raise InputError(f"{name} is not valid JSON: NaN and Infinity are not accepted.")
-
-
-# One decoder for every request: `json.loads(..., parse_constant=...)` builds a new one per call.
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
 
 def json_body(request: Request) -> Any:
@@ -48,23 +41,14 @@ def json_body(request: Request) -> Any:
             "(MLPLATFORM_MAX_BODY_BYTES); send fewer rows per request or use a batch job.",
             status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
         ) from None
-    if not body:
-        raise InputError("The body is empty: send a JSON object.")
-    try:
-        return _DECODER.decode(body.decode(json.detect_encoding(body)))
-    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
-        raise InputError(f"The body is not valid JSON: {exc}") from None
-
-
-# One encoder for every response (non-default options make `json.dumps` build one per call).
-_ENCODER = json.JSONEncoder(allow_nan=False)
+    return columns.json_decode(body)
 
 
 def json_response(body: dict[str, Any], *, request_id: str, code: int = 200) -> HttpResponse:
     # Bytes, not text: Django would otherwise parse the charset out of the content type on every
     # response to encode it (the encoder's output is ASCII: `ensure_ascii` is on).
     return HttpResponse(
-        _ENCODER.encode(body).encode("ascii"),
+        columns.json_encode(body),
         content_type="application/json",
         status=code,
         headers={"X-Request-ID": request_id},
@@ -107,7 +91,7 @@ class ServingApi(APIView):
 
     def predict(
         self, request: Request, *, version: ModelVersion, batch: Batch
-    ) -> tuple[services.PredictionResult, str]:
+    ) -> tuple[PredictionResult, str]:
         """Validate, predict and (sampled) log; returns the result and the request id.
         The caller has set `self.served` as soon as it resolved the version."""
         matrix = services.batch_to_matrix(version=version, batch=batch)
@@ -141,7 +125,7 @@ class NativePredictApi(ServingApi):
         # `return` is a Python keyword; the field is declared below under its JSON name.
 
     InputSerializer._declared_fields["return"] = serializers.ListField(
-        child=serializers.ChoiceField(choices=codecs.OUTPUTS), required=False
+        child=serializers.ChoiceField(choices=columns.OUTPUTS), required=False
     )
 
     class OutputSerializer(serializers.Serializer):
@@ -167,29 +151,13 @@ class NativePredictApi(ServingApi):
     ) -> HttpResponse:
         target = selectors.version_resolve(model_name=name, version=version, alias=alias)
         self.served = target
-        batch = codecs.native_request(json_body(request))
+        batch = native.request(json_body(request))
         result, request_id = self.predict(request, version=target, batch=batch)
-        body: dict[str, Any] = {"model": target.model.name, "version": target.version}
-        if result.predictions is not None:
-            body["predictions"] = result.predictions
-        if result.probabilities is not None:
-            body["probabilities"] = result.probabilities
-            body["classes"] = result.classes
+        body = native.response(model=target.model.name, version=target.version, result=result)
         return json_response(body, request_id=request_id)
 
 
 # --- MLflow scoring protocol ---------------------------------------------------------------
-
-_MLFLOW_CODES = {
-    400: "BAD_REQUEST",
-    401: "UNAUTHENTICATED",
-    403: "PERMISSION_DENIED",
-    404: "RESOURCE_DOES_NOT_EXIST",
-    409: "INVALID_STATE",
-    413: "REQUEST_LIMIT_EXCEEDED",
-    415: "BAD_REQUEST",
-    503: "TEMPORARILY_UNAVAILABLE",
-}
 
 
 class MlflowApi(ServingApi):
@@ -197,13 +165,7 @@ class MlflowApi(ServingApi):
 
     def handle_exception(self, exc: Exception) -> Response:
         response = super().handle_exception(exc)
-        data = response.data if isinstance(response.data, dict) else {}
-        extra = {k: v for k, v in data.items() if k in ("field", "row")}
-        response.data = {
-            "error_code": _MLFLOW_CODES.get(response.status_code, "INTERNAL_ERROR"),
-            "message": str(data.get("detail", response.data)),
-            **extra,
-        }
+        response.data = mlflow.error_body(response.status_code, response.data)
         return response
 
 
@@ -219,7 +181,7 @@ class MlflowInvocationsApi(MlflowApi):
         self.served = target
         content_type = (request.content_type or "").split(";")[0].strip().lower()
         if content_type == "application/json":
-            batch = codecs.mlflow_json_request(json_body(request), target.signature)
+            batch = mlflow.json_request(json_body(request), target.signature)
         elif content_type == "text/csv":
             try:
                 raw = request.body
@@ -228,7 +190,7 @@ class MlflowInvocationsApi(MlflowApi):
                     "The body exceeds the size cap (MLPLATFORM_MAX_BODY_BYTES).",
                     status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
                 ) from None
-            batch = codecs.mlflow_csv_request(raw, target.signature)
+            batch = mlflow.csv_request(raw, target.signature)
         else:
             raise ApplicationError(
                 f"Content type {content_type or '(none)'!r} is not supported: send "
@@ -236,10 +198,7 @@ class MlflowInvocationsApi(MlflowApi):
                 status_code=status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
             )
         result, request_id = self.predict(request, version=target, batch=batch)
-        predictions = (
-            result.probabilities if batch.outputs == ["predict_proba"] else result.predictions
-        )
-        return json_response({"predictions": predictions}, request_id=request_id)
+        return json_response(mlflow.response(request=batch, result=result), request_id=request_id)
 
 
 class MlflowPingApi(MlflowApi):
@@ -254,17 +213,13 @@ class MlflowPingApi(MlflowApi):
 
 # --- Open Inference Protocol v2 --------------------------------------------------------------
 
-_V2_DATATYPES = {"string": "BYTES", "int64": "INT64", "bool": "BOOL", "float64": "FP64"}
-
 
 class V2Api(ServingApi):
     protocol = PredictionLog.Protocol.V2
 
     def handle_exception(self, exc: Exception) -> Response:
         response = super().handle_exception(exc)
-        data = response.data if isinstance(response.data, dict) else {}
-        extra = {k: v for k, v in data.items() if k in ("field", "row")}
-        response.data = {"error": str(data.get("detail", response.data)), **extra}
+        response.data = open_inference.error_body(response.data)
         return response
 
 
@@ -289,11 +244,6 @@ class V2ServerMetadataApi(V2Api):
         return Response({"name": "mlplatform", "version": "1.0.0", "extensions": []})
 
 
-def _v2_output_type(signature: dict) -> str:
-    outputs = signature.get("outputs") or [{}]
-    return _V2_DATATYPES.get(outputs[0].get("dtype", "float64"), "FP64")
-
-
 class V2ModelMetadataApi(V2Api):
     @extend_schema(responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request, name: str, version: int | None = None) -> Response:
@@ -307,32 +257,10 @@ class V2ModelMetadataApi(V2Api):
             )
         else:
             versions = [target.version]
-        outputs = [{"name": "predict", "datatype": _v2_output_type(signature), "shape": [-1]}]
-        if signature.get("has_predict_proba"):
-            width = len(signature.get("classes") or []) or -1
-            outputs.append({"name": "predict_proba", "datatype": "FP64", "shape": [-1, width]})
-        return Response(
-            {
-                "name": target.model.name,
-                "versions": [str(v) for v in sorted(versions)],
-                "platform": "scikit-learn",
-                "inputs": [
-                    {
-                        "name": column["name"],
-                        "datatype": _V2_DATATYPES.get(column.get("dtype", "float64"), "FP64"),
-                        "shape": [-1],
-                    }
-                    for column in signature.get("inputs") or []
-                ],
-                "outputs": outputs,
-                "parameters": {
-                    "version": target.version,
-                    "task": signature.get("task"),
-                    "classes": signature.get("classes"),
-                    "estimator": signature.get("estimator"),
-                },
-            }
+        body = open_inference.model_metadata(
+            model=target.model.name, version=target.version, versions=versions, signature=signature
         )
+        return Response(body)
 
 
 class V2ModelReadyApi(V2Api):
@@ -352,36 +280,16 @@ class V2InferApi(V2Api):
             )
         target = selectors.version_resolve(model_name=name, version=version)
         self.served = target
-        batch, infer_id = codecs.v2_request(json_body(request), target.signature)
+        batch, infer_id = open_inference.request(json_body(request), target.signature)
         result, request_id = self.predict(request, version=target, batch=batch)
-        outputs: list[dict[str, Any]] = []
-        if result.predictions is not None:
-            outputs.append(
-                {
-                    "name": "predict",
-                    "datatype": _v2_output_type(target.signature),
-                    "shape": [batch.n_rows],
-                    "data": result.predictions,
-                }
-            )
-        if result.probabilities is not None:
-            width = len(result.probabilities[0]) if result.probabilities else 0
-            outputs.append(
-                {
-                    "name": "predict_proba",
-                    "datatype": "FP64",
-                    "shape": [batch.n_rows, width],
-                    "data": [value for row in result.probabilities for value in row],  # flat
-                    "parameters": {"classes": json.dumps(result.classes)},
-                }
-            )
-        body: dict[str, Any] = {
-            "model_name": target.model.name,
-            "model_version": str(target.version),
-            "outputs": outputs,
-        }
-        if infer_id is not None:
-            body["id"] = infer_id
+        body = open_inference.response(
+            model=target.model.name,
+            version=target.version,
+            signature=target.signature,
+            request=batch,
+            infer_id=infer_id,
+            result=result,
+        )
         return json_response(body, request_id=request_id)
 
 
@@ -390,7 +298,7 @@ def metrics_view(request: Any) -> HttpResponse:
     token (`MLPLATFORM_METRICS_TOKEN`, sent as a Bearer token) or a staff user's API token."""
     if not _may_scrape(request):
         return HttpResponse(
-            _ENCODER.encode({"detail": "Send MLPLATFORM_METRICS_TOKEN or a staff API token."}),
+            columns.json_encode({"detail": "Send MLPLATFORM_METRICS_TOKEN or a staff API token."}),
             status=401,
             content_type="application/json",
             headers={"WWW-Authenticate": 'Bearer realm="metrics"'},

@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from serving.codecs import InputError, columns_to_matrix, frame_to_matrix, native_request
+from serving.codecs import native
+from serving.codecs.columns import InputError, columns_to_matrix, frame_to_matrix
 
 NUMERIC = {
     "inputs": [{"name": "a", "dtype": "float64"}, {"name": "b", "dtype": "int64"}],
@@ -57,7 +58,7 @@ def test_bad_frames_name_column_and_row_with_offset(frame, field, row, needle):
 
 
 def _native(records):
-    batch = native_request({"instances": records})
+    batch = native.request({"instances": records})
     return columns_to_matrix(batch.columns, NUMERIC, n_rows=batch.n_rows, records=batch.records)
 
 

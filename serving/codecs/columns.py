@@ -1,4 +1,5 @@
-"""Payloads ↔ arrays: the one decoding layer behind every prediction protocol and batch scoring.
+"""What every protocol shares: decoded requests, column checks, columns → the estimator's input,
+and predictions → JSON-safe lists (the protocol bodies are in the sibling modules).
 
 JSON bodies are decoded straight into a float64 matrix in the signature's column order; a pandas
 DataFrame is built only when a column holds strings (graphs and runners take arrays; a runner
@@ -7,8 +8,7 @@ whose JSON body names the offending field and row. Row numbers are 0-based posit
 request (or `row_offset` + position for frames).
 """
 
-import csv
-import io
+import json
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -25,10 +25,10 @@ from mlplatform.errors import ApplicationError
 OUTPUTS = ("predict", "predict_proba")
 Matrix = np.ndarray | pd.DataFrame
 
-_NUMERIC = frozenset({int, float})
+NUMERIC = frozenset({int, float})
 _NUMERIC_DTYPES = frozenset({"float64", "int64"})
 _BOOLISH = frozenset({bool, int})
-_STRING = frozenset({str})
+STRING = frozenset({str})
 _TYPE_NAMES = {str: "a string", bool: "a boolean", list: "an array", dict: "an object"}
 
 
@@ -63,11 +63,20 @@ class Batch:
     records: list[dict[str, Any]] | None = None
 
 
+@dataclass
+class PredictionResult:
+    """What a predict returned, as JSON-safe lists: every protocol's response is built from it."""
+
+    predictions: list[Any] | None
+    probabilities: list[list[Any]] | None
+    classes: list[Any] | None
+
+
 def signature_columns(signature: dict) -> list[str]:
     return [column["name"] for column in signature.get("inputs") or []]
 
 
-def _dtypes(signature: dict) -> dict[str, str]:
+def column_dtypes(signature: dict) -> dict[str, str]:
     return {c["name"]: c.get("dtype") or "float64" for c in signature.get("inputs") or []}
 
 
@@ -77,7 +86,7 @@ def _type_name(value: Any) -> str:
     return _TYPE_NAMES.get(type(value), type(value).__name__)
 
 
-def _check_row_count(n_rows: int, *, field: str) -> None:
+def check_row_count(n_rows: int, *, field: str) -> None:
     if n_rows == 0:
         raise InputError("The input is empty: send at least one row.", field=field)
     limit = int(settings.MLPLATFORM_MAX_BATCH_ROWS)
@@ -100,7 +109,7 @@ def _numeric(text: str) -> bool:
     return True
 
 
-def _bad_value(name: str, values: Sequence[Any], allowed: frozenset, expected: str, offset: int):
+def bad_value(name: str, values: Sequence[Any], allowed: frozenset, expected: str, offset: int):
     for position, value in enumerate(values):
         if type(value) not in allowed:
             if value is None:
@@ -135,13 +144,13 @@ def column_array(name: str, values: Any, dtype: str, *, offset: int = 0) -> np.n
     if isinstance(values, np.ndarray):
         return _ndarray_column(name, values, dtype, offset)
     if dtype == "string":
-        error = _bad_value(name, values, _STRING, "a string", offset)
+        error = bad_value(name, values, STRING, "a string", offset)
         if error is not None:
             raise error
         return np.asarray(values, dtype=object)
-    allowed, expected = (_BOOLISH, "a boolean") if dtype == "bool" else (_NUMERIC, "a number")
+    allowed, expected = (_BOOLISH, "a boolean") if dtype == "bool" else (NUMERIC, "a number")
     if not set(map(type, values)) <= allowed:
-        error = _bad_value(name, values, allowed, expected, offset)
+        error = bad_value(name, values, allowed, expected, offset)
         if error is not None:
             raise error
     try:
@@ -168,7 +177,7 @@ def _ndarray_column(name: str, array: np.ndarray, dtype: str, offset: int) -> np
     if dtype == "string":
         if kind in "OUS":
             values = array.tolist()
-            error = _bad_value(name, values, _STRING, "a string", offset)
+            error = bad_value(name, values, STRING, "a string", offset)
             if error is not None:
                 raise error
             return array.astype(object)
@@ -184,8 +193,8 @@ def _ndarray_column(name: str, array: np.ndarray, dtype: str, offset: int) -> np
     # object / string columns from CSV or Parquet: report the first value that is not a number.
     values = [v.item() if isinstance(v, np.generic) else v for v in array.tolist()]
     clean = [None if isinstance(v, float) and math.isnan(v) else v for v in values]
-    allowed, expected = (_BOOLISH, "a boolean") if dtype == "bool" else (_NUMERIC, "a number")
-    error = _bad_value(name, clean, allowed, expected, offset)
+    allowed, expected = (_BOOLISH, "a boolean") if dtype == "bool" else (NUMERIC, "a number")
+    error = bad_value(name, clean, allowed, expected, offset)
     if error is not None:
         raise error
     return column_array(name, clean, dtype, offset=offset)
@@ -210,7 +219,7 @@ def columns_to_matrix(
     same keys (`Batch.records`), lets an all-numeric request skip the per-column work. Raises
     InputError naming the column (and row).
     """
-    dtypes = _dtypes(signature)
+    dtypes = column_dtypes(signature)
     names = list(dtypes)
     if columns.keys() != dtypes.keys():  # else exactly the model's columns, the usual request
         # An unknown column is checked first: it is usually a typo of the missing one.
@@ -261,7 +270,7 @@ def _numeric_fast_path(
     ordered = [columns[name] for name in names]
     if not all(type(values) is list and len(values) == n_rows for values in ordered):
         return None
-    if not set(map(type, chain.from_iterable(ordered))) <= _NUMERIC:
+    if not set(map(type, chain.from_iterable(ordered))) <= NUMERIC:
         return None
     try:
         matrix = np.array(ordered, dtype=np.float64).T
@@ -282,7 +291,7 @@ def _numeric_records(
         return None  # (one name: itemgetter would give the value itself, not a 1-tuple)
     values_of = itemgetter(*names)  # a record's values in signature order, as a tuple
     rows = [values_of(record) for record in records]
-    if not set(map(type, chain.from_iterable(rows))) <= _NUMERIC:
+    if not set(map(type, chain.from_iterable(rows))) <= NUMERIC:
         return None
     try:
         matrix = np.array(rows, dtype=np.float64)
@@ -341,7 +350,7 @@ def records_to_columns(records: Any, *, field: str) -> tuple[dict[str, list[Any]
     """`[{col: value}, …]` → columns; every record must have the same keys as the first."""
     if not isinstance(records, list):
         raise InputError(f"'{field}' must be an array of objects.", field=field)
-    _check_row_count(len(records), field=field)
+    check_row_count(len(records), field=field)
     first = records[0]
     if not isinstance(first, dict):
         raise InputError(f"'{field}' row 0 must be an object.", field=field, row=0)
@@ -384,7 +393,7 @@ def dict_columns(inputs: Any, *, field: str) -> tuple[dict[str, list[Any]], int]
                 field=name,
             )
     assert n_rows is not None
-    _check_row_count(n_rows, field=field)
+    check_row_count(n_rows, field=field)
     return dict(inputs), n_rows
 
 
@@ -404,280 +413,32 @@ def outputs_parse(value: Any, *, field: str) -> list[str]:
     return list(dict.fromkeys(value))
 
 
-# --- protocol bodies --------------------------------------------------------------------------
+# --- JSON bodies ---------------------------------------------------------------------------
 
 
-def native_request(data: Any) -> Batch:
-    """`{"instances": [{…}]}` or `{"inputs": {col: […]}}`, optional `"return"`."""
-    if not isinstance(data, dict):
-        raise InputError("The body must be a JSON object with 'instances' or 'inputs'.")
-    unknown = sorted(set(data) - {"instances", "inputs", "return"})
-    if unknown:
-        raise InputError(
-            f"Unknown field '{unknown[0]}': send 'instances' or 'inputs', and optionally 'return'.",
-            field=unknown[0],
-        )
-    if ("instances" in data) == ("inputs" in data):
-        raise InputError(
-            "Send exactly one of 'instances' (records) or 'inputs' (columns).", field="instances"
-        )
-    outputs = outputs_parse(data.get("return"), field="return")
-    if "instances" in data:
-        records = data["instances"]
-        columns, n_rows = records_to_columns(records, field="instances")
-        return Batch(columns=columns, n_rows=n_rows, outputs=outputs, records=records)
-    columns, n_rows = dict_columns(data["inputs"], field="inputs")
-    return Batch(columns=columns, n_rows=n_rows, outputs=outputs)
+def _reject_constant(name: str) -> Any:
+    raise InputError(f"{name} is not valid JSON: NaN and Infinity are not accepted.")
 
 
-def _list_payload(value: Any, names: Sequence[str], *, field: str) -> tuple[dict, int]:
-    """MLflow `instances` / `inputs`: records, row-major lists, or (inputs only) columns."""
-    if isinstance(value, dict):
-        return dict_columns(value, field=field)
-    if not isinstance(value, list):
-        raise InputError(f"'{field}' must be an array or an object.", field=field)
-    _check_row_count(len(value), field=field)
-    if isinstance(value[0], dict):
-        return records_to_columns(value, field=field)
-    if len(names) == 1 and not isinstance(value[0], list):
-        # A bare list for a one-column model: one value per row.
-        return {names[0]: value}, len(value)
-    return rows_to_columns(value, names, field=field), len(value)
+# One decoder for every request: `json.loads(..., parse_constant=...)` builds a new one per call.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+# One encoder for every response (non-default options make `json.dumps` build one per call).
+_ENCODER = json.JSONEncoder(allow_nan=False)
 
 
-def mlflow_json_request(data: Any, signature: dict) -> Batch:
-    """MLflow scoring JSON: exactly one of dataframe_split / dataframe_records / instances /
-    inputs, plus optional `params` (`{"predict_method": "predict" | "predict_proba"}`)."""
-    if not isinstance(data, dict):
-        raise InputError("The body must be a JSON object.")
-    formats = ("dataframe_split", "dataframe_records", "instances", "inputs")
-    present = [key for key in formats if key in data]
-    if len(present) != 1:
-        raise InputError(
-            f"Send exactly one of {', '.join(formats)} (got {', '.join(present) or 'none'}).",
-            field="dataframe_split" if not present else present[1],
-        )
-    unknown = sorted(set(data) - {*formats, "params"})
-    if unknown:
-        raise InputError(f"Unknown field '{unknown[0]}'.", field=unknown[0])
-    outputs = ["predict"]
-    params = data.get("params")
-    if params is not None:
-        if not isinstance(params, dict):
-            raise InputError("'params' must be an object.", field="params")
-        method = params.get("predict_method", "predict")
-        if method not in OUTPUTS:
-            raise InputError(
-                f"params.predict_method must be one of {', '.join(OUTPUTS)}.",
-                field="params.predict_method",
-            )
-        outputs = [method]
-    names = signature_columns(signature)
-    key = present[0]
-    value = data[key]
-    if key == "dataframe_split":
-        if not isinstance(value, dict):
-            raise InputError("'dataframe_split' must be an object.", field=key)
-        cols = value.get("columns", names)
-        rows = value.get("data")
-        if not isinstance(cols, list) or not all(isinstance(c, str) for c in cols):
-            raise InputError("'dataframe_split.columns' must be an array of names.", field=key)
-        if len(set(cols)) != len(cols):
-            raise InputError("'dataframe_split.columns' repeats a name.", field=key)
-        if not isinstance(rows, list):
-            raise InputError("'dataframe_split.data' must be an array of rows.", field=key)
-        _check_row_count(len(rows), field=key)
-        columns = rows_to_columns(rows, cols, field="dataframe_split.data")
-        return Batch(columns=columns, n_rows=len(rows), outputs=outputs)
-    if key == "dataframe_records":
-        columns, n_rows = records_to_columns(value, field=key)
-    else:
-        columns, n_rows = _list_payload(value, names, field=key)
-    return Batch(columns=columns, n_rows=n_rows, outputs=outputs)
-
-
-def mlflow_csv_request(body: bytes, signature: dict) -> Batch:
-    """`text/csv` with a header row; cells are parsed as numbers unless the column is a string."""
+def json_decode(body: bytes) -> Any:
+    """A request body → JSON values; an empty or invalid body, NaN or Infinity is an InputError."""
+    if not body:
+        raise InputError("The body is empty: send a JSON object.")
     try:
-        text = body.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise InputError("The CSV body is not UTF-8.") from None
-    reader = csv.reader(io.StringIO(text))
-    try:
-        rows = [row for row in reader if row]
-    except csv.Error as exc:
-        raise InputError(f"Malformed CSV: {exc}.") from None
-    if not rows:
-        raise InputError("The CSV body is empty: send a header row and data rows.")
-    header, data = rows[0], rows[1:]
-    _check_row_count(len(data), field="csv")
-    dtypes = _dtypes(signature)
-    columns = rows_to_columns(data, header, field="csv")
-    parsed: dict[str, list[Any]] = {}
-    for name, values in columns.items():
-        if dtypes.get(name) == "string":
-            parsed[name] = values
-            continue
-        out: list[Any] = []
-        for position, cell in enumerate(values):
-            try:
-                number = float(cell) if cell.strip() else None
-            except ValueError:
-                raise InputError(
-                    f"Column '{name}', row {position}: {cell[:40]!r} is not a number.",
-                    field=name,
-                    row=position,
-                ) from None
-            if dtypes.get(name) == "bool" and number is not None:
-                number = bool(number)
-            out.append(number)
-        parsed[name] = out
-    return Batch(columns=parsed, n_rows=len(data), outputs=["predict"])
+        return _DECODER.decode(body.decode(json.detect_encoding(body)))
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise InputError(f"The body is not valid JSON: {exc}") from None
 
 
-# --- Open Inference Protocol v2 -----------------------------------------------------------
-
-_V2_TYPES = {
-    "BOOL": frozenset({bool}),
-    "BYTES": _STRING,
-    **{f"INT{n}": frozenset({int}) for n in (8, 16, 32, 64)},
-    **{f"UINT{n}": frozenset({int}) for n in (8, 16, 32, 64)},
-    **{f"FP{n}": _NUMERIC for n in (16, 32, 64)},
-}
-
-
-def _flatten(data: Any) -> list[Any]:
-    if not isinstance(data, list):
-        return [data]
-    if data and isinstance(data[0], list):
-        flat: list[Any] = []
-        stack = [data]
-        while stack:
-            item = stack.pop()
-            if isinstance(item, list):
-                stack.extend(reversed(item))
-            else:
-                flat.append(item)
-        return flat
-    return data
-
-
-def _v2_tensor(tensor: Any, position: int) -> tuple[str, list[int], list[Any]]:
-    field = f"inputs[{position}]"
-    if not isinstance(tensor, dict):
-        raise InputError(f"'{field}' must be a tensor object.", field=field)
-    name = tensor.get("name")
-    shape = tensor.get("shape")
-    datatype = tensor.get("datatype")
-    params = tensor.get("parameters") or {}
-    if isinstance(params, dict) and "binary_data_size" in params:
-        raise InputError(
-            "The binary tensor data extension is not supported: send tensor data as JSON "
-            "(tritonclient: binary_data=False).",
-            field=field,
-        )
-    if not isinstance(name, str):
-        raise InputError(f"'{field}.name' must be a string.", field=field)
-    if (
-        not isinstance(shape, list)
-        or not shape
-        or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape)
-    ):
-        raise InputError(f"Tensor '{name}': 'shape' must be an array of sizes.", field=name)
-    if not isinstance(datatype, str) or datatype not in _V2_TYPES:
-        raise InputError(
-            f"Tensor '{name}': datatype {datatype!r} is not one of {', '.join(_V2_TYPES)}.",
-            field=name,
-        )
-    if "data" not in tensor:
-        raise InputError(f"Tensor '{name}' has no 'data'.", field=name)
-    flat = _flatten(tensor["data"])
-    expected = math.prod(shape)
-    if len(flat) != expected:
-        raise InputError(
-            f"Tensor '{name}': shape {shape} needs {expected} values, got {len(flat)}.", field=name
-        )
-    allowed = _V2_TYPES[datatype]
-    if not set(map(type, flat)) <= allowed:
-        error = _bad_value(name, flat, allowed, f"{datatype} values", 0)
-        if error is not None:
-            raise InputError(
-                f"Tensor '{name}' ({datatype}): {error.message.split(': ', 1)[1]}",
-                field=name,
-                row=error.row,
-            )
-    return name, shape, flat
-
-
-def v2_request(data: Any, signature: dict) -> tuple[Batch, Any]:
-    """An Open Inference v2 infer body → (batch, request id to echo)."""
-    if not isinstance(data, dict):
-        raise InputError("The body must be a JSON object with 'inputs'.")
-    request_id = data.get("id")
-    params = data.get("parameters") or {}
-    if isinstance(params, dict) and params.get("binary_data_output"):
-        raise InputError(
-            "The binary tensor data extension is not supported: request outputs with "
-            "binary_data=False.",
-            field="parameters.binary_data_output",
-        )
-    tensors = data.get("inputs")
-    if not isinstance(tensors, list) or not tensors:
-        raise InputError("'inputs' must be a non-empty array of tensors.", field="inputs")
-    outputs = ["predict"]
-    requested = data.get("outputs")
-    if requested is not None:
-        if not isinstance(requested, list) or not requested:
-            raise InputError("'outputs' must be a non-empty array.", field="outputs")
-        names = []
-        for position, item in enumerate(requested):
-            if not isinstance(item, dict) or item.get("name") not in OUTPUTS:
-                raise InputError(
-                    f"outputs[{position}] must name one of {', '.join(OUTPUTS)}.",
-                    field=f"outputs[{position}]",
-                )
-            if isinstance(item.get("parameters"), dict) and item["parameters"].get("binary_data"):
-                raise InputError(
-                    "The binary tensor data extension is not supported: request outputs with "
-                    "binary_data=False.",
-                    field=f"outputs[{position}]",
-                )
-            names.append(item["name"])
-        outputs = list(dict.fromkeys(names))
-    columns_in = signature_columns(signature)
-    decoded = [_v2_tensor(tensor, position) for position, tensor in enumerate(tensors)]
-    if len(decoded) == 1 and len(decoded[0][1]) == 2 and decoded[0][0] not in columns_in:
-        name, shape, flat = decoded[0]
-        rows, width = shape
-        if width != len(columns_in):
-            raise InputError(
-                f"Tensor '{name}' has {width} columns, the model takes {len(columns_in)} "
-                f"({', '.join(columns_in)}).",
-                field=name,
-            )
-        _check_row_count(rows, field=name)
-        columns = {column: flat[j::width] for j, column in enumerate(columns_in)}
-        return Batch(columns=columns, n_rows=rows, outputs=outputs), request_id
-    columns_by_name: dict[str, list[Any]] = {}
-    n_rows = None
-    for name, shape, flat in decoded:
-        if len(shape) > 2 or (len(shape) == 2 and shape[1] != 1):
-            raise InputError(
-                f"Tensor '{name}': a per-column tensor must have shape [rows] or [rows, 1].",
-                field=name,
-            )
-        if name in columns_by_name:
-            raise InputError(f"Tensor '{name}' is sent twice.", field=name)
-        if n_rows is None:
-            n_rows = shape[0]
-        elif shape[0] != n_rows:
-            raise InputError(
-                f"Tensor '{name}' has {shape[0]} rows, the first tensor has {n_rows}.", field=name
-            )
-        columns_by_name[name] = flat
-    assert n_rows is not None
-    _check_row_count(n_rows, field="inputs")
-    return Batch(columns=columns_by_name, n_rows=n_rows, outputs=outputs), request_id
+def json_encode(body: Any) -> bytes:
+    """A response body → ASCII JSON bytes (`ensure_ascii` is on); NaN is refused, never sent."""
+    return _ENCODER.encode(body).encode("ascii")
 
 
 # --- results → JSON ----------------------------------------------------------------------

@@ -1,0 +1,242 @@
+"""The Open Inference Protocol v2 (`/v2/models/<name>/infer`, KServe and Triton clients): tensors
+in and out, model metadata; errors are `{"error", "field"?, "row"?}`."""
+
+import json
+import math
+from typing import Any
+
+from serving.codecs.columns import (
+    NUMERIC,
+    OUTPUTS,
+    STRING,
+    Batch,
+    InputError,
+    PredictionResult,
+    bad_value,
+    check_row_count,
+    signature_columns,
+)
+
+# Signature dtypes → v2 datatypes.
+_DATATYPES = {"string": "BYTES", "int64": "INT64", "bool": "BOOL", "float64": "FP64"}
+
+_TENSOR_TYPES = {
+    "BOOL": frozenset({bool}),
+    "BYTES": STRING,
+    **{f"INT{n}": frozenset({int}) for n in (8, 16, 32, 64)},
+    **{f"UINT{n}": frozenset({int}) for n in (8, 16, 32, 64)},
+    **{f"FP{n}": NUMERIC for n in (16, 32, 64)},
+}
+
+
+def _flatten(data: Any) -> list[Any]:
+    if not isinstance(data, list):
+        return [data]
+    if data and isinstance(data[0], list):
+        flat: list[Any] = []
+        stack = [data]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, list):
+                stack.extend(reversed(item))
+            else:
+                flat.append(item)
+        return flat
+    return data
+
+
+def _tensor(tensor: Any, position: int) -> tuple[str, list[int], list[Any]]:
+    field = f"inputs[{position}]"
+    if not isinstance(tensor, dict):
+        raise InputError(f"'{field}' must be a tensor object.", field=field)
+    name = tensor.get("name")
+    shape = tensor.get("shape")
+    datatype = tensor.get("datatype")
+    params = tensor.get("parameters") or {}
+    if isinstance(params, dict) and "binary_data_size" in params:
+        raise InputError(
+            "The binary tensor data extension is not supported: send tensor data as JSON "
+            "(tritonclient: binary_data=False).",
+            field=field,
+        )
+    if not isinstance(name, str):
+        raise InputError(f"'{field}.name' must be a string.", field=field)
+    if (
+        not isinstance(shape, list)
+        or not shape
+        or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape)
+    ):
+        raise InputError(f"Tensor '{name}': 'shape' must be an array of sizes.", field=name)
+    if not isinstance(datatype, str) or datatype not in _TENSOR_TYPES:
+        raise InputError(
+            f"Tensor '{name}': datatype {datatype!r} is not one of {', '.join(_TENSOR_TYPES)}.",
+            field=name,
+        )
+    if "data" not in tensor:
+        raise InputError(f"Tensor '{name}' has no 'data'.", field=name)
+    flat = _flatten(tensor["data"])
+    expected = math.prod(shape)
+    if len(flat) != expected:
+        raise InputError(
+            f"Tensor '{name}': shape {shape} needs {expected} values, got {len(flat)}.", field=name
+        )
+    allowed = _TENSOR_TYPES[datatype]
+    if not set(map(type, flat)) <= allowed:
+        error = bad_value(name, flat, allowed, f"{datatype} values", 0)
+        if error is not None:
+            raise InputError(
+                f"Tensor '{name}' ({datatype}): {error.message.split(': ', 1)[1]}",
+                field=name,
+                row=error.row,
+            )
+    return name, shape, flat
+
+
+def request(data: Any, signature: dict) -> tuple[Batch, Any]:
+    """An Open Inference v2 infer body → (batch, request id to echo)."""
+    if not isinstance(data, dict):
+        raise InputError("The body must be a JSON object with 'inputs'.")
+    request_id = data.get("id")
+    params = data.get("parameters") or {}
+    if isinstance(params, dict) and params.get("binary_data_output"):
+        raise InputError(
+            "The binary tensor data extension is not supported: request outputs with "
+            "binary_data=False.",
+            field="parameters.binary_data_output",
+        )
+    tensors = data.get("inputs")
+    if not isinstance(tensors, list) or not tensors:
+        raise InputError("'inputs' must be a non-empty array of tensors.", field="inputs")
+    outputs = ["predict"]
+    requested = data.get("outputs")
+    if requested is not None:
+        if not isinstance(requested, list) or not requested:
+            raise InputError("'outputs' must be a non-empty array.", field="outputs")
+        names = []
+        for position, item in enumerate(requested):
+            if not isinstance(item, dict) or item.get("name") not in OUTPUTS:
+                raise InputError(
+                    f"outputs[{position}] must name one of {', '.join(OUTPUTS)}.",
+                    field=f"outputs[{position}]",
+                )
+            if isinstance(item.get("parameters"), dict) and item["parameters"].get("binary_data"):
+                raise InputError(
+                    "The binary tensor data extension is not supported: request outputs with "
+                    "binary_data=False.",
+                    field=f"outputs[{position}]",
+                )
+            names.append(item["name"])
+        outputs = list(dict.fromkeys(names))
+    columns_in = signature_columns(signature)
+    decoded = [_tensor(tensor, position) for position, tensor in enumerate(tensors)]
+    if len(decoded) == 1 and len(decoded[0][1]) == 2 and decoded[0][0] not in columns_in:
+        name, shape, flat = decoded[0]
+        rows, width = shape
+        if width != len(columns_in):
+            raise InputError(
+                f"Tensor '{name}' has {width} columns, the model takes {len(columns_in)} "
+                f"({', '.join(columns_in)}).",
+                field=name,
+            )
+        check_row_count(rows, field=name)
+        columns = {column: flat[j::width] for j, column in enumerate(columns_in)}
+        return Batch(columns=columns, n_rows=rows, outputs=outputs), request_id
+    columns_by_name: dict[str, list[Any]] = {}
+    n_rows = None
+    for name, shape, flat in decoded:
+        if len(shape) > 2 or (len(shape) == 2 and shape[1] != 1):
+            raise InputError(
+                f"Tensor '{name}': a per-column tensor must have shape [rows] or [rows, 1].",
+                field=name,
+            )
+        if name in columns_by_name:
+            raise InputError(f"Tensor '{name}' is sent twice.", field=name)
+        if n_rows is None:
+            n_rows = shape[0]
+        elif shape[0] != n_rows:
+            raise InputError(
+                f"Tensor '{name}' has {shape[0]} rows, the first tensor has {n_rows}.", field=name
+            )
+        columns_by_name[name] = flat
+    assert n_rows is not None
+    check_row_count(n_rows, field="inputs")
+    return Batch(columns=columns_by_name, n_rows=n_rows, outputs=outputs), request_id
+
+
+def _output_datatype(signature: dict) -> str:
+    outputs = signature.get("outputs") or [{}]
+    return _DATATYPES.get(outputs[0].get("dtype", "float64"), "FP64")
+
+
+def response(
+    *,
+    model: str,
+    version: int,
+    signature: dict,
+    request: Batch,
+    infer_id: Any,
+    result: PredictionResult,
+) -> dict[str, Any]:
+    """The infer response: one output tensor per requested output, the request's id echoed."""
+    outputs: list[dict[str, Any]] = []
+    if result.predictions is not None:
+        outputs.append(
+            {
+                "name": "predict",
+                "datatype": _output_datatype(signature),
+                "shape": [request.n_rows],
+                "data": result.predictions,
+            }
+        )
+    if result.probabilities is not None:
+        width = len(result.probabilities[0]) if result.probabilities else 0
+        outputs.append(
+            {
+                "name": "predict_proba",
+                "datatype": "FP64",
+                "shape": [request.n_rows, width],
+                "data": [value for row in result.probabilities for value in row],  # flat
+                "parameters": {"classes": json.dumps(result.classes)},
+            }
+        )
+    body: dict[str, Any] = {"model_name": model, "model_version": str(version), "outputs": outputs}
+    if infer_id is not None:
+        body["id"] = infer_id
+    return body
+
+
+def model_metadata(
+    *, model: str, version: int, versions: list[int], signature: dict
+) -> dict[str, Any]:
+    """A model's metadata: its ready versions, input tensors (one per column) and outputs."""
+    outputs = [{"name": "predict", "datatype": _output_datatype(signature), "shape": [-1]}]
+    if signature.get("has_predict_proba"):
+        width = len(signature.get("classes") or []) or -1
+        outputs.append({"name": "predict_proba", "datatype": "FP64", "shape": [-1, width]})
+    return {
+        "name": model,
+        "versions": [str(v) for v in sorted(versions)],
+        "platform": "scikit-learn",
+        "inputs": [
+            {
+                "name": column["name"],
+                "datatype": _DATATYPES.get(column.get("dtype", "float64"), "FP64"),
+                "shape": [-1],
+            }
+            for column in signature.get("inputs") or []
+        ],
+        "outputs": outputs,
+        "parameters": {
+            "version": version,
+            "task": signature.get("task"),
+            "classes": signature.get("classes"),
+            "estimator": signature.get("estimator"),
+        },
+    }
+
+
+def error_body(body: Any) -> dict[str, Any]:
+    """The v2 error shape, from the platform's error body (`{"detail", "field"?, "row"?}`)."""
+    data = body if isinstance(body, dict) else {}
+    extra = {k: v for k, v in data.items() if k in ("field", "row")}
+    return {"error": str(data.get("detail", body)), **extra}
