@@ -1,13 +1,24 @@
+"""Admin for the feature catalog.
+
+Every write goes through the services the API uses (`entity_create`/`entity_update`/
+`entity_delete`, `source_create`/`source_update`/`source_delete`, `group_create`/`group_update`/
+`group_delete`, `feature_update`/`feature_delete`, `service_create`/`service_update`/
+`service_delete`); each form calls the services' check functions, so a refusal is a form error
+and nothing is saved. What names an object or keys its stored data (names, join keys, a group's
+entity, a source's origin, a feature's name and dtype) is read-only once it exists, as in the API.
+"""
+
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
-from features import ingestion, services
+from features import services
 from features.forms import IngestForm
 from features.models import (
     DataSource,
@@ -19,31 +30,171 @@ from features.models import (
     OnlineValue,
 )
 from mlplatform.errors import ApplicationError
-from tenancy.admin import OwnedModelAdmin
+from tenancy.admin import OwnedModelAdmin, service_errors
 from tenancy.services import readable_filter
+
+
+def _owner_change(form: Any) -> dict[str, Any]:
+    owner = form.cleaned_data.get("owner")
+    return {"owner": owner, "clear_owner": owner is None}
+
+
+class EntityForm(forms.ModelForm):
+    class Meta:
+        model = Entity
+        fields = ["name", "join_keys", "description", "owner"]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if "join_keys" in cleaned:
+            with service_errors(self, "join_keys"):
+                cleaned["join_keys"] = services.entity_keys_check(cleaned["join_keys"])
+        return cleaned
 
 
 @admin.register(Entity)
 class EntityAdmin(OwnedModelAdmin):
+    form = EntityForm
     list_display = ["name", "join_keys", "created_at"]
     search_fields = ["name", "description"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        # Its name is its address and its join keys key every group's stored data.
+        return ["name", "join_keys"] if obj else []
+
+    def service_save(self, request: HttpRequest, obj: Entity, form: Any, change: bool) -> Entity:
+        data = form.cleaned_data
+        if not change:
+            return services.entity_create(
+                name=data["name"],
+                join_keys=data["join_keys"],
+                description=data.get("description") or "",
+                owner=data.get("owner"),
+            )
+        return services.entity_update(
+            entity=obj, description=data.get("description") or "", **_owner_change(form)
+        )
+
+    def service_delete(self, request: HttpRequest, obj: Entity) -> None:
+        services.entity_delete(entity=obj)
+
+
+class DataSourceForm(forms.ModelForm):
+    class Meta:
+        model = DataSource
+        fields = ["name", "kind", "file", "path", "description", "owner"]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if not self.instance.pk and "kind" in cleaned:
+            with service_errors(self):
+                cleaned["path"] = services.source_check(
+                    kind=cleaned["kind"],
+                    has_file=bool(cleaned.get("file")),
+                    path=cleaned.get("path") or "",
+                    owner=cleaned.get("owner"),
+                )
+        return cleaned
 
 
 @admin.register(DataSource)
 class DataSourceAdmin(OwnedModelAdmin):
+    form = DataSourceForm
     list_display = ["name", "kind", "path", "owner", "created_at"]
     list_filter = ["kind", "owner"]
     search_fields = ["name", "description"]
 
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        # Where a source's data comes from is fixed: groups were built on it.
+        return ["name", "kind", "file", "path"] if obj else []
+
+    def service_save(
+        self, request: HttpRequest, obj: DataSource, form: Any, change: bool
+    ) -> DataSource:
+        data = form.cleaned_data
+        if not change:
+            return services.source_create(
+                name=data["name"],
+                kind=data["kind"],
+                file=data.get("file") or None,
+                path=data.get("path") or "",
+                description=data.get("description") or "",
+                owner=data.get("owner"),
+            )
+        return services.source_update(
+            source=obj, description=data.get("description") or "", **_owner_change(form)
+        )
+
+    def service_delete(self, request: HttpRequest, obj: DataSource) -> None:
+        services.source_delete(source=obj)
+
+
+def _feature_item(form: Any) -> dict[str, Any]:
+    data = form.cleaned_data
+    return {
+        "name": data.get("name"),
+        "dtype": data.get("dtype"),
+        "description": data.get("description") or "",
+        "tags": data.get("tags") or {},
+    }
+
+
+class FeatureFormSet(BaseInlineFormSet):
+    """The group's features checked by the services: new ones by `features_check` (names,
+    dtypes, join keys, reserved columns), removed ones by `feature_delete_check`; the name and
+    dtype of a stored feature never change (the API has no way to change them either)."""
+
+    def clean(self) -> None:
+        super().clean()
+        if any(self.errors):
+            return
+        group: FeatureGroup = self.instance
+        entity = Entity.objects.filter(pk=group.entity_id).first()
+        if entity is None:
+            return  # the group's own form says what is missing
+        problems: list[str] = []
+        deleted = [form for form in self.deleted_forms if form.instance.pk]
+        for form in deleted:
+            try:
+                services.feature_delete_check(feature=form.instance)
+            except ApplicationError as exc:
+                problems.append(exc.message)
+        kept = [form for form in self.initial_forms if form not in self.deleted_forms]
+        for form in kept:
+            if {"name", "dtype"} & set(form.changed_data):
+                problems.append(
+                    f"features: the name and dtype of {form.initial.get('name')} never change; "
+                    "add a new feature instead."
+                )
+        existing = [form.initial.get("name") for form in kept]
+        try:
+            services.features_check(
+                [_feature_item(form) for form in self._new_forms()],
+                keys=[*entity.join_keys, *existing],
+            )
+        except ApplicationError as exc:
+            problems.append(exc.message)
+        if problems:
+            raise forms.ValidationError(problems)
+
+    def _new_forms(self) -> list[Any]:
+        return [
+            form
+            for form in self.extra_forms
+            if form.has_changed() and form not in self.deleted_forms
+        ]
+
 
 class FeatureInline(admin.TabularInline):
     model = Feature
+    formset = FeatureFormSet
     fields = ["position", "name", "dtype", "description", "tags"]
+    readonly_fields = ["position"]  # new features go last, as through the API
     extra = 0
 
 
 class FeatureGroupForm(forms.ModelForm):
-    """The admin applies the same rules as the API (availability rule, cron schedule)."""
+    """The admin applies the API's rules by calling the service's `group_fields_check`."""
 
     class Meta:
         model = FeatureGroup
@@ -63,17 +214,37 @@ class FeatureGroupForm(forms.ModelForm):
             "tasks",
         ]
 
-    def clean_availability(self) -> dict[str, Any]:
-        try:
-            return ingestion.availability_validate(self.cleaned_data.get("availability"))
-        except ApplicationError as exc:
-            raise forms.ValidationError(exc.message) from exc
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        rules = {
+            name: cleaned[name]
+            for name in ("availability", "ttl_seconds", "schedule", "tags", "tasks")
+            if name in cleaned
+        }
+        with service_errors(self):
+            cleaned.update(
+                services.group_fields_check(
+                    rules, transformation_sql=cleaned.get("transformation_sql") or ""
+                )
+            )
+        return cleaned
 
-    def clean_schedule(self) -> str:
-        schedule = (self.cleaned_data.get("schedule") or "").strip()
-        if schedule and len(schedule.split()) != 5:
-            raise forms.ValidationError("Use a five-field cron expression, e.g. '0 3 * * *'.")
-        return schedule
+
+def _group_values(form: Any) -> dict[str, Any]:
+    data = form.cleaned_data
+    return {
+        "description": data.get("description") or "",
+        "source": data.get("source"),
+        "transformation_sql": data.get("transformation_sql") or "",
+        "transformation_sources": list(data.get("transformation_sources") or []),
+        "schedule": data.get("schedule") or "",
+        "ttl_seconds": data.get("ttl_seconds"),
+        "availability": data.get("availability") or {},
+        "naive_timestamps_utc": bool(data.get("naive_timestamps_utc")),
+        "owner": data.get("owner"),
+        "tags": data.get("tags") or {},
+        "tasks": data.get("tasks") or [],
+    }
 
 
 @admin.register(FeatureGroup)
@@ -84,8 +255,12 @@ class FeatureGroupAdmin(OwnedModelAdmin):
     search_fields = ["name", "description"]
     inlines = [FeatureInline]
     filter_horizontal = ["transformation_sources"]
-    readonly_fields = ["key_dtypes", "materialised_at"]
     actions = ["run_transformation", "materialise"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        # Its name is its address (and its beat task's), its entity keys its stored data.
+        fixed = ["name", "entity"] if obj else []
+        return [*fixed, "key_dtypes", "materialised_at"]
 
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         if db_field.name == "source":
@@ -104,10 +279,44 @@ class FeatureGroupAdmin(OwnedModelAdmin):
             return DataSource.objects.all()
         return DataSource.objects.filter(owner__in=user.groups.all())
 
+    def service_save(
+        self, request: HttpRequest, obj: FeatureGroup, form: Any, change: bool
+    ) -> FeatureGroup:
+        # Its features are added by `save_formset`, through `group_update`.
+        if not change:
+            data = form.cleaned_data
+            return services.group_create(
+                name=data["name"], entity=data["entity"], features=[], **_group_values(form)
+            )
+        return services.group_update(group=obj, **_group_values(form))
+
+    def service_delete(self, request: HttpRequest, obj: FeatureGroup) -> None:
+        services.group_delete(group=obj)
+
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
-        super().save_related(request, form, formsets, change)
-        # The beat task follows the group's schedule however the group was edited.
-        services.group_schedule_sync(group=form.instance)
+        # The transformation sources went through the service with the group (no save_m2m).
+        for formset in formsets:
+            self.save_formset(request, form, formset, change=change)
+
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        group: FeatureGroup = form.instance
+        formset.deleted_objects = [f.instance for f in formset.deleted_forms if f.instance.pk]
+        for feature in formset.deleted_objects:
+            services.feature_delete(feature=feature)
+        formset.changed_objects = []
+        for item in formset.initial_forms:
+            if item in formset.deleted_forms or not item.has_changed():
+                continue
+            services.feature_update(
+                feature=item.instance,
+                description=item.cleaned_data.get("description") or "",
+                tags=item.cleaned_data.get("tags") or {},
+            )
+            formset.changed_objects.append((item.instance, item.changed_data))
+        new = [_feature_item(item) for item in formset._new_forms()]
+        if new:
+            services.group_update(group=group, add_features=new)
+        formset.new_objects = list(group.features.filter(name__in=[f["name"] for f in new]))
 
     @admin.display(description="Ingest")
     def ingest_link(self, group: FeatureGroup) -> str:
@@ -182,28 +391,45 @@ class FeatureAdmin(OwnedModelAdmin):
     list_display = ["name", "group", "dtype", "description"]
     list_filter = ["group", "dtype"]
     search_fields = ["name", "description", "group__name"]
-    readonly_fields = ["statistics"]
+    fields = ["group", "name", "dtype", "position", "description", "tags", "statistics"]
+    readonly_fields = ["group", "name", "dtype", "position", "statistics"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # added on its group's page, through `group_update`
+
+    def service_save(self, request: HttpRequest, obj: Feature, form: Any, change: bool) -> Feature:
+        data = form.cleaned_data
+        return services.feature_update(
+            feature=obj, description=data.get("description") or "", tags=data.get("tags") or {}
+        )
+
+    def service_delete(self, request: HttpRequest, obj: Feature) -> None:
+        services.feature_delete(feature=obj)
 
 
 class FeatureServiceForm(forms.ModelForm):
-    """The admin applies the API's rule: every group read is the service's team's, or granted."""
+    """The admin applies the API's rule through the service's `service_check`: every group read
+    is the service's team's, or granted."""
 
     class Meta:
         model = FeatureService
-        fields = ["name", "description", "features", "owner", "created_by"]
+        fields = ["name", "description", "features", "owner"]
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
         features = cleaned.get("features")
         if features is not None:
-            versions = self.instance.model_versions.all() if self.instance.pk else []
-            try:
-                services.service_features_check(
-                    owner=cleaned.get("owner"), features=list(features), versions=versions
+            with service_errors(self, "features"):
+                services.service_check(
+                    owner=cleaned.get("owner"),
+                    features=list(features),
+                    service=self.instance if self.instance.pk else None,
                 )
-            except ApplicationError as exc:
-                self.add_error("features", exc.message)
         return cleaned
+
+
+def _feature_refs(features: Any) -> list[str]:
+    return [f"{feature.group.name}:{feature.name}" for feature in features]
 
 
 @admin.register(FeatureService)
@@ -212,6 +438,35 @@ class FeatureServiceAdmin(OwnedModelAdmin):
     list_display = ["name", "owner", "created_at"]
     search_fields = ["name", "description"]
     filter_horizontal = ["features"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return ["name", "created_by"] if obj else ["created_by"]
+
+    def service_save(
+        self, request: HttpRequest, obj: FeatureService, form: Any, change: bool
+    ) -> FeatureService:
+        data = form.cleaned_data
+        refs = _feature_refs(data.get("features") or [])
+        if not change:
+            return services.service_create(
+                name=data["name"],
+                features=refs,
+                description=data.get("description") or "",
+                owner=data.get("owner"),
+                user=request.user,
+            )
+        return services.service_update(
+            service=obj,
+            features=refs,
+            description=data.get("description") or "",
+            **_owner_change(form),
+        )
+
+    def service_delete(self, request: HttpRequest, obj: FeatureService) -> None:
+        services.service_delete(service=obj)
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        pass  # its features went through the service with it (no save_m2m)
 
 
 @admin.register(OfflinePartition)

@@ -51,15 +51,25 @@ def _column_name(name: Any, *, what: str) -> str:
     return name
 
 
-def entity_create(
-    *, name: str, join_keys: Sequence[str], description: str = "", owner: Group | None = None
-) -> Entity:
-    """Create an entity. Raises ApplicationError for bad keys, ConflictError if it exists."""
+def entity_keys_check(join_keys: Any) -> list[str]:
+    """An entity's join keys: a non-empty list of column names, none of them reserved.
+
+    Raises:
+        ApplicationError: naming the bad key.
+    """
     if not isinstance(join_keys, list | tuple) or not join_keys:
         raise ApplicationError("join_keys: a non-empty list of column names is required.")
     keys = [_column_name(k, what="join_keys") for k in join_keys]
     if set(keys) & ingestion.RESERVED:
         raise ApplicationError(f"join_keys: {sorted(ingestion.RESERVED)} are reserved names.")
+    return keys
+
+
+def entity_create(
+    *, name: str, join_keys: Sequence[str], description: str = "", owner: Group | None = None
+) -> Entity:
+    """Create an entity. Raises ApplicationError for bad keys, ConflictError if it exists."""
+    keys = entity_keys_check(join_keys)
     if Entity.objects.filter(name=name).exists():
         raise ConflictError(f"Entity '{name}' already exists.")
     entity = Entity(name=name, join_keys=keys, description=description, owner=owner)
@@ -67,12 +77,35 @@ def entity_create(
     return entity
 
 
-def entity_update(*, entity: Entity, description: str | None = None) -> Entity:
-    """Join keys are fixed once groups use them; only the description changes."""
+def entity_update(
+    *,
+    entity: Entity,
+    description: str | None = None,
+    owner: Group | None = None,
+    clear_owner: bool = False,
+) -> Entity:
+    """Join keys are fixed once groups use them (stored data is keyed by them); only the
+    description and the owning team change."""
     if description is not None:
         entity.description = description
-        entity.save(update_fields=["description"])
+    if clear_owner:
+        entity.owner = None
+    elif owner is not None:
+        entity.owner = owner
+    entity.save(update_fields=["description", "owner"])
     return entity
+
+
+def entity_delete(*, entity: Entity) -> None:
+    """Delete an entity no feature group uses.
+
+    Raises:
+        ConflictError: groups use it (their stored data is keyed by its join keys).
+    """
+    used = sorted(entity.groups.values_list("name", flat=True))
+    if used:
+        raise ConflictError(f"Entity '{entity.name}' is used by the feature groups {used}.")
+    entity.delete()
 
 
 def source_create(
@@ -84,12 +117,32 @@ def source_create(
     description: str = "",
     owner: Group | None = None,
 ) -> DataSource:
-    """Create a data source: an uploaded file, a path in storage, or a SQL table."""
+    """Create a data source: an uploaded file, a path in storage, or a SQL table.
+
+    Raises:
+        ConflictError: the name is taken. ApplicationError: see `source_check`.
+    """
     if DataSource.objects.filter(name=name).exists():
         raise ConflictError(f"Data source '{name}' already exists.")
+    path = source_check(kind=kind, has_file=file is not None, path=path, owner=owner)
+    source = DataSource(name=name, kind=kind, path=path, description=description, owner=owner)
+    if file is not None:
+        # Server-chosen name: the client's file name never reaches the storage path.
+        source.file.save(f"{name}-{timezone.now():%Y%m%d%H%M%S}.data", File(file), save=False)
+    _clean_save(source)
+    return source
+
+
+def source_check(*, kind: str, has_file: bool, path: str, owner: Group | None) -> str:
+    """Where a source's data comes from: a file for kind 'file', else a path in the owner's
+    storage area or a SQL table that is not the platform's own; returns the normalised path.
+
+    Raises:
+        ApplicationError: naming the field.
+    """
     if kind not in DataSource.Kind.values:
         raise ApplicationError(f"kind: must be one of {DataSource.Kind.values}.")
-    if kind == DataSource.Kind.FILE and file is None:
+    if kind == DataSource.Kind.FILE and not has_file:
         raise ApplicationError("file: an uploaded file is required for kind 'file'.")
     if kind != DataSource.Kind.FILE and not path:
         raise ApplicationError(f"path: required for kind '{kind}'.")
@@ -99,15 +152,43 @@ def source_create(
             raise ApplicationError(f"path: nothing in storage at {path!r}.")
     if kind == DataSource.Kind.SQL_TABLE:
         path = sources.sql_table_check(path)
-    source = DataSource(name=name, kind=kind, path=path, description=description, owner=owner)
-    if file is not None:
-        # Server-chosen name: the client's file name never reaches the storage path.
-        source.file.save(f"{name}-{timezone.now():%Y%m%d%H%M%S}.data", File(file), save=False)
-    _clean_save(source)
+    return path
+
+
+def source_update(
+    *,
+    source: DataSource,
+    description: str | None = None,
+    owner: Group | None = None,
+    clear_owner: bool = False,
+) -> DataSource:
+    """Change a source's description or team; where its data comes from never changes."""
+    if description is not None:
+        source.description = description
+    if clear_owner:
+        source.owner = None
+    elif owner is not None:
+        source.owner = owner
+    source.save(update_fields=["description", "owner"])
     return source
 
 
-def _features_validate(features: Any, *, keys: Sequence[str]) -> list[dict[str, Any]]:
+def source_delete(*, source: DataSource) -> None:
+    """Delete a source and (after commit) its uploaded file; groups built on it keep their data."""
+    name = source.file.name if source.kind == DataSource.Kind.FILE else ""
+    with transaction.atomic():
+        source.delete()
+        if name:
+            transaction.on_commit(lambda: default_storage.delete(name))
+
+
+def features_check(features: Any, *, keys: Sequence[str]) -> list[dict[str, Any]]:
+    """New features of a group: valid, distinct column names, none a join key, an existing
+    feature (`keys` holds both) or a reserved name; a known dtype; tags an object.
+
+    Raises:
+        ApplicationError: naming the feature by its index.
+    """
     if not isinstance(features, list):
         raise ApplicationError("features: a list of {name, dtype, description} is required.")
     seen: set[str] = set()
@@ -139,6 +220,23 @@ def _features_validate(features: Any, *, keys: Sequence[str]) -> list[dict[str, 
             }
         )
     return cleaned
+
+
+def group_fields_check(fields: dict[str, Any], *, transformation_sql: str) -> dict[str, Any]:
+    """The rules on a group's fields (availability, TTL, cron schedule, tags, tasks), shared by
+    create, update and the admin form; returns them normalised.
+
+    Raises:
+        ApplicationError: naming the field.
+    """
+    fields = _group_fields_validate(fields)
+    _schedule_check(fields.get("schedule") or "", transformation_sql=transformation_sql)
+    return fields
+
+
+def _schedule_check(schedule: str, *, transformation_sql: str) -> None:
+    if schedule.strip() and not transformation_sql.strip():
+        raise ApplicationError("schedule: only a group with transformation SQL runs on a schedule.")
 
 
 def _group_fields_validate(fields: dict[str, Any]) -> dict[str, Any]:
@@ -186,18 +284,17 @@ def group_create(
     """
     if FeatureGroup.objects.filter(name=name).exists():
         raise ConflictError(f"Feature group '{name}' already exists.")
-    fields = _group_fields_validate(
+    fields = group_fields_check(
         {
             "ttl_seconds": ttl_seconds,
             "availability": availability,
             "tags": tags or {},
             "tasks": tasks or [],
             "schedule": (schedule or "").strip(),
-        }
+        },
+        transformation_sql=transformation_sql,
     )
-    cleaned = _features_validate(features, keys=entity.join_keys)
-    if fields["schedule"] and not transformation_sql.strip():
-        raise ApplicationError("schedule: only a group with transformation SQL runs on a schedule.")
+    cleaned = features_check(features, keys=entity.join_keys)
     group = FeatureGroup(
         name=name,
         entity=entity,
@@ -241,14 +338,13 @@ def group_update(
     changes = _group_fields_validate(changes)
     for field, value in changes.items():
         setattr(group, field, (value or "").strip() if field == "schedule" else value)
-    if group.schedule and not group.transformation_sql.strip():
-        raise ApplicationError("schedule: only a group with transformation SQL runs on a schedule.")
+    _schedule_check(group.schedule, transformation_sql=group.transformation_sql)
     _clean_save(group)
     if sources is not None:
         group.transformation_sources.set(sources)
     if add_features:
         existing = list(group.features.values_list("name", flat=True))
-        cleaned = _features_validate(add_features, keys=[*group.entity.join_keys, *existing])
+        cleaned = features_check(add_features, keys=[*group.entity.join_keys, *existing])
         start = len(existing)
         for offset, item in enumerate(cleaned):
             Feature.objects.create(group=group, position=start + offset, **item)
@@ -299,6 +395,31 @@ def feature_update(
     return feature
 
 
+def feature_delete_check(*, feature: Feature) -> None:
+    """A feature may be removed only while nothing holds or reads it.
+
+    Raises:
+        ConflictError: its group has stored data (partitions or online values carry the
+            column), or a feature service reads it.
+    """
+    group = feature.group
+    if group.partitions.exists() or group.online_values.exists():
+        raise ConflictError(
+            f"features: {feature} cannot be removed: {group.name} holds stored data with it."
+        )
+    used = sorted(feature.services.values_list("name", flat=True))
+    if used:
+        raise ConflictError(
+            f"features: {feature} cannot be removed: the feature services {used} read it."
+        )
+
+
+def feature_delete(*, feature: Feature) -> None:
+    """Remove a feature nothing holds or reads. Raises ConflictError: see `feature_delete_check`."""
+    feature_delete_check(feature=feature)
+    feature.delete()
+
+
 def _schedule_name(group: FeatureGroup) -> str:
     return f"features: transform {group.name} (#{group.pk})"
 
@@ -339,7 +460,7 @@ def service_create(
     if FeatureService.objects.filter(name=name).exists():
         raise ConflictError(f"Feature service '{name}' already exists.")
     resolved = online.features_resolve(refs=list(features))
-    service_features_check(owner=owner, features=resolved, versions=[])
+    service_check(owner=owner, features=resolved)
     service = FeatureService(
         name=name,
         description=description,
@@ -357,17 +478,53 @@ def service_update(
     service: FeatureService,
     features: Sequence[str] | None = None,
     description: str | None = None,
+    owner: Group | None = None,
+    clear_owner: bool = False,
 ) -> FeatureService:
+    """Change a service's description, features or team.
+
+    Raises:
+        PermissionDeniedError: see `service_check`.
+    """
     with transaction.atomic():
         if description is not None:
             service.description = description
-            service.save(update_fields=["description"])
+        if clear_owner:
+            service.owner = None
+        elif owner is not None:
+            service.owner = owner
+        resolved = (
+            online.features_resolve(refs=list(features))
+            if features is not None
+            else list(service.features.select_related("group"))
+        )
+        service_check(owner=service.owner, features=resolved, service=service)
+        service.save(update_fields=["description", "owner"])
         if features is not None:
-            resolved = online.features_resolve(refs=list(features))
-            versions = service.model_versions.select_related("model__owner")
-            service_features_check(owner=service.owner, features=resolved, versions=versions)
             service.features.set(resolved)
     return service
+
+
+def service_delete(*, service: FeatureService) -> None:
+    """Delete a feature service; versions linked to it no longer read feature values."""
+    service.delete()
+
+
+def service_check(
+    *, owner: Group | None, features: Sequence[Feature], service: FeatureService | None = None
+) -> None:
+    """The rule on a service's features, for create, update and the admin form: see
+    `service_features_check`, with the versions already linked to `service`.
+
+    Raises:
+        PermissionDeniedError: a group belongs to another team that granted no read.
+    """
+    versions = (
+        service.model_versions.select_related("model__owner")
+        if service is not None and service.pk
+        else []
+    )
+    service_features_check(owner=owner, features=features, versions=versions)
 
 
 def service_features_check(

@@ -1,7 +1,9 @@
 """Admin for the registry: upload versions and move aliases from a registered model's page.
 
-Uploads go through `services.version_upload` (size cap, magic bytes, sha256, server path, queued
-validation), exactly as the API does; the form only parses its fields and reports errors.
+Every write goes through the services the API uses: `model_create`/`model_update`/`model_delete`,
+`version_upload` (size cap, magic bytes, sha256, server path, queued validation),
+`version_update`/`version_delete` and `alias_set`. The forms only parse their fields and call the
+services' check functions, so a refusal is a form error and nothing is saved.
 """
 
 import json
@@ -17,7 +19,7 @@ from django.utils.safestring import SafeString
 from mlplatform.errors import ApplicationError
 from registry import services
 from registry.models import AliasChange, ModelAlias, ModelVersion, RegisteredModel
-from tenancy.admin import OwnedModelAdmin
+from tenancy.admin import OwnedModelAdmin, service_errors
 
 
 def _json_field(label: str, help_text: str) -> forms.CharField:
@@ -78,6 +80,9 @@ class RegisteredModelForm(forms.ModelForm):
         cleaned["parsed_metrics"] = self._json("upload_metrics", dict, "object")
         cleaned["parsed_tags"] = self._json("upload_tags", dict, "object")
         cleaned["parsed_input_example"] = self._json("upload_input_example", list, "list of rows")
+        if "tags" in cleaned:
+            with service_errors(self, "tags"):
+                cleaned["tags"] = services.model_fields_check(tags=cleaned["tags"])
         upload = cleaned.get("upload_artifact")
         alias, number = cleaned.get("alias_name"), cleaned.get("alias_version")
         user: Any = self.request.user if self.request else None
@@ -94,15 +99,11 @@ class RegisteredModelForm(forms.ModelForm):
         if bool(alias) != bool(number):
             self.add_error("alias_version", "Give both an alias and a version number.")
         elif alias and number:
-            found = (
-                self.instance.versions.filter(version=number).first() if self.instance.pk else None
-            )
-            if found is None:
-                self.add_error("alias_version", f"There is no version {number}.")
-            elif found.status != ModelVersion.Status.READY:
-                self.add_error(
-                    "alias_version", f"v{number} is {found.status}; only ready versions qualify."
-                )
+            if not self.instance.pk:
+                self.add_error("alias_version", "Register the model and upload a version first.")
+            else:
+                with service_errors(self, "alias_version"):
+                    services.alias_check(model=self.instance, alias=alias, version_number=number)
         return cleaned
 
 
@@ -174,12 +175,28 @@ class RegisteredModelAdmin(OwnedModelAdmin):
     def aliases_display(self, obj: RegisteredModel) -> str:
         return ", ".join(f"{a.alias}→v{a.version.version}" for a in obj.aliases.all()) or "—"
 
-    def save_model(
+    def service_save(
         self, request: HttpRequest, obj: RegisteredModel, form: Any, change: bool
-    ) -> None:
+    ) -> RegisteredModel:
+        data = form.cleaned_data
         if not change:
-            obj.created_by = request.user  # type: ignore[assignment]
-        super().save_model(request, obj, form, change)
+            return services.model_create(
+                name=data["name"],
+                description=data.get("description") or "",
+                tags=data.get("tags"),
+                owner=data.get("owner"),
+                user=request.user,
+            )
+        return services.model_update(
+            model=obj,
+            description=data.get("description") or "",
+            tags=data.get("tags") or {},
+            owner=data.get("owner"),
+            clear_owner=data.get("owner") is None,
+        )
+
+    def service_delete(self, request: HttpRequest, obj: RegisteredModel) -> None:
+        services.model_delete(model=obj)
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         super().save_related(request, form, formsets, change)
@@ -264,6 +281,16 @@ class ModelVersionAdmin(OwnedModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # upload from the registered model's page, through the service
+
+    def service_save(
+        self, request: HttpRequest, obj: ModelVersion, form: Any, change: bool
+    ) -> ModelVersion:
+        return services.version_update(
+            version=obj, description=form.cleaned_data.get("description") or ""
+        )
+
+    def service_delete(self, request: HttpRequest, obj: ModelVersion) -> None:
+        services.version_delete(version=obj, user=request.user)
 
     @admin.display(description="sha256")
     def short_sha(self, obj: ModelVersion) -> str:

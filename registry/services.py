@@ -66,6 +66,15 @@ def _check_tags(tags: Any, *, field: str = "tags") -> dict[str, Any]:
     return tags
 
 
+def model_fields_check(*, tags: Any) -> dict[str, Any]:
+    """The rules on a model's editable fields, shared by create, update and the admin form.
+
+    Raises:
+        ApplicationError: tags are not a JSON object of finite values.
+    """
+    return _check_tags(tags)
+
+
 def model_create(
     *,
     name: str,
@@ -125,18 +134,49 @@ def model_update(
     return model
 
 
+def _version_files(versions: Any) -> list[tuple[Any, str]]:
+    """(storage, name) of every artifact and compiled graph of `versions`."""
+    files: list[tuple[Any, str]] = []
+    for field_name in ("artifact", "graph"):
+        field: Any = ModelVersion._meta.get_field(field_name)
+        files += [(field.storage, getattr(v, field_name).name) for v in versions]
+    return [(storage, name) for storage, name in files if name]
+
+
+def _files_remove_on_commit(files: list[tuple[Any, str]]) -> None:
+    def remove() -> None:
+        for storage, name in files:
+            storage.delete(name)
+
+    transaction.on_commit(remove)
+
+
 def model_delete(*, model: RegisteredModel) -> None:
-    """Delete a model, its versions and their stored artifacts."""
-    files = [v.artifact.name for v in model.versions.all() if v.artifact]
-    storage = ModelVersion._meta.get_field("artifact").storage  # type: ignore[attr-defined]
+    """Delete a model, its versions, and (after commit) their artifacts and compiled graphs."""
     with transaction.atomic():
+        files = _version_files(model.versions.all())
         model.delete()
+        _files_remove_on_commit(files)
 
-        def remove() -> None:
-            for name in files:
-                storage.delete(name)
 
-        transaction.on_commit(remove)
+def version_delete(*, version: ModelVersion, user: Any = None) -> None:
+    """Delete a version, recording each alias that pointed at it as removed (as `alias_delete`
+    does), and (after commit) its artifact and compiled graph."""
+    changer = user if getattr(user, "is_authenticated", False) else None
+    with transaction.atomic():
+        RegisteredModel.objects.select_for_update().filter(pk=version.model_id).first()
+        for existing in ModelAlias.objects.filter(version=version).order_by("alias"):
+            existing.delete()
+            AliasChange.objects.create(
+                model_id=version.model_id,
+                alias=existing.alias,
+                from_version=version.version,
+                to_version=None,
+                changed_by=changer,
+            )
+        files = _version_files([version])
+        version.delete()
+        _files_remove_on_commit(files)
 
 
 # --- upload ------------------------------------------------------------------------------
@@ -602,8 +642,8 @@ def version_runner_failed(*, version_id: int, reason: str) -> ModelVersion | Non
 # --- aliases ------------------------------------------------------------------------------
 
 
-def alias_set(*, model: RegisteredModel, alias: str, version_number: int, user: Any) -> ModelAlias:
-    """Point `alias` at a ready version (creating or moving it) and record the change.
+def alias_check(*, model: RegisteredModel, alias: str, version_number: int) -> ModelVersion:
+    """The version `alias` may point at: a ready one of `model`.
 
     Raises:
         ApplicationError: bad alias name. NotFoundError: no such version.
@@ -621,6 +661,17 @@ def alias_set(*, model: RegisteredModel, alias: str, version_number: int, user: 
             f"version: {model.name} v{version_number} is {version.status}; "
             "only ready versions may take an alias."
         )
+    return version
+
+
+def alias_set(*, model: RegisteredModel, alias: str, version_number: int, user: Any) -> ModelAlias:
+    """Point `alias` at a ready version (creating or moving it) and record the change.
+
+    Raises:
+        ApplicationError: bad alias name. NotFoundError: no such version.
+        ConflictError: the version is not ready.
+    """
+    version = alias_check(model=model, alias=alias, version_number=version_number)
     changer = user if getattr(user, "is_authenticated", False) else None
     with transaction.atomic():
         RegisteredModel.objects.select_for_update().filter(pk=model.pk).first()

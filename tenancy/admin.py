@@ -1,19 +1,43 @@
 """Admin for grants, and the base every admin of a team-owned model uses: change and delete
-follow the team rules (tenancy/rules.py), and an owner can only be one of the user's teams."""
+follow the team rules (tenancy/rules.py), an owner can only be one of the user's teams, and
+saves and deletes go through the app's services."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from auditlog.mixins import AuditlogHistoryAdminMixin
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin.actions import delete_selected
 from django.contrib.admin.utils import unquote
-from django.core.exceptions import PermissionDenied
-from django.db.models import ForeignKey
-from django.http import HttpRequest, HttpResponse
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import models, transaction
+from django.db.models import ForeignKey, QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
 from rules.contrib.admin import ObjectPermissionsModelAdmin
 
+from mlplatform.errors import ApplicationError
 from tenancy import services
 from tenancy.models import Grant
+
+
+@contextmanager
+def service_errors(form: forms.BaseForm, field: str | None = None) -> Iterator[None]:
+    """Turn what a service's check raises into an error of `form`, so a refusal is shown on the
+    admin page before anything is saved. The error goes on `field`, or else on the field its
+    message names ("availability: ..."), or else on the whole form."""
+    try:
+        yield
+    except ApplicationError as exc:
+        named, _, rest = exc.message.partition(": ")
+        if field is None and rest and named in form.fields:
+            field = named
+        message = exc.message.removeprefix(f"{field}: ") if field else exc.message
+        form.add_error(field, message)
+    except ValidationError as exc:
+        form.add_error(field, ValidationError(exc.messages))
 
 
 class OwnedModelAdmin(AuditlogHistoryAdminMixin, ObjectPermissionsModelAdmin):
@@ -22,9 +46,70 @@ class OwnedModelAdmin(AuditlogHistoryAdminMixin, ObjectPermissionsModelAdmin):
 
     Each object's audit trail (django-auditlog) is a column of the list and a page of its own,
     for those who may change the object, as on the pages and the API (mlplatform/audit.py).
+
+    Every save, delete and bulk delete goes through `service_save` and `service_delete`, which
+    an admin of a model with services overrides to call the same service functions the API
+    calls, so that what a service cleans up (stored files, online values, beat tasks) or records
+    (alias history) is cleaned up or recorded however the object was changed. The form's
+    `clean()` calls the service's own check functions, so a refusal is a form error on the page,
+    before anything is saved. A delete the database refuses (a protected relation) is shown on
+    Django's "cannot delete" page before any service runs; a delete a service refuses is rolled
+    back whole and its reason shown as an error message.
     """
 
     show_auditlog_history_link = True
+
+    def service_save(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> models.Model:
+        """Save `obj` (add or change) through the app's service and return the saved instance;
+        the default, for models with no service, is Django's own save."""
+        super().save_model(request, obj, form, change)
+        return obj
+
+    def service_delete(self, request: HttpRequest, obj: Any) -> None:
+        """Delete `obj` through the app's service; the default, for models with no service, is
+        Django's own delete."""
+        obj.delete()
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        saved = self.service_save(request, obj, form, change)
+        if saved is not obj:
+            # A create service builds its own instance: the admin's carries on as that one.
+            obj.pk = saved.pk
+            obj._state.adding = False
+            obj.refresh_from_db()
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        self.service_delete(request, obj)
+
+    def delete_view(
+        self, request: HttpRequest, object_id: str, extra_context: Any = None
+    ) -> HttpResponse:
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except ApplicationError as exc:
+            # The service refused; the view's transaction rolled back, nothing was deleted.
+            self.message_user(request, exc.message, messages.ERROR)
+            opts = self.model._meta
+            return HttpResponseRedirect(
+                reverse(
+                    f"admin:{opts.app_label}_{opts.model_name}_change",
+                    args=[object_id],
+                    current_app=self.admin_site.name,
+                )
+            )
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions: dict[str, Any] = super().get_actions(request)
+        if actions.get("delete_selected") is not None:
+            _, name, description = actions["delete_selected"]
+            actions["delete_selected"] = (_delete_selected, name, description)
+        return actions
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        # One service call per object, so each cleans up after itself; all or none is deleted.
+        with transaction.atomic(using=queryset.db):
+            for obj in queryset:
+                self.service_delete(request, obj)
 
     def auditlog_history_view(
         self, request: HttpRequest, object_id: str, extra_context: Any = None
@@ -51,6 +136,18 @@ class OwnedModelAdmin(AuditlogHistoryAdminMixin, ObjectPermissionsModelAdmin):
         if first is not None and "owner" in {f.name for f in self.model._meta.fields}:
             initial.setdefault("owner", first.pk)
         return initial
+
+
+def _delete_selected(
+    modeladmin: OwnedModelAdmin, request: HttpRequest, queryset: QuerySet
+) -> HttpResponse | None:
+    """Django's "delete selected" action, with a service's refusal shown as an error message
+    (`delete_queryset` rolled back the whole selection)."""
+    try:
+        return delete_selected(modeladmin, request, queryset)
+    except ApplicationError as exc:
+        modeladmin.message_user(request, exc.message, messages.ERROR)
+        return None
 
 
 class GrantForm(forms.ModelForm):

@@ -387,7 +387,7 @@ class ServiceDetailApi(APIView):
     def delete(self, request: Request, name: str) -> Response:
         service = selectors.service_get(name=name)
         self.check_object_permissions(request, service)
-        service.delete()
+        services.service_delete(service=service)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
