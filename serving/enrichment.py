@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from registry.models import ModelVersion
-from serving.codecs.columns import Batch, InputError, signature_columns
+from serving.codecs.columns import DecodedRequest, InputError, signature_columns
 
 _KEYS_TTL_SECONDS = 30.0
 _keys: dict[int, tuple[float, list[str]]] = {}
@@ -39,21 +39,23 @@ def entity_keys(*, feature_service_id: int) -> list[str]:
     return keys
 
 
-def batch_enrich(*, version: ModelVersion, batch: Batch) -> tuple[Batch, list[str]]:
-    """Return the batch with missing model inputs filled in, and the entity-key columns the
+def request_enrich(
+    *, version: ModelVersion, decoded: DecodedRequest
+) -> tuple[DecodedRequest, list[str]]:
+    """Return the request with missing model inputs filled in, and the entity-key columns the
     request may carry beside the model inputs.
 
     Raises:
         InputError: a key column is missing, or the store has no value for a needed feature.
     """
     if not version.feature_service_id:
-        return batch, []
+        return decoded, []
     keys = entity_keys(feature_service_id=version.feature_service_id)
     wanted = signature_columns(version.signature)
-    missing = [name for name in wanted if name not in batch.columns]
+    missing = [name for name in wanted if name not in decoded.columns]
     if not missing:
-        return batch, keys
-    absent_keys = [key for key in keys if key not in batch.columns]
+        return decoded, keys
+    absent_keys = [key for key in keys if key not in decoded.columns]
     if absent_keys:
         raise InputError(
             f"Missing column '{missing[0]}': send it, or the entity key "
@@ -64,12 +66,12 @@ def batch_enrich(*, version: ModelVersion, batch: Batch) -> tuple[Batch, list[st
     from features.online import online_rows
 
     entity_rows = [
-        {key: batch.columns[key][position] for key in keys} for position in range(batch.n_rows)
+        {key: decoded.columns[key][position] for key in keys} for position in range(decoded.n_rows)
     ]
     feature_service = version.feature_service
     assert feature_service is not None
     found = online_rows(feature_service=feature_service, entity_rows=entity_rows)
-    columns: dict[str, Any] = dict(batch.columns)
+    columns: dict[str, Any] = dict(decoded.columns)
     for name in missing:
         values = []
         for position, row in enumerate(found):
@@ -84,6 +86,9 @@ def batch_enrich(*, version: ModelVersion, batch: Batch) -> tuple[Batch, list[st
                 )
             values.append(value)
         columns[name] = values
-    return Batch(
-        columns=columns, n_rows=batch.n_rows, outputs=batch.outputs, request_id=batch.request_id
+    return DecodedRequest(
+        columns=columns,
+        n_rows=decoded.n_rows,
+        outputs=decoded.outputs,
+        request_id=decoded.request_id,
     ), keys

@@ -17,7 +17,7 @@ from django.utils import timezone
 from registry.models import ModelAlias, ModelVersion
 from serving import cache, enrichment, predictionlog, runners
 from serving.codecs.columns import (
-    Batch,
+    DecodedRequest,
     InputError,
     Matrix,
     PredictionResult,
@@ -101,20 +101,20 @@ def prediction_make(
     return PredictionResult(predictions=predictions, probabilities=probabilities, classes=classes)
 
 
-def batch_to_matrix(*, version: ModelVersion, batch: Batch) -> Matrix:
+def request_to_matrix(*, version: ModelVersion, decoded: DecodedRequest) -> Matrix:
     """Validate a decoded request against the version's signature (filling features from the
     online store when the version has a feature service).
 
     Raises:
         InputError: naming the column and row at fault.
     """
-    batch, keys = enrichment.batch_enrich(version=version, batch=batch)
+    decoded, keys = enrichment.request_enrich(version=version, decoded=decoded)
     return columns_to_matrix(
-        batch.columns,
+        decoded.columns,
         version.signature,
-        n_rows=batch.n_rows,
+        n_rows=decoded.n_rows,
         allow_extra=keys,
-        records=batch.records,
+        records=decoded.records,
     )
 
 
@@ -125,17 +125,17 @@ _warm_lock = threading.Lock()
 _preloaded = False
 
 
-def _warm_rows(version: ModelVersion) -> Batch:
+def _warm_rows(version: ModelVersion) -> DecodedRequest:
     names = signature_columns(version.signature)
     example = version.input_example
     if isinstance(example, list) and example and isinstance(example[0], dict):
         try:
             columns, n_rows = records_to_columns(example[:1], field="input_example")
-            return Batch(columns=columns, n_rows=n_rows)
+            return DecodedRequest(columns=columns, n_rows=n_rows)
         except InputError:
             pass
     dtypes = {c["name"]: c.get("dtype") for c in version.signature.get("inputs") or []}
-    return Batch(
+    return DecodedRequest(
         columns={name: ["" if dtypes[name] == "string" else 0.0] for name in names}, n_rows=1
     )
 
@@ -202,7 +202,7 @@ def prediction_log(
     version: ModelVersion,
     protocol: str,
     request_id: str,
-    batch: Batch,
+    decoded: DecodedRequest,
     result: PredictionResult,
     started: float,
 ) -> None:
@@ -219,9 +219,9 @@ def prediction_log(
             "version_id": version.pk,
             "protocol": protocol,
             "request_id": request_id,
-            "inputs": {name: _jsonable(values) for name, values in batch.columns.items()},
+            "inputs": {name: _jsonable(values) for name, values in decoded.columns.items()},
             "outputs": outputs,
-            "n_rows": batch.n_rows,
+            "n_rows": decoded.n_rows,
             "latency_ms": (time.perf_counter() - started) * 1000.0,
             "created_at": timezone.now(),
         }

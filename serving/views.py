@@ -16,7 +16,7 @@ from django.shortcuts import get_object_or_404, render
 from mlplatform.errors import ApplicationError
 from registry.models import ModelVersion, RegisteredModel
 from serving import selectors, services
-from serving.codecs.columns import Batch, InputError
+from serving.codecs.columns import DecodedRequest, InputError
 from serving.models import PredictionLog
 
 
@@ -91,9 +91,11 @@ def try_page(request: HttpRequest, name: str) -> HttpResponse:
         outputs = ["predict"]
         if version.signature.get("has_predict_proba"):
             outputs.append("predict_proba")
-        batch = Batch(columns={k: [v] for k, v in row.items()}, n_rows=1, outputs=outputs)
+        decoded = DecodedRequest(
+            columns={k: [v] for k, v in row.items()}, n_rows=1, outputs=outputs
+        )
         try:
-            matrix = services.batch_to_matrix(version=version, batch=batch)
+            matrix = services.request_to_matrix(version=version, decoded=decoded)
             result = services.prediction_make(version=version, matrix=matrix, outputs=outputs)
         except InputError as exc:
             if exc.field in form.fields:

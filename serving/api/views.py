@@ -25,7 +25,7 @@ from mlplatform.errors import ApplicationError
 from registry.models import ModelVersion
 from serving import metrics, selectors, services
 from serving.codecs import columns, mlflow, native, open_inference
-from serving.codecs.columns import Batch, InputError, PredictionResult
+from serving.codecs.columns import DecodedRequest, InputError, PredictionResult
 from serving.models import PredictionLog
 
 
@@ -90,19 +90,19 @@ class ServingApi(APIView):
         return response
 
     def predict(
-        self, request: Request, *, version: ModelVersion, batch: Batch
+        self, request: Request, *, version: ModelVersion, decoded: DecodedRequest
     ) -> tuple[PredictionResult, str]:
         """Validate, predict and (sampled) log; returns the result and the request id.
         The caller has set `self.served` as soon as it resolved the version."""
-        matrix = services.batch_to_matrix(version=version, batch=batch)
-        result = services.prediction_make(version=version, matrix=matrix, outputs=batch.outputs)
-        self.rows = batch.n_rows
+        matrix = services.request_to_matrix(version=version, decoded=decoded)
+        result = services.prediction_make(version=version, matrix=matrix, outputs=decoded.outputs)
+        self.rows = decoded.n_rows
         request_id = services.request_id_for(request.META.get("HTTP_X_REQUEST_ID"))
         services.prediction_log(
             version=version,
             protocol=str(self.protocol),
             request_id=request_id,
-            batch=batch,
+            decoded=decoded,
             result=result,
             started=self.started,
         )
@@ -151,8 +151,8 @@ class NativePredictApi(ServingApi):
     ) -> HttpResponse:
         target = selectors.version_resolve(model_name=name, version=version, alias=alias)
         self.served = target
-        batch = native.request(json_body(request))
-        result, request_id = self.predict(request, version=target, batch=batch)
+        decoded = native.request(json_body(request))
+        result, request_id = self.predict(request, version=target, decoded=decoded)
         body = native.response(model=target.model.name, version=target.version, result=result)
         return json_response(body, request_id=request_id)
 
@@ -181,7 +181,7 @@ class MlflowInvocationsApi(MlflowApi):
         self.served = target
         content_type = (request.content_type or "").split(";")[0].strip().lower()
         if content_type == "application/json":
-            batch = mlflow.json_request(json_body(request), target.signature)
+            decoded = mlflow.json_request(json_body(request), target.signature)
         elif content_type == "text/csv":
             try:
                 raw = request.body
@@ -190,15 +190,15 @@ class MlflowInvocationsApi(MlflowApi):
                     "The body exceeds the size cap (MLPLATFORM_MAX_BODY_BYTES).",
                     status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
                 ) from None
-            batch = mlflow.csv_request(raw, target.signature)
+            decoded = mlflow.csv_request(raw, target.signature)
         else:
             raise ApplicationError(
                 f"Content type {content_type or '(none)'!r} is not supported: send "
                 "application/json or text/csv.",
                 status_code=status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
             )
-        result, request_id = self.predict(request, version=target, batch=batch)
-        return json_response(mlflow.response(request=batch, result=result), request_id=request_id)
+        result, request_id = self.predict(request, version=target, decoded=decoded)
+        return json_response(mlflow.response(decoded=decoded, result=result), request_id=request_id)
 
 
 class MlflowPingApi(MlflowApi):
@@ -280,13 +280,13 @@ class V2InferApi(V2Api):
             )
         target = selectors.version_resolve(model_name=name, version=version)
         self.served = target
-        batch, infer_id = open_inference.request(json_body(request), target.signature)
-        result, request_id = self.predict(request, version=target, batch=batch)
+        decoded, infer_id = open_inference.request(json_body(request), target.signature)
+        result, request_id = self.predict(request, version=target, decoded=decoded)
         body = open_inference.response(
             model=target.model.name,
             version=target.version,
             signature=target.signature,
-            request=batch,
+            decoded=decoded,
             infer_id=infer_id,
             result=result,
         )

@@ -49,8 +49,9 @@ class InputError(ApplicationError):
 
 
 @dataclass
-class Batch:
-    """A decoded request: columns of Python values (or one row-major block) plus options."""
+class DecodedRequest:
+    """A prediction request decoded from its protocol: columns of Python values plus the outputs
+    asked for. (Not a batch scoring job: those are `batch.models.BatchJob`.)"""
 
     columns: dict[str, Any]
     n_rows: int
@@ -216,8 +217,8 @@ def columns_to_matrix(
 
     `allow_extra=True` ignores any column the model does not take; an iterable names the only
     extra columns allowed (e.g. entity keys). `records`, the same values as records with the
-    same keys (`Batch.records`), lets an all-numeric request skip the per-column work. Raises
-    InputError naming the column (and row).
+    same keys (`DecodedRequest.records`), lets an all-numeric request skip the per-column work.
+    Raises InputError naming the column (and row).
     """
     dtypes = column_dtypes(signature)
     names = list(dtypes)

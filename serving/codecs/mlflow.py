@@ -8,7 +8,7 @@ from typing import Any
 
 from serving.codecs.columns import (
     OUTPUTS,
-    Batch,
+    DecodedRequest,
     InputError,
     PredictionResult,
     check_row_count,
@@ -46,7 +46,7 @@ def _list_payload(value: Any, names: Sequence[str], *, field: str) -> tuple[dict
     return rows_to_columns(value, names, field=field), len(value)
 
 
-def json_request(data: Any, signature: dict) -> Batch:
+def json_request(data: Any, signature: dict) -> DecodedRequest:
     """MLflow scoring JSON: exactly one of dataframe_split / dataframe_records / instances /
     inputs, plus optional `params` (`{"predict_method": "predict" | "predict_proba"}`)."""
     if not isinstance(data, dict):
@@ -89,15 +89,15 @@ def json_request(data: Any, signature: dict) -> Batch:
             raise InputError("'dataframe_split.data' must be an array of rows.", field=key)
         check_row_count(len(rows), field=key)
         columns = rows_to_columns(rows, cols, field="dataframe_split.data")
-        return Batch(columns=columns, n_rows=len(rows), outputs=outputs)
+        return DecodedRequest(columns=columns, n_rows=len(rows), outputs=outputs)
     if key == "dataframe_records":
         columns, n_rows = records_to_columns(value, field=key)
     else:
         columns, n_rows = _list_payload(value, names, field=key)
-    return Batch(columns=columns, n_rows=n_rows, outputs=outputs)
+    return DecodedRequest(columns=columns, n_rows=n_rows, outputs=outputs)
 
 
-def csv_request(body: bytes, signature: dict) -> Batch:
+def csv_request(body: bytes, signature: dict) -> DecodedRequest:
     """`text/csv` with a header row; cells are parsed as numbers unless the column is a string."""
     try:
         text = body.decode("utf-8-sig")
@@ -133,12 +133,12 @@ def csv_request(body: bytes, signature: dict) -> Batch:
                 number = bool(number)
             out.append(number)
         parsed[name] = out
-    return Batch(columns=parsed, n_rows=len(data), outputs=["predict"])
+    return DecodedRequest(columns=parsed, n_rows=len(data), outputs=["predict"])
 
 
-def response(*, request: Batch, result: PredictionResult) -> dict[str, Any]:
+def response(*, decoded: DecodedRequest, result: PredictionResult) -> dict[str, Any]:
     """`{"predictions": …}`: the probabilities when `predict_proba` was the method asked for."""
-    if request.outputs == ["predict_proba"]:
+    if decoded.outputs == ["predict_proba"]:
         return {"predictions": result.probabilities}
     return {"predictions": result.predictions}
 

@@ -5,7 +5,7 @@ from typing import Any
 
 from mlplatform.errors import ApplicationError
 from serving.codecs.columns import (
-    Batch,
+    DecodedRequest,
     InputError,
     PredictionResult,
     dict_columns,
@@ -14,7 +14,7 @@ from serving.codecs.columns import (
 )
 
 
-def request(data: Any) -> Batch:
+def request(data: Any) -> DecodedRequest:
     """`{"instances": [{…}]}` or `{"inputs": {col: […]}}`, optional `"return"`."""
     if not isinstance(data, dict):
         raise InputError("The body must be a JSON object with 'instances' or 'inputs'.")
@@ -32,9 +32,9 @@ def request(data: Any) -> Batch:
     if "instances" in data:
         records = data["instances"]
         columns, n_rows = records_to_columns(records, field="instances")
-        return Batch(columns=columns, n_rows=n_rows, outputs=outputs, records=records)
+        return DecodedRequest(columns=columns, n_rows=n_rows, outputs=outputs, records=records)
     columns, n_rows = dict_columns(data["inputs"], field="inputs")
-    return Batch(columns=columns, n_rows=n_rows, outputs=outputs)
+    return DecodedRequest(columns=columns, n_rows=n_rows, outputs=outputs)
 
 
 def response(*, model: str, version: int, result: PredictionResult) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from serving.codecs.columns import (
     NUMERIC,
     OUTPUTS,
     STRING,
-    Batch,
+    DecodedRequest,
     InputError,
     PredictionResult,
     bad_value,
@@ -92,8 +92,8 @@ def _tensor(tensor: Any, position: int) -> tuple[str, list[int], list[Any]]:
     return name, shape, flat
 
 
-def request(data: Any, signature: dict) -> tuple[Batch, Any]:
-    """An Open Inference v2 infer body → (batch, request id to echo)."""
+def request(data: Any, signature: dict) -> tuple[DecodedRequest, Any]:
+    """An Open Inference v2 infer body → (the decoded request, its id to echo)."""
     if not isinstance(data, dict):
         raise InputError("The body must be a JSON object with 'inputs'.")
     request_id = data.get("id")
@@ -140,7 +140,7 @@ def request(data: Any, signature: dict) -> tuple[Batch, Any]:
             )
         check_row_count(rows, field=name)
         columns = {column: flat[j::width] for j, column in enumerate(columns_in)}
-        return Batch(columns=columns, n_rows=rows, outputs=outputs), request_id
+        return DecodedRequest(columns=columns, n_rows=rows, outputs=outputs), request_id
     columns_by_name: dict[str, list[Any]] = {}
     n_rows = None
     for name, shape, flat in decoded:
@@ -160,7 +160,7 @@ def request(data: Any, signature: dict) -> tuple[Batch, Any]:
         columns_by_name[name] = flat
     assert n_rows is not None
     check_row_count(n_rows, field="inputs")
-    return Batch(columns=columns_by_name, n_rows=n_rows, outputs=outputs), request_id
+    return DecodedRequest(columns=columns_by_name, n_rows=n_rows, outputs=outputs), request_id
 
 
 def _output_datatype(signature: dict) -> str:
@@ -173,7 +173,7 @@ def response(
     model: str,
     version: int,
     signature: dict,
-    request: Batch,
+    decoded: DecodedRequest,
     infer_id: Any,
     result: PredictionResult,
 ) -> dict[str, Any]:
@@ -184,7 +184,7 @@ def response(
             {
                 "name": "predict",
                 "datatype": _output_datatype(signature),
-                "shape": [request.n_rows],
+                "shape": [decoded.n_rows],
                 "data": result.predictions,
             }
         )
@@ -194,7 +194,7 @@ def response(
             {
                 "name": "predict_proba",
                 "datatype": "FP64",
-                "shape": [request.n_rows, width],
+                "shape": [decoded.n_rows, width],
                 "data": [value for row in result.probabilities for value in row],  # flat
                 "parameters": {"classes": json.dumps(result.classes)},
             }

@@ -58,8 +58,10 @@ def test_bad_frames_name_column_and_row_with_offset(frame, field, row, needle):
 
 
 def _native(records):
-    batch = native.request({"instances": records})
-    return columns_to_matrix(batch.columns, NUMERIC, n_rows=batch.n_rows, records=batch.records)
+    decoded = native.request({"instances": records})
+    return columns_to_matrix(
+        decoded.columns, NUMERIC, n_rows=decoded.n_rows, records=decoded.records
+    )
 
 
 def test_numeric_records_become_the_same_matrix_as_their_columns():
