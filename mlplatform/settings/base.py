@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "serving",
     "features",
     "jobs",
+    "batch",
 ]
 
 MIDDLEWARE = [
@@ -57,6 +58,13 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
 ]
+
+# WSGI layers between the request limits and Django's handler, outermost first (mlplatform/wsgi.py).
+# The predict lane answers successful native predictions without Django's handler and hands
+# every other request to it (serving/api/predict_lane.py); an empty value turns it off.
+MLPLATFORM_WSGI_LAYERS = env.list(
+    "MLPLATFORM_WSGI_LAYERS", default=["serving.api.predict_lane.NativePredictLane"]
+)
 
 ROOT_URLCONF = "mlplatform.urls"
 WSGI_APPLICATION = "mlplatform.wsgi.application"
@@ -176,7 +184,7 @@ AUDITLOG_INCLUDE_TRACKING_MODELS = (
         "model": "jobs.job",
         "exclude_fields": ["progress_done", "progress_total", "updated_at", "result"],
     },
-    {"model": "jobs.batchschedule", "exclude_fields": ["last_input", "last_run_at"]},
+    {"model": "batch.batchschedule", "exclude_fields": ["last_input", "last_run_at"]},
     {"model": "accounts.apitoken", "exclude_fields": ["digest", "last_used"]},
     {"model": "tenancy.grant"},
     {"model": "auth.user", "exclude_fields": ["password", "last_login"], "m2m_fields": ["groups"]},
