@@ -1,11 +1,9 @@
-from typing import Any
-
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from jobs import schedules, selectors, services
-from jobs.models import BatchChunk, BatchJob, BatchSchedule, Job
+from jobs import selectors, services
+from jobs.models import Job
 from tenancy.admin import OwnedModelAdmin
 
 
@@ -39,59 +37,3 @@ class JobAdmin(OwnedModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
-
-
-CHUNK_FIELDS = ("index", "row_start", "row_count", "status", "attempts", "claimed_by", "error")
-
-
-class BatchChunkInline(admin.TabularInline):
-    model = BatchChunk
-    extra = 0
-    can_delete = False
-    fields = CHUNK_FIELDS
-    readonly_fields = CHUNK_FIELDS
-
-
-@admin.register(BatchJob)
-class BatchJobAdmin(admin.ModelAdmin):
-    list_display = ["job", "version", "input_format", "output_format", "rows_total"]
-    readonly_fields = [field.name for field in BatchJob._meta.fields]
-    inlines = [BatchChunkInline]
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[BatchJob]:
-        return (
-            super()
-            .get_queryset(request)
-            .filter(job__in=selectors.jobs_visible(user=request.user).values("pk"))
-        )
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        if obj is None:
-            return super().has_delete_permission(request)
-        return request.user.has_perm("jobs.delete_job", obj.job)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-
-@admin.register(BatchSchedule)
-class BatchScheduleAdmin(OwnedModelAdmin):
-    list_display = [
-        "name",
-        "model",
-        "alias",
-        "folder",
-        "crontab",
-        "enabled",
-        "owner",
-        "last_run_at",
-    ]
-    readonly_fields = ["periodic_task", "last_input", "last_run_at", "created_by"]
-
-    def save_model(self, request: HttpRequest, obj: BatchSchedule, form: Any, change: bool) -> None:
-        if not change:
-            obj.created_by = request.user  # type: ignore[assignment]
-        schedules.batch_schedule_save(schedule=obj)
-
-    def delete_model(self, request: HttpRequest, obj: BatchSchedule) -> None:
-        schedules.batch_schedule_delete(schedule=obj)

@@ -1,17 +1,20 @@
 """Writes for jobs: every background operation reports its lifecycle and progress here."""
 
 import logging
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import transaction
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import F
 from django.utils import timezone
 
-from jobs.models import BatchChunk, BatchJob, Job
-from mlplatform.errors import ConflictError
+from jobs import signals
+from jobs.models import Job
+from mlplatform.errors import ApplicationError, ConflictError
 
 logger = logging.getLogger(__name__)
 
@@ -117,48 +120,73 @@ def job_fail(*, job_id: int, error: str) -> None:
         transaction.on_commit(lambda: job_files_remove(job_id=job_id))
 
 
+@contextmanager
+def job_running(*, job_id: int, total: int | None = None) -> Iterator[Job | None]:
+    """Run a block as the job's work: start the job, yield it, and record how the work ended.
+
+    Yields None (and the block should do nothing) when the job is no longer queued or running,
+    e.g. it was cancelled before its turn. Inside the block:
+
+    - `JobStopped` (the job was cancelled while the work ran) ends the block quietly: the work
+      committed nothing, and the job already says cancelled;
+    - an `ApplicationError` fails the job with its message (a person's mistake, not a bug);
+    - any other exception fails the job with its type and message, and is raised again for the
+      worker's log.
+
+    The block marks the job succeeded itself (`job_succeed`, with its result), usually in the
+    transaction that commits the work, so a job never says succeeded for work that was rolled back.
+    """
+    if not job_start(job_id=job_id, total=total):
+        yield None
+        return
+    try:
+        yield Job.objects.get(pk=job_id)
+    except JobStopped:
+        pass  # cancelled while it ran: it committed nothing, and says so already
+    except ApplicationError as exc:
+        job_fail(job_id=job_id, error=exc.message)
+    except Exception as exc:
+        # Not a user error: recorded for the person watching the job, then raised for the logs.
+        job_fail(job_id=job_id, error=f"{type(exc).__name__}: {exc}")
+        raise
+
+
 def job_cancel(*, job: Job) -> Job:
     """Cancel a queued or running job. Raises ConflictError if it already finished."""
-    updated = (
-        Job.objects.filter(pk=job.pk)
-        .exclude(status__in=Job.FINISHED)
-        .update(status=Job.Status.CANCELLED, finished_at=timezone.now(), updated_at=timezone.now())
-    )
-    job.refresh_from_db()
-    if not updated:
-        raise ConflictError(f"Job {job.pk} already {job.status}; it cannot be cancelled.")
-    if job.kind == Job.Kind.BATCH_SCORING:
-        # Queued chunks never start; running ones see the status at their next block.
-        BatchChunk.objects.filter(batch_id=job.pk, status=BatchChunk.Status.PENDING).update(
-            status=BatchChunk.Status.CANCELLED
+    with transaction.atomic():
+        updated = (
+            Job.objects.filter(pk=job.pk)
+            .exclude(status__in=Job.FINISHED)
+            .update(
+                status=Job.Status.CANCELLED, finished_at=timezone.now(), updated_at=timezone.now()
+            )
         )
+        job.refresh_from_db()
+        if not updated:
+            raise ConflictError(f"Job {job.pk} already {job.status}; it cannot be cancelled.")
+        # The kind's own state (e.g. batch scoring's queued chunks) is stopped by its app.
+        signals.job_cancelled.send(sender=Job, job=job)
     job_id = job.pk
     transaction.on_commit(lambda: job_files_remove(job_id=job_id))
     return job
 
 
 def job_files_remove(*, job_id: int) -> int:
-    """Delete what a failed or cancelled job left in storage: chunk output parts, a staged
-    input, a partial output. Idempotent; returns how many files were deleted.
+    """Delete what a failed or cancelled job left in storage: what its kind's work left (through
+    `signals.job_leftovers_remove`, e.g. batch chunk parts and a staged input) and a partial
+    output. Idempotent; returns how many files were deleted.
 
-    A chunk that finishes after this stores nothing that counts (it sees the job is over and
-    deletes its own part), and the periodic expiry task calls this again for stragglers.
+    Work that finishes after this stores nothing that counts (it sees the job is over and deletes
+    its own files), and the periodic expiry task calls this again for stragglers.
     """
     job = Job.objects.filter(pk=job_id).first()
     if job is None or job.status not in (Job.Status.FAILED, Job.Status.CANCELLED):
         return 0
-    names: list[str] = []
-    chunks = BatchChunk.objects.filter(batch_id=job_id).exclude(output_part="")
-    names.extend(chunks.values_list("output_part", flat=True))
-    batch = BatchJob.objects.filter(pk=job_id).first()
-    if batch is not None and batch.staged_input:
-        names.append(batch.staged_input)
+    deleted = sum(
+        cast(int, count or 0) for _, count in signals.job_leftovers_remove.send(sender=Job, job=job)
+    )
     if job.output:
-        names.append(job.output.name)
-    deleted = _delete_files(names)
-    chunks.update(output_part="")
-    BatchJob.objects.filter(pk=job_id).exclude(staged_input="").update(staged_input="")
-    if job.output:
+        deleted += files_delete([job.output.name])
         Job.objects.filter(pk=job_id).update(output="", output_content_type="")
     return deleted
 
@@ -168,11 +196,11 @@ def job_outputs_expire(*, now: Any = None) -> int:
     and mark them expired (their download answers 410); also removes what failed or cancelled
     jobs left behind. Returns how many jobs' outputs expired."""
     now = now or timezone.now()
-    for job_id in (
-        Job.objects.filter(status__in=[Job.Status.FAILED, Job.Status.CANCELLED])
-        .filter(_leftovers())
-        .values_list("pk", flat=True)
-    ):
+    ended = Job.objects.filter(status__in=[Job.Status.FAILED, Job.Status.CANCELLED])
+    leftovers = set(ended.exclude(output="").values_list("pk", flat=True))
+    for _, job_ids in signals.job_leftovers_find.send(sender=Job):
+        leftovers.update(cast(Iterable[int], job_ids or ()))
+    for job_id in sorted(leftovers):
         job_files_remove(job_id=job_id)
     days = float(settings.MLPLATFORM_JOB_OUTPUT_RETENTION_DAYS)
     if days <= 0:
@@ -182,20 +210,15 @@ def job_outputs_expire(*, now: Any = None) -> int:
     for job in Job.objects.filter(
         status=Job.Status.SUCCEEDED, finished_at__lt=cutoff, output_expired_at__isnull=True
     ).exclude(output=""):
-        _delete_files([job.output.name])
+        files_delete([job.output.name])
         expired += Job.objects.filter(pk=job.pk, output_expired_at__isnull=True).update(
             output="", output_expired_at=now, updated_at=now
         )
     return expired
 
 
-def _leftovers() -> Q:
-    parts = BatchChunk.objects.filter(batch_id=OuterRef("pk")).exclude(output_part="")
-    staged = BatchJob.objects.filter(pk=OuterRef("pk")).exclude(staged_input="")
-    return Q(Exists(parts)) | Q(Exists(staged)) | ~Q(output="")
-
-
-def _delete_files(names: list[str]) -> int:
+def files_delete(names: list[str]) -> int:
+    """Delete stored files, logging (not raising) the ones storage refuses; returns the count."""
     deleted = 0
     for name in names:
         try:

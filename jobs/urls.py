@@ -2,11 +2,10 @@ from django.urls import path
 
 from jobs import views
 
-app_name = "jobs"
+# Routed under /jobs/ in the `jobs` namespace by mlplatform/urls.py, together with batch's
+# scoring form (batch/urls.py): URL names stay `jobs:list`, `jobs:new`, ...
 urlpatterns = [
     path("", views.job_list, name="list"),
-    path("new", views.job_new, name="new"),
-    path("new/check", views.job_new_check, name="new-check"),
     path("<int:pk>/", views.job_detail, name="detail"),
     path("<int:pk>/progress", views.job_progress, name="progress"),
     path("<int:pk>/cancel", views.job_cancel, name="cancel"),

@@ -1,6 +1,9 @@
-"""HTML pages for every job: list, detail with live progress, launch a batch scoring job."""
+"""HTML pages for every job: list, detail with live progress, cancel, download.
 
-from typing import Any
+The batch scoring form (`/jobs/new`) is batch's (batch/views.py), in the same `jobs` URL
+namespace (mlplatform/urls.py)."""
+
+from typing import Any, cast
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -10,11 +13,10 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpRe
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from jobs import batch, selectors, services
-from jobs.forms import BatchJobForm, JobFilterForm
+from jobs import selectors, services, signals
+from jobs.forms import JobFilterForm
 from jobs.models import Job
 from mlplatform.errors import ApplicationError
-from registry.models import ModelAlias, ModelVersion
 from tenancy.services import PermissionDeniedError, write_check
 
 
@@ -27,8 +29,9 @@ def _job_or_404(request: HttpRequest, pk: int) -> Job:
 
 def _progress_context(job: Job) -> dict[str, Any]:
     context: dict[str, Any] = {"job": job}
-    if job.kind == Job.Kind.BATCH_SCORING:
-        context["chunks"] = selectors.batch_chunk_counts(job=job)
+    # The app whose kind this job is adds its details (e.g. batch scoring's chunk counts).
+    for _, extra in signals.job_page_context.send(sender=Job, job=job):
+        context.update(cast(dict[str, Any], extra or {}))
     return context
 
 
@@ -100,83 +103,3 @@ def job_download(request: HttpRequest, pk: int) -> FileResponse | HttpResponseGo
         filename=job.output.name.rsplit("/", 1)[-1],
         content_type=job.output_content_type or "application/octet-stream",
     )
-
-
-def _versions_table() -> list[dict[str, Any]]:
-    rows = []
-    for model in selectors.batch_models():
-        ready = ModelVersion.objects.filter(model=model, status=ModelVersion.Status.READY)
-        aliases = ModelAlias.objects.filter(model=model).select_related("version")
-        rows.append(
-            {
-                "name": model.name,
-                "versions": list(ready.order_by("-version").values_list("version", flat=True)),
-                "aliases": [f"{a.alias} → v{a.version.version}" for a in aliases],
-            }
-        )
-    return rows
-
-
-def _pinned(data: dict[str, Any]) -> Any:
-    """The version the form's model, version and alias fields name (raises ApplicationError)."""
-    return selectors.batch_version_pin(
-        model_name=data["model"], version=data.get("version"), alias=data.get("alias") or None
-    )
-
-
-def _checked(form: BatchJobForm) -> tuple[Any, Any]:
-    """Pin the version and read the upload's columns; returns (version, check) or raises."""
-    data = form.cleaned_data
-    version = _pinned(data)
-    upload = data["input"]
-    info = batch.input_inspect(stream=upload, filename=upload.name or "")
-    check = batch.columns_check(
-        version=version,
-        columns=info.columns,
-        id_columns=batch.names_parse(data["id_columns"]),
-        as_of=data["as_of"],
-    )
-    return version, check
-
-
-@login_required
-def job_new(request: HttpRequest) -> HttpResponse:
-    form = BatchJobForm(request.POST or None, request.FILES or None)
-    if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
-        try:
-            version = _pinned(data)
-            upload = data["input"]
-            job = batch.batch_job_submit(
-                version=version,
-                stream=upload,
-                filename=upload.name or "",
-                outputs=batch.outputs_parse(data["outputs"]),
-                id_columns=batch.names_parse(data["id_columns"]),
-                output_format=batch.format_parse(data["format"]),
-                submitted_by=request.user,
-                as_of=data["as_of"],
-            )
-        except ApplicationError as exc:
-            field = exc.extra.get("field") if exc.extra else None
-            form.add_error(field if field in form.fields else None, exc.message)
-        else:
-            messages.success(request, f"Job {job.pk} queued.")
-            return redirect(job.get_absolute_url())
-    return render(request, "jobs/new.html", {"form": form, "models": _versions_table()})
-
-
-@login_required
-@require_POST
-def job_new_check(request: HttpRequest) -> HttpResponse:
-    """htmx: the chosen file's columns against the chosen version's signature, before submit."""
-    form = BatchJobForm(request.POST, request.FILES)
-    context: dict[str, Any] = {}
-    if not form.is_valid():
-        context["problem"] = "Pick a model and a file to check its columns."
-    else:
-        try:
-            context["version"], context["check"] = _checked(form)
-        except ApplicationError as exc:
-            context["problem"] = exc.message
-    return render(request, "jobs/_check.html", context)

@@ -32,14 +32,15 @@ PARENTS = {
     "registry.modelalias": "model",
     "registry.aliaschange": "model",
     "serving.predictionlog": "model",
-    "jobs.batchjob": "job",
+    "batch.batchjob": "job",
 }
 
 # Models with an owner, by app: their change/delete permissions follow the team rule.
 OWNED = {
     "registry": ("registeredmodel", "modelversion", "modelalias"),
     "features": ("entity", "datasource", "featuregroup", "feature", "featureservice"),
-    "jobs": ("batchschedule", "job"),
+    "jobs": ("job",),
+    "batch": ("batchschedule",),
 }
 
 # Models whose data (not their catalog entry) is read under the team rule or a grant.

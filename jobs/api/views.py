@@ -1,21 +1,20 @@
-from django.conf import settings
 from django.http import FileResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
-from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from jobs import batch, selectors, services
-from jobs.api.serializers import BatchJobInputSerializer, JobOutputSerializer
+from jobs import selectors, services
+from jobs.api.serializers import JobOutputSerializer
 from mlplatform.api import Pagination
 from mlplatform.errors import ApplicationError, NotFoundError
 from tenancy.services import write_check
 
 
 class JobListApi(APIView):
-    parser_classes = [MultiPartParser, FormParser]
+    """`GET /api/v1/jobs/`: the jobs the user may see. The same path's POST (a batch scoring
+    job) is added by batch.api.views.JobListSubmitApi, which mlplatform/urls.py routes."""
 
     @extend_schema(
         parameters=[OpenApiParameter("kind", str), OpenApiParameter("status", str)],
@@ -31,36 +30,6 @@ class JobListApi(APIView):
         page = paginator.paginate_queryset(jobs, request, view=self)
         data = JobOutputSerializer(page, many=True, context={"request": request}).data
         return paginator.get_paginated_response(data)
-
-    @extend_schema(request=BatchJobInputSerializer, responses={201: JobOutputSerializer})
-    def post(self, request: Request) -> Response:
-        """Queue a batch scoring job for an uploaded CSV or Parquet file."""
-        serializer = BatchJobInputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
-        upload = data["input"]
-        if upload.size > settings.MLPLATFORM_MAX_UPLOAD_BYTES:
-            raise ApplicationError(
-                f"input: {upload.size} bytes exceed the limit of "
-                f"{settings.MLPLATFORM_MAX_UPLOAD_BYTES} (MLPLATFORM_MAX_UPLOAD_BYTES).",
-                extra={"field": "input"},
-                status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
-            )
-        version = selectors.batch_version_pin(
-            model_name=data["model"], version=data.get("version"), alias=data.get("alias")
-        )
-        job = batch.batch_job_submit(
-            version=version,
-            stream=upload,
-            filename=upload.name or "",
-            outputs=batch.outputs_parse(data.get("outputs")),
-            id_columns=batch.names_parse(data.get("id_columns")),
-            output_format=batch.format_parse(data.get("format")),
-            submitted_by=request.user,
-            as_of=data.get("as_of", False),
-        )
-        body = JobOutputSerializer(job, context={"request": request}).data
-        return Response(body, status=status.HTTP_201_CREATED)
 
 
 class JobDetailApi(APIView):

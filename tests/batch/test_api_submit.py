@@ -4,7 +4,8 @@ import io
 
 import pytest
 
-from jobs.models import BatchJob, Job
+from batch.models import BatchJob
+from jobs.models import Job
 from tests.jobs.conftest import make_frame, regressor_frame
 from tests.jobs.helpers import submit
 

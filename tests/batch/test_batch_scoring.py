@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from jobs.models import BatchChunk, Job
+from batch.models import BatchChunk
+from jobs.models import Job
 from tests.jobs.conftest import FEATURES, make_frame, regressor_frame
 from tests.jobs.helpers import read_output, submit, wait_finished
 

@@ -15,8 +15,9 @@ from django.core.files.storage import default_storage
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
+from batch.models import BatchChunk, BatchJob
 from jobs import services
-from jobs.models import BatchChunk, BatchJob, Job
+from jobs.models import Job
 from jobs.tasks import job_outputs_expire
 from tests.jobs.conftest import make_frame
 from tests.jobs.helpers import read_output, submit, wait_finished

@@ -7,9 +7,10 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from jobs import batch
-from jobs.models import BatchChunk, Job
-from jobs.tasks import batch_sweep
+from batch import plan
+from batch.models import BatchChunk
+from batch.tasks import batch_sweep
+from jobs.models import Job
 from tests.jobs.conftest import FEATURES, make_frame
 from tests.jobs.helpers import submit
 
@@ -23,7 +24,7 @@ def test_a_chunk_that_keeps_killing_its_worker_fails_the_job(
     job_id = submit(
         api_client, write_input(make_frame(30)), model="churn", id_columns="customer_id,branch"
     ).json()["id"]
-    batch.batch_job_plan(job_id=job_id)
+    plan.batch_job_plan(job_id=job_id)
     BatchChunk.objects.filter(batch_id=job_id, index=1).update(
         status="running",
         attempts=settings.MLPLATFORM_BATCH_MAX_ATTEMPTS,

@@ -8,8 +8,9 @@ from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
-from jobs import schedules
-from jobs.models import BatchSchedule, Job
+from batch import schedules
+from batch.models import BatchSchedule
+from jobs.models import Job
 from tests.jobs.conftest import make_frame
 
 pytestmark = pytest.mark.django_db
@@ -70,7 +71,7 @@ def test_a_schedule_moved_outside_its_area_behind_the_service_s_back_reads_nothi
 
 def test_the_admin_form_names_the_area_of_the_team(admin_client: Any, churn: Any) -> None:
     response = admin_client.post(
-        "/admin/jobs/batchschedule/add/",
+        "/admin/batch/batchschedule/add/",
         {
             "name": "peek",
             "model": churn.model.pk,

@@ -5,7 +5,8 @@ import time
 import numpy as np
 import pytest
 
-from jobs.models import BatchChunk, Job
+from batch.models import BatchChunk
+from jobs.models import Job
 from tests.jobs.conftest import FEATURES, make_frame
 from tests.jobs.helpers import read_output, submit, wait_finished
 from tests.workers import wait_idle

@@ -7,14 +7,15 @@ import pytest
 from django.contrib.auth.models import Group, Permission
 from django.test import Client
 
+from batch.models import BatchSchedule
 from features.models import DataSource, Entity, FeatureGroup, FeatureService
-from jobs.models import BatchSchedule, Job
+from jobs.models import Job
 from registry.models import RegisteredModel
 from tenancy.models import Grant
 
 pytestmark = pytest.mark.django_db
 
-APPS = ("features", "registry", "jobs", "tenancy")
+APPS = ("features", "registry", "jobs", "batch", "tenancy")
 
 
 @pytest.fixture

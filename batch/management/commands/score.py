@@ -7,7 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
-from jobs import batch, selectors
+from batch import inputs, selectors, submit
 from jobs.models import Job
 from mlplatform.errors import ApplicationError
 
@@ -47,13 +47,13 @@ class Command(BaseCommand):
                 model_name=options["model"], version=options["version"], alias=options["alias"]
             )
             with path.open("rb") as stream:
-                job = batch.batch_job_submit(
+                job = submit.batch_job_submit(
                     version=version,
                     stream=stream,
                     filename=path.name,
-                    outputs=batch.outputs_parse(options["outputs"]),
-                    id_columns=batch.names_parse(options["id_columns"]),
-                    output_format=batch.format_parse(options["format"]),
+                    outputs=inputs.outputs_parse(options["outputs"]),
+                    id_columns=inputs.names_parse(options["id_columns"]),
+                    output_format=inputs.format_parse(options["format"]),
                     as_of=options["as_of"],
                 )
         except ApplicationError as exc:
