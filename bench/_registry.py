@@ -1,51 +1,41 @@
-"""A ready model version stored as the registry stores it, for the benchmarks and the tests that
-only need a model (the upload pipeline is measured by bench/registry.py and tested in
-tests/registry/). The estimator is the caller's own, so it is compiled in this process, the way
-the sandbox compiles an uploaded one; a model that does not compile gets the runner engine."""
+"""A ready model version for the benchmarks that only need a model, made the way a user makes
+one: `registry.services` stores the upload and validates it (scan, sandboxed load, ONNX
+compilation), so the benchmarks serve exactly what the registry would have stored. The upload
+pipeline itself is measured by bench/registry.py; the tests build ready versions with
+tests/factories.py instead, which the benchmarks do not import."""
 
-import hashlib
 from typing import Any
 
 
 def ready_version(
     name: str,
-    estimator: Any,
     data: bytes,
     *,
     input_example: list[dict[str, Any]] | None = None,
     alias: str | None = None,
-    number: int = 1,
 ) -> Any:
-    """Version `number` of model `name`: `data` is the joblib dump of `estimator`."""
-    from django.conf import settings
+    """The next version of model `name` (registered if new) from `data`, a joblib dump.
+
+    Raises:
+        RuntimeError: validation did not make the version ready.
+    """
     from django.core.files.base import ContentFile
 
-    from registry.compilation import compile_or_explain
-    from registry.models import ModelAlias, ModelVersion, RegisteredModel
-    from registry.signature import signature_infer
+    from registry import services
+    from registry.models import ModelVersion, RegisteredModel
 
-    model, _ = RegisteredModel.objects.get_or_create(name=name)
-    signature = signature_infer(estimator, input_example=input_example)
-    graph, compilation = compile_or_explain(
-        estimator, signature, input_example, tolerance=settings.MLPLATFORM_ONNX_TOLERANCE
-    )
-    version = ModelVersion(
+    model = RegisteredModel.objects.filter(name=name).first() or services.model_create(name=name)
+    version = services.version_upload(
         model=model,
-        version=number,
-        sha256=hashlib.sha256(data).hexdigest(),
-        size_bytes=len(data),
-        format=ModelVersion.Format.JOBLIB,
-        status=ModelVersion.Status.READY,
-        signature=signature,
+        file=ContentFile(data, name=f"{name}.joblib"),
+        user=None,
         input_example=input_example,
-        engine=ModelVersion.Engine.ONNX if graph else ModelVersion.Engine.PYTHON,
-        compilation=compilation,
     )
-    version.artifact.save("artifact.joblib", ContentFile(data), save=False)
-    if graph:
-        version.graph_sha256 = hashlib.sha256(graph).hexdigest()
-        version.graph.save("graph.onnx", ContentFile(graph), save=False)
-    version.save()
+    version = services.version_validate(version_id=version.pk)
+    if version.status != ModelVersion.Status.READY:
+        raise RuntimeError(
+            f"{name} v{version.version} is {version.status}: {version.status_message}"
+        )
     if alias:
-        ModelAlias.objects.create(model=model, alias=alias, version=version)
+        services.alias_set(model=model, alias=alias, version_number=version.version, user=None)
     return version

@@ -117,7 +117,7 @@ def _register(name: str, estimator: Any) -> Any:
 
     buffer = io.BytesIO()
     joblib.dump(estimator, buffer)
-    return ready_version(name, estimator, buffer.getvalue())
+    return ready_version(name, buffer.getvalue())
 
 
 class Worker:
@@ -242,12 +242,12 @@ def _onnx_loop(path: Path, version: Any, out: Path, block_rows: int) -> float:
 
 def _job(path: Path, version: Any, worker: Worker) -> tuple[float, float, int, Any]:
     """Submit, then wait; returns (seconds queued→done, upload seconds, peak RSS, job)."""
-    from jobs import batch
+    from batch import submit
     from jobs.models import Job
 
     upload_started = time.perf_counter()
     with path.open("rb") as stream:
-        job = batch.batch_job_submit(
+        job = submit.batch_job_submit(
             version=version, stream=stream, filename=path.name, id_columns=["id"]
         )
     upload = time.perf_counter() - upload_started

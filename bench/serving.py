@@ -211,15 +211,11 @@ def _models() -> list[Served]:
     served = []
     for name, estimator in fitted.items():
         estimator.fit(x, y)
-        version = ready_version(
-            name, estimator, _dump(estimator), input_example=[row], alias="production"
-        )
+        version = ready_version(name, _dump(estimator), input_example=[row], alias="production")
         served.append(Served(name, estimator, version, frame, row))
     if not any(model.runner for model in served):
         name, estimator = "bc-logreg-runner", fitted["bc-logreg"]
-        version = ready_version(
-            name, estimator, _dump(estimator), input_example=[row], alias="production"
-        )
+        version = ready_version(name, _dump(estimator), input_example=[row], alias="production")
         ModelVersion.objects.filter(pk=version.pk).update(
             engine=ModelVersion.Engine.PYTHON, graph="", graph_sha256=""
         )
@@ -294,8 +290,7 @@ def _in_process(model: Served, token: str, calls: int) -> None:
     from rest_framework.test import APIClient
     from threadpoolctl import threadpool_limits
 
-    from serving import cache
-    from serving.codecs.columns import columns_to_matrix
+    from serving import cache, codecs
     from serving.services import validated_input
 
     estimator, frame = model.estimator, model.frame
@@ -311,7 +306,7 @@ def _in_process(model: Served, token: str, calls: int) -> None:
 
     # What the route hands its engine: the request's values checked against the signature and
     # assembled by serving.codecs (a float64 matrix in signature column order for these models).
-    matrix = columns_to_matrix(
+    matrix = codecs.columns_to_matrix(
         {name: [value] for name, value in model.row.items()}, model.version.signature, n_rows=1
     )
 

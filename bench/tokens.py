@@ -126,7 +126,7 @@ def main() -> None:
     estimator = LogisticRegression(max_iter=500).fit(iris.data, iris.target)
     buffer = io.BytesIO()
     joblib.dump(estimator, buffer)
-    ready_version("bench", estimator, buffer.getvalue(), input_example=[ROW])
+    ready_version("bench", buffer.getvalue(), input_example=[ROW])
     user = get_user_model().objects.create_user("bench", password="bench-pw-123")
     _, hashed_key = token_create(user=user, name="bench")
     _, scoped_key = token_create(

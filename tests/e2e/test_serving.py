@@ -4,7 +4,8 @@ import pytest
 
 from serving import selectors
 from tests.conftest import log_in
-from tests.serving.conftest import _fit_all, version_create
+from tests.factories import ModelVersionFactory
+from tests.serving.conftest import _fit_all
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -19,7 +20,7 @@ def _fresh_resolution():
 def test_try_it_form_returns_a_prediction(page, django_user_model):
     django_user_model.objects.create_user("bob", password="pw-bob-12345", is_staff=True)
     estimator, example = _fit_all()["iris"]
-    version_create(name="iris", estimator=estimator, input_example=example)
+    ModelVersionFactory.create(model__name="iris", estimator=estimator, input_example=example)
     log_in(page, "/serving/models/iris/try/", "bob", "pw-bob-12345")
 
     # Prefilled from the input example; change one value and predict.
@@ -38,7 +39,7 @@ def test_try_it_form_returns_a_prediction(page, django_user_model):
 def test_try_it_shows_a_form_error_for_a_bad_value(page, django_user_model):
     django_user_model.objects.create_user("bob", password="pw-bob-12345", is_staff=True)
     estimator, example = _fit_all()["iris"]
-    version_create(name="iris", estimator=estimator, input_example=example)
+    ModelVersionFactory.create(model__name="iris", estimator=estimator, input_example=example)
     log_in(page, "/serving/models/iris/try/", "bob", "pw-bob-12345")
 
     page.evaluate("document.querySelector('#id_f1').type = 'text'")

@@ -1,5 +1,5 @@
-"""Ready model versions created directly (fitted here, stored through Django storage), and the
-input files batch jobs score."""
+"""Ready model versions of estimators fitted here (built by ModelVersionFactory), and the input
+files batch jobs score."""
 
 from collections.abc import Callable
 from pathlib import Path
@@ -12,8 +12,8 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from registry.models import ModelAlias, ModelVersion
-from tests.serving.conftest import version_create
+from registry.models import ModelVersion
+from tests.factories import ModelAliasFactory, ModelVersionFactory
 
 FEATURES = ["age", "income", "tenure", "score"]
 
@@ -48,14 +48,13 @@ def register(estimator: Any, *, name: str, alias: str | None = None) -> ModelVer
     """A READY version exactly as the registry would store it, without the upload pipeline."""
     columns = getattr(estimator, "feature_names_in_", None)
     example_columns = list(columns) if columns is not None else [f"f{i}" for i in range(4)]
-    version = version_create(
-        name=name,
+    version: ModelVersion = ModelVersionFactory.create(
+        model__name=name,
         estimator=estimator,
         input_example=[dict.fromkeys(example_columns, 0.5)],
-        number=ModelVersion.objects.filter(model__name=name).count() + 1,
     )
     if alias:
-        ModelAlias.objects.create(model=version.model, alias=alias, version=version)
+        ModelAliasFactory.create(version=version, alias=alias)
     return version
 
 

@@ -31,13 +31,13 @@ def test_deeply_nested_json_is_a_400(
     import numpy as np
     from sklearn.linear_model import LinearRegression
 
-    from tests.serving.conftest import version_create
+    from tests.factories import ModelVersionFactory
 
     # given a user allowed everything and a ready model, so the body is what gets judged
     user.is_superuser = True
     user.save()
     x = np.arange(6.0).reshape(3, 2)
-    version_create(name="churn", estimator=LinearRegression().fit(x, x[:, 0]), input_example=None)
+    ModelVersionFactory.create(model__name="churn", estimator=LinearRegression().fit(x, x[:, 0]))
 
     response = getattr(api_client, method)(url, body, content_type="application/json")
 

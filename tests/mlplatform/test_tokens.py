@@ -1,12 +1,10 @@
 """API tokens: hashed at rest, named, expiring, revocable, optionally scoped to predictions on
 chosen models; the Tokens page and API; sign-in for every user."""
 
-import io
 from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any
 
-import joblib
 import numpy as np
 import pytest
 from django.db import connection
@@ -36,16 +34,16 @@ def _fresh_token_cache(settings: Any) -> None:
 @pytest.fixture
 def models(db: Any) -> list[str]:
     """Two ready models, `allowed` and `other`."""
-    from bench._registry import ready_version
     from serving import selectors
+    from tests.factories import ModelVersionFactory
 
     selectors.resolution_cache_clear()
     x = np.array([[0.0, 1.0], [1.0, 0.0], [0.2, 0.9], [0.9, 0.1]])
     estimator = LogisticRegression().fit(x, [0, 1, 0, 1])
-    buffer = io.BytesIO()
-    joblib.dump(estimator, buffer)
     for name in ("allowed", "other"):
-        ready_version(name, estimator, buffer.getvalue(), input_example=[ROW])
+        ModelVersionFactory.create(
+            model__name=name, model__owner=None, estimator=estimator, input_example=[ROW]
+        )
     return ["allowed", "other"]
 
 

@@ -13,6 +13,7 @@ from rest_framework.test import APIClient
 from registry import services
 from registry.models import AliasChange, ModelVersion, RegisteredModel
 from tests.conftest import client_for
+from tests.factories import ModelVersionFactory
 from tests.registry.conftest import serialise, upload
 
 pytestmark = pytest.mark.django_db
@@ -24,11 +25,6 @@ def bearer_client(user: Any) -> APIClient:
 
 def artifact(data: bytes, name: str = "model.joblib") -> SimpleUploadedFile:
     return SimpleUploadedFile(name, data, content_type="application/octet-stream")
-
-
-def ready_version(model: RegisteredModel, estimators: dict[str, Any]) -> ModelVersion:
-    version = upload(model, serialise(estimators["linear"], "joblib"))
-    return services.version_validate(version_id=version.pk)
 
 
 # --- models ---------------------------------------------------------------------------------------
@@ -281,7 +277,7 @@ def test_oversized_request_is_413_before_the_body_is_read(
 def test_version_detail_list_and_artifact_download(
     api_client: APIClient, open_model: RegisteredModel, estimators: dict[str, Any]
 ) -> None:
-    version = ready_version(open_model, estimators)
+    version = ModelVersionFactory.create(model=open_model, estimator=estimators["linear"])
     services.alias_set(model=open_model, alias="production", version_number=1, user=None)
 
     detail = api_client.get(f"/api/v1/models/{open_model.name}/versions/1/").json()
@@ -305,8 +301,8 @@ def test_version_detail_list_and_artifact_download(
 def test_alias_put_moves_and_delete_removes_with_history(
     member: Any, registered: RegisteredModel, estimators: dict[str, Any]
 ) -> None:
-    ready_version(registered, estimators)
-    ready_version(registered, estimators)
+    ModelVersionFactory.create(model=registered, estimator=estimators["linear"])
+    ModelVersionFactory.create(model=registered, estimator=estimators["linear"])
     team = bearer_client(member)
     url = f"/api/v1/models/{registered.name}/aliases/production/"
 
@@ -327,7 +323,7 @@ def test_alias_put_moves_and_delete_removes_with_history(
 def test_alias_changes_are_forbidden_outside_the_team(
     api_client: APIClient, registered: RegisteredModel, estimators: dict[str, Any]
 ) -> None:
-    ready_version(registered, estimators)
+    ModelVersionFactory.create(model=registered, estimator=estimators["linear"])
 
     response = api_client.put(
         f"/api/v1/models/{registered.name}/aliases/production/", {"version": 1}, format="json"

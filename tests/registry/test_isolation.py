@@ -18,10 +18,10 @@ from django.test import Client
 from rest_framework.test import APIClient
 from sklearn.ensemble import HistGradientBoostingClassifier
 
-from bench._registry import ready_version
 from registry import services
 from registry.models import ModelVersion, RegisteredModel
 from serving import cache, runners
+from tests.factories import ModelVersionFactory
 from tests.registry.conftest import COLUMNS, OsSystem, serialise, upload
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -191,7 +191,13 @@ def test_a_runner_that_keeps_crashing_gets_its_version_quarantined(
     # scan would never let such a file through; this tests the runner wall on its own)
     buffer = io.BytesIO()
     joblib.dump(_Crasher(), buffer)
-    version = ready_version("crasher", _logistic_stub(), buffer.getvalue(), input_example=[ROW])
+    version = ModelVersionFactory.create(
+        model__name="crasher",
+        model__owner=None,
+        estimator=_logistic_stub(),
+        artifact_bytes=buffer.getvalue(),
+        input_example=[ROW],
+    )
     ModelVersion.objects.filter(pk=version.pk).update(engine=ModelVersion.Engine.PYTHON)
     version.refresh_from_db()
 

@@ -1,10 +1,9 @@
-"""Ready model versions built directly from tiny fitted estimators (no upload pipeline)."""
+"""Ready model versions of tiny fitted estimators, built by ModelVersionFactory (no upload
+pipeline)."""
 
-import io
 from collections.abc import Callable
 from typing import Any
 
-import joblib
 import numpy as np
 import pandas as pd
 import pytest
@@ -16,9 +15,9 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from bench._registry import ready_version
 from registry.models import ModelAlias, ModelVersion
 from serving import selectors
+from tests.factories import ModelVersionFactory
 
 IRIS_COLUMNS = ["f0", "f1", "f2", "f3"]
 
@@ -68,32 +67,16 @@ def fitted() -> dict[str, tuple[Any, list[dict[str, Any]]]]:
     return _fit_all()
 
 
-def version_create(
-    *, name: str, estimator: Any, input_example: list[dict[str, Any]] | None, number: int = 1
-) -> ModelVersion:
-    buffer = io.BytesIO()
-    joblib.dump(estimator, buffer)
-    version: ModelVersion = ready_version(
-        name, estimator, buffer.getvalue(), input_example=input_example, number=number
-    )
-    # Like every model, it belongs to a team: `data`, the team of the `user` fixture (alice).
-    from django.contrib.auth.models import Group
-
-    team, _ = Group.objects.get_or_create(name="data")
-    type(version.model).objects.filter(pk=version.model_id, owner=None).update(owner=team)
-    version.model.refresh_from_db(fields=["owner"])
-    return version
-
-
 @pytest.fixture
 def make_version(fitted: dict) -> Callable[..., ModelVersion]:
     """make_version("iris") → a ready version of the fitted estimator under that key."""
 
     def make(key: str, *, name: str | None = None, number: int = 1) -> ModelVersion:
         estimator, example = fitted[key]
-        return version_create(
-            name=name or key, estimator=estimator, input_example=example, number=number
+        version: ModelVersion = ModelVersionFactory.create(
+            model__name=name or key, version=number, estimator=estimator, input_example=example
         )
+        return version
 
     return make
 
