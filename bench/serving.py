@@ -290,7 +290,8 @@ def _in_process(model: Served, token: str, calls: int) -> None:
     from rest_framework.test import APIClient
     from threadpoolctl import threadpool_limits
 
-    from serving import cache, codecs
+    from serving import cache
+    from serving.codecs.columns import columns_to_matrix
     from serving.services import validated_input
 
     estimator, frame = model.estimator, model.frame
@@ -306,7 +307,7 @@ def _in_process(model: Served, token: str, calls: int) -> None:
 
     # What the route hands its engine: the request's values checked against the signature and
     # assembled by serving.codecs (a float64 matrix in signature column order for these models).
-    matrix = codecs.columns_to_matrix(
+    matrix = columns_to_matrix(
         {name: [value] for name, value in model.row.items()}, model.version.signature, n_rows=1
     )
 
