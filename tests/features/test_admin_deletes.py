@@ -243,3 +243,21 @@ def test_a_feature_nothing_holds_is_deleted_in_the_admin_and_audited(
     assert response.status_code == 302
     assert not Feature.objects.filter(pk=feature.pk).exists()
     assert deleted_in_audit_trail(feature)
+
+
+def test_a_partition_is_not_deleted_on_its_own_in_the_admin(
+    rita: Client, entity: Entity, red: Group
+) -> None:
+    # Given a group's stored partition
+    group = stored_group("customer_stats", entity, red)
+    partition = group.partitions.get()
+
+    # When its team tries to delete the partition alone, on its page or with the action
+    single = rita.post(f"/admin/features/offlinepartition/{partition.pk}/delete/", {"post": "yes"})
+    bulk = delete_selected(rita, [partition])
+
+    # Then neither deletes it: its file and row go only with the group
+    assert single.status_code == 403
+    assert bulk.status_code == 200  # the list again: there is no delete action to run
+    assert OfflinePartition.objects.filter(pk=partition.pk).exists()
+    assert default_storage.exists(partition.path)
