@@ -2,6 +2,7 @@
 the page and nothing is saved; what keys stored data cannot change."""
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -47,7 +48,9 @@ def group(entity: Entity, red: Group) -> FeatureGroup:
     )
 
 
-def group_form(red: Group, features: list[dict[str, Any]] = (), **fields: Any) -> dict[str, Any]:  # type: ignore[assignment]
+def group_form(
+    red: Group, features: Sequence[dict[str, Any]] = (), **fields: Any
+) -> dict[str, Any]:
     """The POST body of a feature group's admin page, with its feature rows."""
     body: dict[str, Any] = {
         "description": "",
