@@ -18,7 +18,8 @@ _lock = threading.Lock()
 
 
 def entity_keys(*, feature_service_id: int) -> list[str]:
-    """Join keys of every entity the service's features belong to (cached briefly)."""
+    """Join keys of every entity the service's features belong to (cached briefly; a catalog
+    change in this process drops the cache at once)."""
     now = time.monotonic()
     with _lock:
         cached = _keys.get(feature_service_id)
@@ -37,6 +38,13 @@ def entity_keys(*, feature_service_id: int) -> list[str]:
     with _lock:
         _keys[feature_service_id] = (now + _KEYS_TTL_SECONDS, keys)
     return keys
+
+
+def entity_keys_clear(**_: Any) -> None:
+    """Forget every cached key list: connected to features.signals.catalog_changed (see
+    serving/apps.py), so a catalog change in this process is seen by the next prediction."""
+    with _lock:
+        _keys.clear()
 
 
 def request_enrich(

@@ -91,6 +91,16 @@ def _clean_var() -> None:
             Path(folder).mkdir(parents=True, exist_ok=True)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_catalog_caches() -> None:
+    """No test sees catalog lookups another cached: ids are reused once its data is rolled
+    back. The signal empties every per-process catalog cache (features.online's resolved
+    features, serving.enrichment's entity keys)."""
+    from features.signals import catalog_changed
+
+    catalog_changed.send(sender=_fresh_catalog_caches)
+
+
 @pytest.fixture(scope="session")
 def celery_worker(django_db_setup: Any, django_db_blocker: Any) -> Iterator[WorkerProcess]:
     """One real worker process for the session; tests using it must be transaction=True."""
