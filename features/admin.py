@@ -167,6 +167,9 @@ class FeatureFormSet(BaseInlineFormSet):
                     f"features: the name and dtype of {form.initial.get('name')} never change; "
                     "add a new feature instead."
                 )
+            elif "tags" in form.changed_data:
+                with service_errors(form, "tags"):
+                    services.feature_tags_check(form.cleaned_data.get("tags"))
         existing = [form.initial.get("name") for form in kept]
         try:
             services.features_check(
@@ -387,8 +390,22 @@ class FeatureGroupAdmin(OwnedModelAdmin):
             self.message_user(request, f"{group.name}: materialisation job #{job.pk}.")
 
 
+class FeatureForm(forms.ModelForm):
+    class Meta:
+        model = Feature
+        fields = ["description", "tags"]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if "tags" in cleaned:
+            with service_errors(self, "tags"):
+                cleaned["tags"] = services.feature_tags_check(cleaned["tags"])
+        return cleaned
+
+
 @admin.register(Feature)
 class FeatureAdmin(OwnedModelAdmin):
+    form = FeatureForm
     list_display = ["name", "group", "dtype", "description"]
     list_filter = ["group", "dtype"]
     search_fields = ["name", "description", "group__name"]

@@ -6,8 +6,7 @@ import json
 import logging
 import re
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -19,11 +18,21 @@ from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from features import ingestion, offline, online, sources, training_sets, transformations
+from features import (
+    ingestion,
+    offline,
+    online,
+    sources,
+    tasks,
+    training_sets,
+    transformations,
+)
 from features.models import DataSource, Entity, Feature, FeatureGroup, FeatureService
 from jobs import services as jobs
 from jobs.models import Job
 from mlplatform.errors import ApplicationError, ConflictError
+from mlplatform.schedules import crontab_from_expression
+from mlplatform.tasks import enqueue_after_commit
 from tenancy.services import PermissionDeniedError, team_may_read
 
 logger = logging.getLogger(__name__)
@@ -374,15 +383,25 @@ def group_delete(*, group: FeatureGroup) -> None:
     transaction.on_commit(remove_stored)
 
 
+def feature_tags_check(tags: Any) -> dict[str, Any]:
+    """A feature's tags: a JSON object. Raises ApplicationError otherwise."""
+    if not isinstance(tags, dict):
+        raise ApplicationError("tags: must be an object.")
+    return tags
+
+
 def feature_update(
     *, feature: Feature, description: str | None = None, tags: dict[str, Any] | None = None
 ) -> Feature:
+    """Change a feature's description or tags (its name and dtype never change).
+
+    Raises:
+        ApplicationError: see `feature_tags_check`.
+    """
     if description is not None:
         feature.description = description
     if tags is not None:
-        if not isinstance(tags, dict):
-            raise ApplicationError("tags: must be an object.")
-        feature.tags = tags
+        feature.tags = feature_tags_check(tags)
         # Marking a column sensitive (or taking back its top values) takes effect at once, not
         # at the next ingestion: the published statistics lose the raw values now.
         stats = dict(feature.statistics or {})
@@ -427,8 +446,6 @@ def _schedule_name(group: FeatureGroup) -> str:
 def group_schedule_sync(*, group: FeatureGroup) -> None:
     """Create, update or remove the group's django-celery-beat task from `group.schedule`."""
     from django_celery_beat.models import PeriodicTask
-
-    from mlplatform.schedules import crontab_from_expression
 
     name = _schedule_name(group)
     if not group.schedule:
@@ -551,31 +568,6 @@ def service_features_check(
                 )
 
 
-# --- jobs plumbing ----------------------------------------------------------------------------
-
-
-def _enqueue(task: Any, *args: Any) -> None:
-    transaction.on_commit(lambda: task.delay(*args))
-
-
-@contextmanager
-def _job_run(job_id: int) -> Iterator[Job | None]:
-    """Start the job (None if it was cancelled) and record any failure on it."""
-    if not jobs.job_start(job_id=job_id):
-        yield None
-        return
-    try:
-        yield Job.objects.get(pk=job_id)
-    except jobs.JobStopped:
-        pass  # cancelled while it ran: it committed nothing, and says so already
-    except ApplicationError as exc:
-        jobs.job_fail(job_id=job_id, error=exc.message)
-    except Exception as exc:
-        # Not a user error: recorded for the person watching the job, then raised for the logs.
-        jobs.job_fail(job_id=job_id, error=f"{type(exc).__name__}: {exc}")
-        raise
-
-
 # --- ingestion --------------------------------------------------------------------------------
 
 
@@ -691,9 +683,7 @@ def ingestion_start(
             )
             with path.open("rb") as stream:
                 job.input.save(f"ingest-{job.pk}.data", File(stream), save=True)
-            from features import tasks
-
-            _enqueue(tasks.ingestion_run, job.pk)
+            enqueue_after_commit(tasks.ingestion_run, job.pk)
             return None, job
         try:
             return ingest_path(group=group, path=path, upload_sha256=sha256), None
@@ -703,7 +693,7 @@ def ingestion_start(
 
 
 def ingestion_run_job(*, job_id: int) -> None:
-    with _job_run(job_id) as job:
+    with jobs.job_running(job_id=job_id) as job:
         if job is None:
             return
         group = FeatureGroup.objects.get(pk=job.params["group_id"])
@@ -745,14 +735,12 @@ def transformation_start(*, group: FeatureGroup, user: Any = None) -> Job:
         },
         unit="rows",
     )
-    from features import tasks
-
-    _enqueue(tasks.transformation_run, job.pk)
+    enqueue_after_commit(tasks.transformation_run, job.pk)
     return job
 
 
 def transformation_run_job(*, job_id: int) -> None:
-    with _job_run(job_id) as job:
+    with jobs.job_running(job_id=job_id) as job:
         if job is None:
             return
         group = FeatureGroup.objects.get(pk=job.params["group_id"])
@@ -796,9 +784,7 @@ def materialisation_start(*, group: FeatureGroup, user: Any = None) -> Job:
         params={"group_id": group.pk},
         unit="entities",
     )
-    from features import tasks
-
-    _enqueue(tasks.materialisation_run, job.pk)
+    enqueue_after_commit(tasks.materialisation_run, job.pk)
     return job
 
 
@@ -816,7 +802,7 @@ def materialise_group(*, group: FeatureGroup, job_id: int | None = None) -> dict
 
 
 def materialisation_run_job(*, job_id: int) -> None:
-    with _job_run(job_id) as job:
+    with jobs.job_running(job_id=job_id) as job:
         if job is None:
             return
         group = FeatureGroup.objects.get(pk=job.params["group_id"])
@@ -886,9 +872,7 @@ def training_set_request(
                     File(_json_stream(rows or [])),
                     save=True,
                 )
-            from features import tasks
-
-            _enqueue(tasks.training_set_run, job.pk)
+            enqueue_after_commit(tasks.training_set_run, job.pk)
             return None, job
         output = Path(tmp) / f"training-set.{fmt}"
         training_sets.build(
@@ -909,7 +893,7 @@ def _json_stream(rows: list[dict[str, Any]]) -> Any:
 
 
 def training_set_run_job(*, job_id: int) -> None:
-    with _job_run(job_id) as job:
+    with jobs.job_running(job_id=job_id) as job:
         if job is None:
             return
         features = online.features_resolve(refs=job.params["features"])

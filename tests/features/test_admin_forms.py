@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import Group
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django_celery_beat.models import PeriodicTask
 
@@ -303,3 +304,62 @@ def test_group_tags_must_be_an_object(rita: Client, group: FeatureGroup, red: Gr
     assert "must be an object" in _errors(response)
     group.refresh_from_db()
     assert group.tags == {}
+
+
+def test_feature_tags_that_are_not_an_object_are_a_form_error_in_the_inline(
+    rita: Client, group: FeatureGroup, red: Group
+) -> None:
+    spend = group.features.get()
+
+    response = rita.post(
+        f"/admin/features/featuregroup/{group.pk}/change/",
+        change_form(group, red, [{"id": spend.pk, "name": "spend", "tags": '["pii"]'}]),
+    )
+
+    assert "must be an object" in _errors(response)
+    spend.refresh_from_db()
+    assert spend.tags == {}
+
+
+def test_a_feature_page_changes_tags_through_the_service(rita: Client, group: FeatureGroup) -> None:
+    # Given a feature whose statistics publish its top values
+    spend = group.features.get()
+    Feature.objects.filter(pk=spend.pk).update(statistics={"count": 3, "top": [["a", 2]]})
+    # (the read-only fields, as the page once posted them)
+    stored = {"group": group.pk, "name": "spend", "dtype": "float64", "position": 0}
+
+    # When it is marked sensitive on its own admin page, and then given a list as tags
+    marked = rita.post(
+        f"/admin/features/feature/{spend.pk}/change/",
+        {**stored, "description": "", "tags": '{"sensitive": true}'},
+    )
+    refused = rita.post(
+        f"/admin/features/feature/{spend.pk}/change/",
+        {**stored, "description": "", "tags": "[1]"},
+    )
+
+    # Then the service drops the raw values at once, and the list is a form error
+    assert marked.status_code == 302
+    spend.refresh_from_db()
+    assert spend.statistics == {"count": 3, "sensitive": True}
+    assert "must be an object" in _errors(refused)
+
+
+def test_a_file_source_added_in_the_admin_is_stored_under_a_server_chosen_name(
+    rita: Client, red: Group
+) -> None:
+    response = rita.post(
+        "/admin/features/datasource/add/",
+        {
+            "name": "raw",
+            "kind": "file",
+            "file": SimpleUploadedFile("../../etc/passwd.csv", b"customer_id\n1\n"),
+            "path": "",
+            "owner": red.pk,
+        },
+    )
+
+    assert response.status_code == 302, response.content.decode()[:3000]
+    source = DataSource.objects.get(name="raw")
+    assert source.file.name.startswith("feature-sources/raw-")
+    assert source.file.read() == b"customer_id\n1\n"
