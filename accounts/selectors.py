@@ -7,6 +7,14 @@ from typing import Any
 from django.db.models import QuerySet
 
 from accounts.models import ApiToken
+from mlplatform.errors import NotFoundError
+
+
+def scopable_models() -> QuerySet[Any]:
+    """The registered models a predict token may be limited to, reached through the token's own
+    relation: accounts sits below registry and imports none of its code."""
+    related = ApiToken._meta.get_field("predict_models").related_model
+    return related.objects.all()  # type: ignore[union-attr]
 
 
 def token_list(*, user: Any) -> QuerySet[ApiToken]:
@@ -17,8 +25,6 @@ def token_list(*, user: Any) -> QuerySet[ApiToken]:
 def token_get(*, user: Any, token_id: int) -> ApiToken:
     """One of the user's own tokens; raises NotFoundError for anyone else's (a 404, not a 403:
     nobody learns which ids exist)."""
-    from mlplatform.errors import NotFoundError
-
     token = token_list(user=user).filter(pk=token_id).first()
     if token is None:
         raise NotFoundError(f"You have no token {token_id}.")

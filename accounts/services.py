@@ -9,7 +9,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import ApiToken
-from accounts.selectors import token_get
+from accounts.selectors import scopable_models, token_get
 from mlplatform.errors import ApplicationError
 
 # `last_used` is written at most this often per token, and only when a token is looked up in the
@@ -66,8 +66,6 @@ def token_create(
         ApplicationError: an empty or taken name, a lifetime the operator does not allow, a
             predict scope without models or with unknown ones, models on a full token.
     """
-    from registry.models import RegisteredModel
-
     name = (name or "").strip()
     if not name:
         raise ApplicationError("name: give the token a name.", extra={"field": "name"})
@@ -84,7 +82,7 @@ def token_create(
             "models: only a token with the predict scope is limited to models.",
             extra={"field": "models"},
         )
-    models = list(RegisteredModel.objects.filter(name__in=wanted))
+    models = list(scopable_models().filter(name__in=wanted))
     if scope == ApiToken.Scope.PREDICT:
         if not wanted:
             raise ApplicationError(

@@ -11,9 +11,7 @@ from mlplatform.errors import ApplicationError
 
 
 def _model_names() -> list[str]:
-    from registry.models import RegisteredModel
-
-    return list(RegisteredModel.objects.order_by("name").values_list("name", flat=True))
+    return list(selectors.scopable_models().order_by("name").values_list("name", flat=True))
 
 
 @login_required

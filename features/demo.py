@@ -17,6 +17,7 @@ from features import online, services, training_sets
 from features.models import DataSource, Entity, FeatureGroup, FeatureService
 from jobs import services as jobs
 from jobs.models import Job
+from registry.demo import demo_model_ensure
 from tenancy.services import owner_for_create
 
 ENTITY = "customer"
@@ -183,8 +184,6 @@ def _train(user: Any) -> tuple[bytes, list[dict[str, Any]], dict[str, float]]:
 
 
 def _model(user: Any) -> Iterator[str]:
-    from registry.demo import demo_model_ensure
-
     version = yield from demo_model_ensure(
         name=MODEL,
         description="Churn from customer_stats; predict with only a customer_id.",

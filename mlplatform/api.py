@@ -16,6 +16,8 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import DjangoModelPermissions
 from rest_framework.response import Response
 
+from accounts.selectors import token_grant
+from accounts.services import token_used
 from mlplatform.errors import ApplicationError
 
 # The views a predict-scoped token may call, for the models it names: the prediction routes of the
@@ -75,9 +77,6 @@ class BearerOrTokenAuthentication(BaseAuthentication):
 
     def grant_for(self, digest: str) -> Any:
         """The token with this digest, from the database; 401 for none or an inactive owner."""
-        from accounts.selectors import token_grant
-        from accounts.services import token_used
-
         grant = token_grant(digest=digest)
         if grant is None:
             raise exceptions.AuthenticationFailed("Invalid token.")

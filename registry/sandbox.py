@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from registry import confinement
 from registry.graphs import MAX_GRAPH_BYTES
 
 RESULT_MARK = "MLPLATFORM-SANDBOX-RESULT "
@@ -91,8 +92,6 @@ def sandbox_validate(
         SandboxError: the bytes changed since upload, or the child crashed, timed out or ran
             out of memory (the message says which, in words for the version page).
     """
-    from registry import confinement
-
     scratch = Path(tempfile.mkdtemp(prefix="mlp-validate-"))
     try:
         artifact = scratch / f"artifact.{fmt}"

@@ -24,7 +24,8 @@ from django.db.models import Max
 from jobs import services as job_services
 from jobs.models import Job
 from mlplatform.errors import ApplicationError, ConflictError, NotFoundError
-from registry import graphs, scanning
+from mlplatform.tasks import enqueue_after_commit
+from registry import graphs, scanning, tasks
 from registry.models import AliasChange, ModelAlias, ModelVersion, RegisteredModel, artifact_path
 from registry.sandbox import SandboxError, sandbox_validate
 from tenancy.services import PermissionDeniedError, owner_resolve, team_may_read
@@ -353,8 +354,6 @@ def _version_insert(
     example: list[dict[str, Any]] | None,
     feature_service: Any,
 ) -> ModelVersion:
-    from registry import tasks
-
     with transaction.atomic():
         # Serialises concurrent uploads of one model: numbers come out 1, 2, 3… with no gap.
         RegisteredModel.objects.select_for_update().filter(pk=model.pk).first()
@@ -386,10 +385,9 @@ def _version_insert(
         )
         job.params = {"model": model.name, "version": number, "version_id": version.pk}
         job.save(update_fields=["params", "updated_at"])
-        version_id = version.pk
-        # robust: a broker hiccup must not undo an accepted upload; the version stays pending
-        # and `version_requeue_stale` (a periodic task) sends it again.
-        transaction.on_commit(lambda: tasks.version_validate_task.delay(version_id), robust=True)
+        # A broker hiccup must not undo an accepted upload (the send is robust): the version
+        # stays pending and `version_requeue_stale` (a periodic task) sends it again.
+        enqueue_after_commit(tasks.version_validate_task, version.pk)
     return version
 
 
@@ -451,8 +449,6 @@ def version_requeue_stale(*, queued_for: float = 300, running_for: float | None 
     from django.conf import settings
     from django.db.models import Q
     from django.utils import timezone
-
-    from registry import tasks
 
     if running_for is None:
         running_for = float(settings.MLPLATFORM_SANDBOX_TIMEOUT_SECONDS) + 3600

@@ -9,6 +9,8 @@ import threading
 import time
 from typing import Any
 
+from features import online
+from features.models import Feature
 from registry.models import ModelVersion
 from serving.codecs.columns import DecodedRequest, InputError, signature_columns
 
@@ -25,8 +27,6 @@ def entity_keys(*, feature_service_id: int) -> list[str]:
         cached = _keys.get(feature_service_id)
     if cached and cached[0] > now:
         return cached[1]
-    from features.models import Feature
-
     keys: list[str] = []
     features = Feature.objects.filter(services__id=feature_service_id).select_related(
         "group__entity"
@@ -70,15 +70,12 @@ def request_enrich(
             f"'{absent_keys[0]}' to read it from the feature store.",
             field=absent_keys[0],
         )
-    # Imported here: the feature store is an optional collaborator of serving.
-    from features.online import online_rows
-
     entity_rows = [
         {key: decoded.columns[key][position] for key in keys} for position in range(decoded.n_rows)
     ]
     feature_service = version.feature_service
     assert feature_service is not None
-    found = online_rows(feature_service=feature_service, entity_rows=entity_rows)
+    found = online.online_rows(feature_service=feature_service, entity_rows=entity_rows)
     columns: dict[str, Any] = dict(decoded.columns)
     for name in missing:
         values = []

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from django.db import DatabaseError
+from django.db.models import Count, Sum
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -23,6 +24,8 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
+
+from jobs.models import Job
 
 LABELS = ["model", "version", "protocol"]
 
@@ -90,10 +93,6 @@ class JobCollector(Collector):
     """Job counts by kind and status, and rows scored by batch jobs, read from the DB on scrape."""
 
     def collect(self) -> Iterator[Any]:
-        from django.db.models import Count, Sum
-
-        from jobs.models import Job
-
         jobs = GaugeMetricFamily(
             "mlplatform_jobs", "Jobs by kind and status.", labels=["kind", "status"]
         )

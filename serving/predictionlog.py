@@ -16,6 +16,8 @@ from typing import Any
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection
 
+from serving.models import PredictionLog
+
 logger = logging.getLogger(__name__)
 
 _queue: queue.Queue[dict[str, Any]] = queue.Queue(maxsize=100_000)
@@ -54,8 +56,6 @@ def flush() -> int:
 
 
 def _write(entries: list[dict[str, Any]]) -> None:
-    from serving.models import PredictionLog
-
     try:
         PredictionLog.objects.bulk_create([PredictionLog(**entry) for entry in entries])
     except DatabaseError:

@@ -14,6 +14,7 @@ import sklearn
 from django.conf import settings
 from django.utils import timezone
 
+from registry import services as registry_services
 from registry.models import ModelAlias, ModelVersion
 from serving import cache, enrichment, predictionlog, runners
 from serving.codecs.columns import (
@@ -65,9 +66,7 @@ def estimator_outputs(
         raise InputError(f"The model rejected the input: {exc}") from exc
     except runners.RunnerUnavailable as exc:
         if exc.failure:
-            from registry.services import version_runner_failed
-
-            version_runner_failed(version_id=version.pk, reason=str(exc))
+            registry_services.version_runner_failed(version_id=version.pk, reason=str(exc))
         raise EngineUnavailable(str(exc)) from exc
     except EngineInputError as exc:
         raise InputError(f"The model rejected the input: {exc}") from exc

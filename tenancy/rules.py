@@ -23,6 +23,8 @@ import rules
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.contenttypes.models import ContentType
 
+from tenancy.models import Grant
+
 # Objects whose team is their parent's: label -> the attribute that leads to the parent.
 PARENTS = {
     "features.feature": "group",
@@ -74,8 +76,6 @@ def team_ids(user: Any) -> frozenset[int]:
 
 def granted(teams: frozenset[int], obj: Any) -> bool:
     """Whether one of `teams` holds a read grant on `obj` (or on the object owning its data)."""
-    from tenancy.models import Grant
-
     root = owned_root(obj)
     if root is None or not teams:
         return False

@@ -5,6 +5,8 @@ from django.core.management.base import BaseCommand
 
 from accounts.models import ApiToken
 from accounts.services import token_create
+from features.demo import demo_load as features_demo
+from registry.demo import demo_load as registry_demo
 
 DEMO_USER = "admin"
 DEMO_PASSWORD = "admin"  # noqa: S105 - printed on purpose: a local demo account
@@ -26,10 +28,7 @@ class Command(BaseCommand):
         ApiToken.objects.filter(user=user, name=DEMO_TOKEN).delete()
         _, key = token_create(user=user, name=DEMO_TOKEN)
 
-        # Each app loads its own demo content; imported here so a missing app fails loudly.
-        from features.demo import demo_load as features_demo
-        from registry.demo import demo_load as registry_demo
-
+        # Each app loads its own demo content.
         for line in features_demo(user=user):
             self.stdout.write(line)
         for line in registry_demo(user=user):
