@@ -23,7 +23,8 @@ def _migrate(targets: list[tuple[str, str | None]]) -> Any:
     executor.migrate(targets)
     executor.loader.build_graph()
     ContentType.objects.clear_cache()
-    return executor.loader.project_state([t for t in targets if t[1] is not None]).apps
+    reached = [(app, name) for app, name in targets if name is not None]
+    return executor.loader.project_state(reached).apps
 
 
 def _leaves() -> list[tuple[str, str | None]]:
