@@ -129,13 +129,13 @@ def start_worker(django_db_setup: Any) -> Iterator[Any]:
 
 
 @pytest.fixture
-def user(django_user_model: Any) -> Any:
+def user(db: Any) -> Any:
     """alice, a member of the team `data` (everything created belongs to a team)."""
-    from django.contrib.auth.models import Group
+    from tests.factories import DEFAULT_TEAM, TeamFactory, UserFactory
 
-    alice = django_user_model.objects.create_user(username="alice", password="pw-alice-123")
-    alice.groups.add(Group.objects.get_or_create(name="data")[0])
-    return alice
+    return UserFactory.create(
+        username="alice", password="pw-alice-123", teams=[TeamFactory.create(name=DEFAULT_TEAM)]
+    )
 
 
 @pytest.fixture
@@ -169,13 +169,9 @@ def client_for(user: Any, *, scheme: str = "Token") -> APIClient:
 
 def team_member(django_user_model: Any, name: str, team: Any, *, apps: tuple[str, ...]) -> Any:
     """A user in `team` (None: in no team) with every permission of the apps named."""
-    from django.contrib.auth.models import Permission
+    from tests.factories import UserFactory
 
-    member = django_user_model.objects.create_user(name, password="pw-123-abc")
-    if team is not None:
-        member.groups.add(team)
-    member.user_permissions.add(*Permission.objects.filter(content_type__app_label__in=apps))
-    return member
+    return UserFactory.create(username=name, teams=[team] if team else [], apps=apps)
 
 
 @pytest.fixture
