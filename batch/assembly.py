@@ -57,7 +57,7 @@ def batch_job_assemble(*, job_id: int) -> None:
     if not chunks or any(chunk.status != BatchChunk.Status.DONE for chunk in chunks):
         BatchJob.objects.filter(pk=job_id).update(assembly_claimed_at=None)
         return
-    classes = list(batch.version.signature.get("classes") or [])
+    classes = list(batch.version.signature.classes or ())
     handle, local_path = tempfile.mkstemp(suffix=f".{batch.output_format}", prefix="mlp-out-")
     os.close(handle)
     try:

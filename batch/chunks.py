@@ -60,13 +60,13 @@ def batch_chunk_run(*, chunk_id: int, worker: str = "") -> None:
             engine = cache.engine_for(batch.version)
         except EngineUnavailable as exc:
             raise ApplicationError(f"{batch.version} cannot be loaded: {exc}") from exc
-        classes = list(batch.version.signature.get("classes") or [])
+        classes = list(batch.version.signature.classes or ())
         row = chunk.row_start
         rows_read = 0
         numeric = [
-            column["name"]
-            for column in batch.version.signature.get("inputs") or []
-            if column.get("dtype", "float64") in ("float64", "int64")
+            column.name
+            for column in batch.version.signature.inputs
+            if column.dtype in ("float64", "int64")
         ]
         for frame in _blocks(batch, chunk):
             frame = frame.reset_index(drop=True)
@@ -155,8 +155,7 @@ class _PartWriter:
 
 
 def _blocks(batch: BatchJob, chunk: BatchChunk) -> Iterator[pd.DataFrame]:
-    signature_columns = [c["name"] for c in batch.version.signature.get("inputs") or []]
-    wanted = list(dict.fromkeys([*batch.id_columns, *signature_columns]))
+    wanted = list(dict.fromkeys([*batch.id_columns, *batch.version.signature.column_names]))
     block_rows = max(1, min(int(settings.MLPLATFORM_BATCH_BLOCK_ROWS), chunk.row_count))
     name = inputs.input_name(batch)
     if batch.input_format == FileFormat.PARQUET:

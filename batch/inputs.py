@@ -139,7 +139,7 @@ def columns_check(
     As of a time, the file carries the entity keys, `event_timestamp` and any model input that is
     not a feature of the version's feature service; the features are joined in later.
     """
-    expected = [column["name"] for column in version.signature.get("inputs") or []]
+    expected = version.signature.column_names
     if as_of:
         features, keys = _feature_names(version)
         expected = [*keys, EVENT_TIMESTAMP, *[name for name in expected if name not in features]]

@@ -60,7 +60,7 @@ def batch_job_submit(
             f"id_columns: {', '.join(clashes)} would clash with the output's own columns.",
             extra={"field": "id_columns"},
         )
-    if "predict_proba" in outputs and not version.signature.get("has_predict_proba"):
+    if "predict_proba" in outputs and not version.signature.has_predict_proba:
         raise ApplicationError(
             f"outputs: {version.model.name} version {version.version} has no predict_proba; "
             "ask for 'predict' only.",

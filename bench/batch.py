@@ -221,7 +221,7 @@ def _onnx_loop(path: Path, version: Any, out: Path, block_rows: int) -> float:
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
     session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
-    columns = [c["name"] for c in version.signature["inputs"]]
+    columns = version.signature.column_names
     compilation = version.compilation or {}
     dtype = np.float64 if compilation.get("precision") == "float64" else np.float32
     matrix_input = session.get_inputs()[0].name

@@ -237,7 +237,7 @@ def _manifest(served: list[Served]) -> Path:
         entry: dict[str, Any] = {
             "artifact": str(artifact),
             "graph": None,
-            "columns": [c["name"] for c in version.signature["inputs"]],
+            "columns": version.signature.column_names,
             "layout": (version.compilation or {}).get("inputs", "matrix"),
             "precision": (version.compilation or {}).get("precision", "float64"),
         }
@@ -660,7 +660,7 @@ def main() -> None:
             for model in served:
                 version = model.version
                 print(
-                    f"\n{model.name} ({version.signature['estimator']}, fitted on a DataFrame with "
+                    f"\n{model.name} ({version.signature.estimator}, fitted on a DataFrame with "
                     f"{len(model.row)} named columns; engine {version.engine}; one row per request)"
                 )
                 if model.runner:

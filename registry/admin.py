@@ -302,22 +302,22 @@ class ModelVersionAdmin(OwnedModelAdmin):
 
     @admin.display(description="signature")
     def signature_table(self, obj: ModelVersion) -> SafeString | str:
-        signature = obj.signature or {}
-        if not signature.get("inputs"):
+        signature = obj.signature
+        if not signature.inputs:
             return "—"
         rows = format_html_join(
             "",
             "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
-            ((i, c["name"], c["dtype"]) for i, c in enumerate(signature["inputs"], start=1)),
+            ((i, c.name, c.dtype) for i, c in enumerate(signature.inputs, start=1)),
         )
-        outputs = ", ".join(o["name"] for o in signature.get("outputs", []))
+        outputs = ", ".join(o.name for o in signature.outputs)
         return format_html(
             "<p>task: <b>{}</b> · estimator: {} · classes: {} · outputs: {}</p>"
             "<table><thead><tr><th>#</th><th>input column</th><th>dtype</th></tr></thead>"
             "<tbody>{}</tbody></table>",
-            signature.get("task"),
-            signature.get("estimator"),
-            signature.get("classes") if signature.get("classes") is not None else "—",
+            signature.task,
+            signature.estimator,
+            list(signature.classes) if signature.classes is not None else "—",
             outputs,
             rows,
         )

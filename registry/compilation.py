@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from registry.types import Signature
+
 # The opsets the serving onnxruntime is known to run; pinned so a graph does not depend on
 # whatever the converter defaults to in a later release.
 TARGET_OPSET = {"": 17, "ai.onnx.ml": 3}
@@ -53,31 +55,29 @@ def _first_step(estimator: Any) -> Any:
     return _first_step(steps[0][1]) if steps else estimator
 
 
-def input_layout(signature: dict[str, Any], estimator: Any) -> str:
+def input_layout(signature: Signature, estimator: Any) -> str:
     """`matrix`: one [rows, n_features] tensor; `columns`: one [rows, 1] tensor per column.
 
     A column transformer selects its inputs by name and string columns cannot share a tensor
     with numbers, so those take one tensor per column; everything else takes the matrix, which
     is one array copy per request instead of one per column.
     """
-    inputs = signature.get("inputs") or []
-    if any(c.get("dtype") == "string" or c.get("categories") for c in inputs):
+    if any(c.dtype == "string" or c.categories for c in signature.inputs):
         return "columns"
     if getattr(_first_step(estimator), "transformers_", None) is not None:
         return "columns"
     return "matrix"
 
 
-def _initial_types(signature: dict[str, Any], layout: str, precision: str) -> list[Any]:
+def _initial_types(signature: Signature, layout: str, precision: str) -> list[Any]:
     from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType, StringTensorType
 
     number = DoubleTensorType if precision == "float64" else FloatTensorType
-    inputs = signature.get("inputs") or []
     if layout == "matrix":
-        return [("X", number([None, len(inputs)]))]
+        return [("X", number([None, len(signature.inputs)]))]
     return [
-        (c["name"], StringTensorType([None, 1]) if c["dtype"] == "string" else number([None, 1]))
-        for c in inputs
+        (c.name, StringTensorType([None, 1]) if c.dtype == "string" else number([None, 1]))
+        for c in signature.inputs
     ]
 
 
@@ -98,7 +98,7 @@ def feed(matrix: Any, *, layout: str, names: list[str], precision: str) -> dict[
     return inputs
 
 
-def _convert(estimator: Any, signature: dict[str, Any], layout: str, precision: str) -> bytes:
+def _convert(estimator: Any, signature: Signature, layout: str, precision: str) -> bytes:
     from skl2onnx import to_onnx
 
     options: dict[int, dict[str, Any]] = {id(c): {"zipmap": False} for c in _classifiers(estimator)}
@@ -127,7 +127,7 @@ def session(graph: bytes) -> Any:
 
 
 def probe_rows(
-    signature: dict[str, Any], example: list[dict[str, Any]] | None, *, n: int = PROBE_ROWS
+    signature: Signature, example: list[dict[str, Any]] | None, *, n: int = PROBE_ROWS
 ) -> list[dict[str, Any]]:
     """The input example plus rows drawn from the signature: numbers on several scales (so
     trees go both ways at most splits), categories in turn, and a row of zeros."""
@@ -136,9 +136,9 @@ def probe_rows(
     scales = (0.1, 1.0, 10.0, 1000.0)
     for index in range(n):
         row: dict[str, Any] = {}
-        for column in signature.get("inputs") or []:
-            name, dtype = column["name"], column.get("dtype", "float64")
-            categories = column.get("categories")
+        for column in signature.inputs:
+            name, dtype = column.name, column.dtype
+            categories = column.categories
             if categories:
                 row[name] = categories[index % len(categories)]
             elif dtype == "string":
@@ -180,16 +180,16 @@ def _labels_equal(expected: Any, actual: Any) -> bool:
 
 
 def _compare(
-    estimator: Any, graph: bytes, matrix: Any, details: dict[str, Any], signature: dict[str, Any]
+    estimator: Any, graph: bytes, matrix: Any, details: dict[str, Any], signature: Signature
 ) -> float:
     """Run both on the probe matrix; the largest deviation, or CompilationError if labels
     differ or an output is missing."""
-    names = [c["name"] for c in signature.get("inputs") or []]
+    names = signature.column_names
     outputs = session(graph).run(
         None, feed(matrix, layout=details["inputs"], names=names, precision=details["precision"])
     )
     predicted = np.asarray(estimator.predict(matrix))
-    task = signature.get("task")
+    task = signature.task
     label = outputs[0]
     if task == "regression" or predicted.dtype.kind == "f":
         deviation = _deviation(predicted, label)
@@ -197,7 +197,7 @@ def _compare(
         if not _labels_equal(predicted, label):
             raise CompilationError("the graph's labels differ from the model's on probe rows")
         deviation = 0.0
-    if signature.get("has_predict_proba"):
+    if signature.has_predict_proba:
         if len(outputs) < 2:
             raise CompilationError("the graph has no probabilities output")
         deviation = max(deviation, _deviation(estimator.predict_proba(matrix), outputs[1]))
@@ -206,7 +206,7 @@ def _compare(
 
 def onnx_compile(
     estimator: Any,
-    signature: dict[str, Any],
+    signature: Signature,
     *,
     matrix: Any,
     tolerance: float,
@@ -243,14 +243,14 @@ def onnx_compile(
     raise CompilationError("; ".join(problems))
 
 
-def rows_matrix(rows: list[dict[str, Any]], signature: dict[str, Any]) -> Any:
+def rows_matrix(rows: list[dict[str, Any]], signature: Signature) -> Any:
     """Rows as a Python model takes them: a DataFrame when it was fitted on one (or a column
     holds text), else a float matrix, in signature column order."""
     import pandas as pd
 
-    columns = [column["name"] for column in signature["inputs"]]
-    text = any(c.get("dtype") == "string" for c in signature["inputs"])
-    if signature.get("named_columns") or text:
+    columns = signature.column_names
+    text = any(c.dtype == "string" for c in signature.inputs)
+    if signature.named_columns or text:
         frame = pd.DataFrame(rows)
         missing = [c for c in columns if c not in frame.columns]
         if missing:
@@ -259,19 +259,19 @@ def rows_matrix(rows: list[dict[str, Any]], signature: dict[str, Any]) -> Any:
     return np.asarray([[row.get(c, 0) for c in columns] for row in rows], dtype=float)
 
 
-def zero_rows(signature: dict[str, Any]) -> list[dict[str, Any]]:
+def zero_rows(signature: Signature) -> list[dict[str, Any]]:
     """One row of zeros; a categorical column gets its first learned category instead."""
     zero = {"string": "", "bool": False, "int64": 0}
     row = {}
-    for column in signature["inputs"]:
-        categories = column.get("categories")
-        row[column["name"]] = categories[0] if categories else zero.get(column["dtype"], 0.0)
+    for column in signature.inputs:
+        categories = column.categories
+        row[column.name] = categories[0] if categories else zero.get(column.dtype, 0.0)
     return [row]
 
 
 def compile_or_explain(
     estimator: Any,
-    signature: dict[str, Any],
+    signature: Signature,
     example: list[dict[str, Any]] | None,
     *,
     tolerance: float,

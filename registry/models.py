@@ -1,7 +1,15 @@
+import json
+from typing import Any
+
 from django.conf import settings
 from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
 from django.db import models
+from django.db.models.fields.json import KeyTransform
+from django.db.models.query_utils import DeferredAttribute
 from django.urls import reverse
+
+from registry.types import Signature, SignatureError
 
 
 class RegisteredModel(models.Model):
@@ -39,6 +47,65 @@ def artifact_path(instance: "ModelVersion", filename: str) -> str:
 
 def graph_path(instance: "ModelVersion", filename: str) -> str:
     return f"artifacts/{instance.model_id}/{instance.graph_sha256}.onnx"
+
+
+class _SignatureEncoder(json.JSONEncoder):
+    def default(self, o: Any) -> Any:
+        if isinstance(o, Signature):
+            return o.to_json()
+        return super().default(o)
+
+
+class _SignatureAttribute(DeferredAttribute):
+    """Converts on assignment too, so `version.signature` is a Signature whatever was given
+    (the JSON a factory, a test or the validator's result holds)."""
+
+    def __set__(self, instance: Any, value: Any) -> None:
+        instance.__dict__[self.field.attname] = self.field.to_python(value)
+
+
+class SignatureField(models.JSONField):
+    """A `registry.types.Signature` in Python, its JSON form in the column: the one place that
+    reads and writes a stored signature. The column is a plain JSON field (and so are the
+    migrations' historical models, which see dicts)."""
+
+    descriptor_class = _SignatureAttribute
+    # What django-stubs types `version.signature` as.
+    _pyi_private_set_type: Signature | dict[str, Any]
+    _pyi_private_get_type: Signature
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # The encoder serves what encodes the Python value itself (validation, the audit trail).
+        kwargs["encoder"] = _SignatureEncoder
+        super().__init__(*args, **kwargs)
+
+    def deconstruct(self) -> Any:
+        name, _path, args, kwargs = super().deconstruct()
+        kwargs.pop("encoder", None)
+        return name, "django.db.models.JSONField", args, kwargs
+
+    def from_db_value(self, value: Any, expression: Any, connection: Any) -> Any:
+        data = super().from_db_value(value, expression, connection)
+        if data is None or isinstance(expression, KeyTransform):
+            return data  # a key of the JSON (`signature__task`), not the signature
+        return self.to_python(data)
+
+    def to_python(self, value: Any) -> Any:
+        if value is None or isinstance(value, Signature):
+            return value
+        try:
+            return Signature.from_json(value)
+        except SignatureError as exc:
+            raise ValidationError(str(exc), code="invalid") from exc
+
+    def get_prep_value(self, value: Any) -> Any:
+        if isinstance(value, Signature):
+            value = value.to_json()
+        return super().get_prep_value(value)
+
+    def value_from_object(self, obj: models.Model) -> Any:
+        value = super().value_from_object(obj)  # forms and serialisers see the JSON form
+        return value.to_json() if isinstance(value, Signature) else value
 
 
 class ModelVersion(models.Model):
@@ -81,9 +148,8 @@ class ModelVersion(models.Model):
     runner_failures = models.PositiveIntegerField(default=0)
     # {"sklearn": "1.9.1", "numpy": …, "scipy": …, "python": …, "trained_with_sklearn": …}
     library_versions = models.JSONField(default=dict, blank=True)
-    # {"inputs": [{"name", "dtype"}], "outputs": [{"name", "dtype"}], "task", "classes",
-    #  "n_features", "has_predict_proba", "named_columns", "estimator"}
-    signature = models.JSONField(default=dict, blank=True)
+    # What the version takes and returns (registry/types.py); {} until it is validated.
+    signature = SignatureField(default=dict, blank=True)
     input_example = models.JSONField(null=True, blank=True)
     metrics = models.JSONField(default=dict, blank=True)
     tags = models.JSONField(default=dict, blank=True)

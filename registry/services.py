@@ -28,6 +28,7 @@ from mlplatform.tasks import enqueue_after_commit
 from registry import graphs, scanning, tasks
 from registry.models import AliasChange, ModelAlias, ModelVersion, RegisteredModel, artifact_path
 from registry.sandbox import SandboxError, sandbox_validate
+from registry.types import Signature
 from tenancy.services import PermissionDeniedError, owner_resolve, team_may_read
 
 logger = logging.getLogger(__name__)
@@ -580,8 +581,9 @@ def version_validate(*, version_id: int, force: bool = False) -> ModelVersion:
             f"Validated, with a warning: saved with scikit-learn {trained}, served with {server} "
             "(same major.minor)."
         )
-    signature = dict(result["signature"])
-    signature["trusted_types"] = list(result.get("trusted_types") or [])
+    signature = Signature.from_json(result["signature"]).with_trusted_types(
+        result.get("trusted_types") or []
+    )
     return _finish(
         version,
         status=ModelVersion.Status.READY,

@@ -1,15 +1,18 @@
-"""Infer what a fitted estimator takes and returns, from the estimator itself."""
+"""Infer what a fitted estimator takes and returns, from the estimator itself.
+
+Needs scikit-learn: it runs in the confined validator (and in tests). The signature's type,
+which web processes read, is `registry/types.py`.
+"""
 
 from typing import Any
 
 import numpy as np
 from sklearn.base import is_classifier, is_clusterer, is_outlier_detector, is_regressor
 
-# dtype names clients see; everything numeric is decoded to float64 unless declared otherwise.
-JSON_DTYPES = ("float64", "int64", "bool", "string")
+from registry.types import Column, Dtype, Output, Signature, Task
 
 
-def _task_of(estimator: Any) -> str:
+def _task_of(estimator: Any) -> Task:
     if is_classifier(estimator):
         return "classification"
     if is_regressor(estimator):
@@ -21,7 +24,7 @@ def _task_of(estimator: Any) -> str:
     return "other"
 
 
-def _dtype_of_values(values: list[Any]) -> str:
+def _dtype_of_values(values: list[Any]) -> Dtype:
     present = [v for v in values if v is not None]
     if present and all(isinstance(v, bool) for v in present):
         return "bool"
@@ -86,7 +89,9 @@ def categorical_inputs(estimator: Any) -> dict[str, list[Any]]:
     return found
 
 
-def signature_infer(estimator: Any, *, input_example: list[dict[str, Any]] | None = None) -> dict:
+def signature_infer(
+    estimator: Any, *, input_example: list[dict[str, Any]] | None = None
+) -> Signature:
     """Ordered input columns with dtypes, task kind, classes and available outputs."""
     names = getattr(estimator, "feature_names_in_", None)
     n_features = getattr(estimator, "n_features_in_", None)
@@ -107,35 +112,36 @@ def signature_infer(estimator: Any, *, input_example: list[dict[str, Any]] | Non
     for column in columns:
         values = [row.get(column) for row in input_example or [] if isinstance(row, dict)]
         dtype = _dtype_of_values(values) if values else "float64"
-        entry: dict[str, Any] = {"name": column, "dtype": dtype}
         if column in categorical:
-            entry["dtype"] = "string" if not values else dtype
-            entry["categories"] = categorical[column]
-        inputs.append(entry)
+            inputs.append(
+                Column(
+                    name=column,
+                    dtype="string" if not values else dtype,
+                    categories=tuple(categorical[column]),
+                )
+            )
+        else:
+            inputs.append(Column(name=column, dtype=dtype))
 
     task = _task_of(estimator)
     classes = getattr(estimator, "classes_", None)
     has_proba = hasattr(estimator, "predict_proba")
-    outputs: list[dict[str, Any]] = [{"name": "predict", "dtype": "float64"}]
+    predict_dtype: Dtype = "float64"
     if classes is not None:
-        outputs[0]["dtype"] = _dtype_of_values(to_jsonable(classes))
+        predict_dtype = _dtype_of_values(to_jsonable(classes))
     elif task in ("clustering", "anomaly_detection"):
-        outputs[0]["dtype"] = "int64"
+        predict_dtype = "int64"
+    outputs = [Output(name="predict", dtype=predict_dtype)]
     if has_proba:
-        outputs.append(
-            {
-                "name": "predict_proba",
-                "dtype": "float64",
-                "shape": [-1, len(classes) if classes is not None else -1],
-            }
-        )
-    return {
-        "inputs": inputs,
-        "outputs": outputs,
-        "task": task,
-        "classes": to_jsonable(classes) if classes is not None else None,
-        "n_features": int(n_features) if n_features is not None else len(columns),
-        "has_predict_proba": has_proba,
-        "named_columns": named,
-        "estimator": _describe(estimator),
-    }
+        width = len(classes) if classes is not None else -1
+        outputs.append(Output(name="predict_proba", dtype="float64", shape=(-1, width)))
+    return Signature(
+        inputs=tuple(inputs),
+        outputs=tuple(outputs),
+        task=task,
+        classes=tuple(to_jsonable(classes)) if classes is not None else None,
+        n_features=int(n_features) if n_features is not None else len(columns),
+        has_predict_proba=has_proba,
+        named_columns=named,
+        estimator=_describe(estimator),
+    )

@@ -68,12 +68,12 @@ def _validate(request: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
     rows = example if isinstance(example, list) and example else None
     signature = signature_infer(estimator, input_example=rows)
     if not hasattr(estimator, "predict"):
-        return {"ok": False, "error": f"{signature['estimator']} has no predict method."}, b""
+        return {"ok": False, "error": f"{signature.estimator} has no predict method."}, b""
     smoke_rows = rows or zero_rows(signature)
     try:
         matrix = rows_matrix(smoke_rows, signature)
         prediction = estimator.predict(matrix)
-        if signature["has_predict_proba"]:
+        if signature.has_predict_proba:
             estimator.predict_proba(matrix)
     except Exception as exc:
         source = "the input example" if rows else "a row of zeros (give an input example)"
@@ -86,7 +86,7 @@ def _validate(request: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
     )
     return {
         "ok": True,
-        "signature": signature,
+        "signature": signature.to_json(),
         "trusted_types": list(report.untrusted_types),
         "scan": {"opcodes": report.opcodes, "types": len(report.globals)},
         "trained_with_sklearn": trained_with,

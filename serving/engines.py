@@ -20,6 +20,7 @@ import numpy as np
 from mlplatform.errors import ApplicationError
 from registry.compilation import feed, session
 from registry.models import ModelVersion
+from registry.types import Signature
 from serving import runners
 
 
@@ -49,12 +50,12 @@ class Engine(Protocol):
 
 
 class OnnxEngine:
-    def __init__(self, graph: bytes, *, signature: dict[str, Any], compilation: dict[str, Any]):
+    def __init__(self, graph: bytes, *, signature: Signature, compilation: dict[str, Any]):
         self.session = session(graph)
         self.layout = str(compilation.get("inputs", "matrix"))
         self.precision = str(compilation.get("precision", "float64"))
-        self.names = [c["name"] for c in signature.get("inputs") or []]
-        self.has_proba = bool(signature.get("has_predict_proba"))
+        self.names = signature.column_names
+        self.has_proba = signature.has_predict_proba
         outputs = [o.name for o in self.session.get_outputs()]
         self.label = outputs[0]
         self.proba = outputs[1] if self.has_proba and len(outputs) > 1 else None
@@ -89,14 +90,14 @@ class RunnerEngine:
 
 
 def runner_spec(version: ModelVersion) -> runners.RunnerSpec:
-    signature = version.signature or {}
+    signature = version.signature
     return runners.RunnerSpec(
         key=version.sha256,
         label=f"{version.model.name} v{version.version}",
         format=version.format,
-        trusted_types=tuple(signature.get("trusted_types") or ()),
-        columns=tuple(c["name"] for c in signature.get("inputs") or []),
-        named_columns=bool(signature.get("named_columns")),
+        trusted_types=signature.trusted_types or (),
+        columns=tuple(signature.column_names),
+        named_columns=signature.named_columns,
         # The storage's own open: a FieldFile is one object shared by every thread.
         open_artifact=lambda: version.artifact.storage.open(version.artifact.name, "rb"),
     )
@@ -112,7 +113,7 @@ def engine_build(version: ModelVersion) -> Engine:
     label = f"{version.model.name} version {version.version}"
     if version.status != ModelVersion.Status.READY:
         raise EngineUnavailable(f"{label} is {version.status}, not ready.")
-    signature = version.signature or {}
+    signature = version.signature
     if version.engine == ModelVersion.Engine.ONNX:
         with version.graph.open("rb") as stream:
             graph = stream.read()
@@ -123,9 +124,7 @@ def engine_build(version: ModelVersion) -> Engine:
             )
         return OnnxEngine(graph, signature=signature, compilation=version.compilation or {})
     if version.engine == ModelVersion.Engine.PYTHON:
-        return RunnerEngine(
-            runner_spec(version), has_proba=bool(signature.get("has_predict_proba"))
-        )
+        return RunnerEngine(runner_spec(version), has_proba=signature.has_predict_proba)
     raise EngineUnavailable(
         f"{label} was accepted before models were sandboxed and compiled; it is not served "
         "until re-validated (python manage.py versions_revalidate)."

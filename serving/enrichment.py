@@ -12,7 +12,7 @@ from typing import Any
 from features import online
 from features.models import Feature
 from registry.models import ModelVersion
-from serving.codecs.columns import DecodedRequest, InputError, signature_columns
+from serving.codecs.columns import DecodedRequest, InputError
 
 _KEYS_TTL_SECONDS = 30.0
 _keys: dict[int, tuple[float, list[str]]] = {}
@@ -59,7 +59,7 @@ def request_enrich(
     if not version.feature_service_id:
         return decoded, []
     keys = entity_keys(feature_service_id=version.feature_service_id)
-    wanted = signature_columns(version.signature)
+    wanted = version.signature.column_names
     missing = [name for name in wanted if name not in decoded.columns]
     if not missing:
         return decoded, keys

@@ -25,7 +25,6 @@ from serving.codecs.columns import (
     columns_to_matrix,
     jsonable_column,
     records_to_columns,
-    signature_columns,
 )
 from serving.engines import Engine, EngineInputError, EngineUnavailable
 
@@ -86,7 +85,7 @@ def prediction_make(
     if wants_proba and not engine.has_proba:
         raise InputError(
             f"{version.model.name} version {version.version} "
-            f"({version.signature.get('estimator', 'this model')}) has no predict_proba; "
+            f"({version.signature.estimator or 'this model'}) has no predict_proba; "
             "ask for 'predict' only.",
             field="return",
         )
@@ -96,7 +95,8 @@ def prediction_make(
         predictions = jsonable_column(results["predict"])
     if "predict_proba" in results:
         probabilities = [jsonable_column(row) for row in results["predict_proba"]]
-    classes = version.signature.get("classes") if wants_proba else None
+    labels = version.signature.classes
+    classes = list(labels) if wants_proba and labels is not None else None
     return PredictionResult(predictions=predictions, probabilities=probabilities, classes=classes)
 
 
@@ -125,7 +125,7 @@ _preloaded = False
 
 
 def _warm_rows(version: ModelVersion) -> DecodedRequest:
-    names = signature_columns(version.signature)
+    names = version.signature.column_names
     example = version.input_example
     if isinstance(example, list) and example and isinstance(example[0], dict):
         try:
@@ -133,7 +133,7 @@ def _warm_rows(version: ModelVersion) -> DecodedRequest:
             return DecodedRequest(columns=columns, n_rows=n_rows)
         except InputError:
             pass
-    dtypes = {c["name"]: c.get("dtype") for c in version.signature.get("inputs") or []}
+    dtypes = version.signature.dtypes
     return DecodedRequest(
         columns={name: ["" if dtypes[name] == "string" else 0.0] for name in names}, n_rows=1
     )

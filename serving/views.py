@@ -34,8 +34,8 @@ def try_form_class(version: ModelVersion) -> type[forms.Form]:
     if not isinstance(example, dict):
         example = {}
     fields = {
-        column["name"]: _field_for(column.get("dtype", "float64"), example.get(column["name"]))
-        for column in version.signature.get("inputs") or []
+        column.name: _field_for(column.dtype, example.get(column.name))
+        for column in version.signature.inputs
     }
     return type("TryForm", (forms.Form,), fields)
 
@@ -89,7 +89,7 @@ def try_page(request: HttpRequest, name: str) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         row = dict(form.cleaned_data)
         outputs = ["predict"]
-        if version.signature.get("has_predict_proba"):
+        if version.signature.has_predict_proba:
             outputs.append("predict_proba")
         decoded = DecodedRequest(
             columns={k: [v] for k, v in row.items()}, n_rows=1, outputs=outputs

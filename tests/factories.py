@@ -121,8 +121,7 @@ class ModelVersionFactory(DjangoModelFactory):
             joblib.dump(estimator, buffer)
             data = buffer.getvalue()
         example = kwargs.get("input_example")
-        signature = signature_infer(estimator, input_example=example)
-        signature["trusted_types"] = []
+        signature = signature_infer(estimator, input_example=example).with_trusted_types([])
         graph, compilation = compile_or_explain(
             estimator, signature, example, tolerance=settings.MLPLATFORM_ONNX_TOLERANCE
         )

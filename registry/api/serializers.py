@@ -8,6 +8,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from registry.models import AliasChange, ModelAlias, ModelVersion, RegisteredModel
+from registry.types import Signature
 
 
 @extend_schema_field(OpenApiTypes.OBJECT)
@@ -109,12 +110,21 @@ class VersionUpdateSerializer(serializers.Serializer):
     tags = JsonTextField(kind=dict, example="object", required=False)
 
 
+class SignatureJsonField(serializers.JSONField):
+    """A version's signature, shown in its stored JSON form (registry/types.py)."""
+
+    def to_representation(self, value: Any) -> Any:
+        assert isinstance(value, Signature)
+        return value.to_json()
+
+
 class VersionOutputSerializer(serializers.ModelSerializer):
     model = serializers.CharField(source="model.name")
     aliases = serializers.SerializerMethodField()
     uploaded_by = serializers.CharField(source="uploaded_by.get_username", default=None)
     job = serializers.IntegerField(source="validation_job_id", default=None)
     artifact_url = serializers.SerializerMethodField()
+    signature = SignatureJsonField(read_only=True)
 
     class Meta:
         model = ModelVersion

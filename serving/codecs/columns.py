@@ -10,7 +10,7 @@ request (or `row_offset` + position for frames).
 
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
 from operator import itemgetter
@@ -21,6 +21,7 @@ import pandas as pd
 from django.conf import settings
 
 from mlplatform.errors import ApplicationError
+from registry.types import Signature
 
 OUTPUTS = ("predict", "predict_proba")
 Matrix = np.ndarray | pd.DataFrame
@@ -71,14 +72,6 @@ class PredictionResult:
     predictions: list[Any] | None
     probabilities: list[list[Any]] | None
     classes: list[Any] | None
-
-
-def signature_columns(signature: dict) -> list[str]:
-    return [column["name"] for column in signature.get("inputs") or []]
-
-
-def column_dtypes(signature: dict) -> dict[str, str]:
-    return {c["name"]: c.get("dtype") or "float64" for c in signature.get("inputs") or []}
 
 
 def _type_name(value: Any) -> str:
@@ -206,7 +199,7 @@ def _ndarray_column(name: str, array: np.ndarray, dtype: str, offset: int) -> np
 
 def columns_to_matrix(
     columns: dict[str, Any],
-    signature: dict,
+    signature: Signature,
     *,
     n_rows: int,
     allow_extra: Iterable[str] | bool = (),
@@ -220,7 +213,7 @@ def columns_to_matrix(
     same keys (`DecodedRequest.records`), lets an all-numeric request skip the per-column work.
     Raises InputError naming the column (and row).
     """
-    dtypes = column_dtypes(signature)
+    dtypes = signature.dtypes
     names = list(dtypes)
     if columns.keys() != dtypes.keys():  # else exactly the model's columns, the usual request
         # An unknown column is checked first: it is usually a typo of the missing one.
@@ -261,7 +254,7 @@ def columns_to_matrix(
 
 
 def _numeric_fast_path(
-    columns: dict[str, Any], names: list[str], dtypes: dict[str, str], n_rows: int
+    columns: dict[str, Any], names: list[str], dtypes: Mapping[str, str], n_rows: int
 ) -> np.ndarray | None:
     """All-numeric JSON columns in one pass: one type check over every value and one
     conversion, instead of one per column. None means "take the per-column path", which finds
@@ -283,7 +276,7 @@ def _numeric_fast_path(
 
 
 def _numeric_records(
-    records: list[dict[str, Any]], names: list[str], dtypes: dict[str, str]
+    records: list[dict[str, Any]], names: list[str], dtypes: Mapping[str, str]
 ) -> np.ndarray | None:
     """All-numeric records with exactly the model's columns, straight into a row-major matrix:
     no transposition, one type check and one conversion (a third of the time of the column
@@ -305,7 +298,7 @@ def _numeric_records(
     return matrix
 
 
-def frame_to_matrix(frame: pd.DataFrame, signature: dict, *, row_offset: int = 0) -> Matrix:
+def frame_to_matrix(frame: pd.DataFrame, signature: Signature, *, row_offset: int = 0) -> Matrix:
     """A DataFrame (a batch chunk) → the estimator's input, in signature column order: a float64
     matrix, or a DataFrame with the signature's columns when the estimator was fitted on one
     (`named_columns`) or a column holds strings.
@@ -314,8 +307,9 @@ def frame_to_matrix(frame: pd.DataFrame, signature: dict, *, row_offset: int = 0
     `row_offset` + the row's position in `frame`. Raises InputError for a missing column, a
     value of the wrong type, a missing value, NaN or Infinity.
     """
-    columns = {name: frame[name] for name in signature_columns(signature) if name in frame}
-    missing = [name for name in signature_columns(signature) if name not in frame]
+    names = signature.column_names
+    columns = {name: frame[name] for name in names if name in frame}
+    missing = [name for name in names if name not in frame]
     if missing:
         raise InputError(f"Missing column '{missing[0]}'.", field=missing[0])
     return columns_to_matrix(

@@ -6,17 +6,16 @@ import io
 from collections.abc import Sequence
 from typing import Any
 
+from registry.types import Signature
 from serving.codecs.columns import (
     OUTPUTS,
     DecodedRequest,
     InputError,
     PredictionResult,
     check_row_count,
-    column_dtypes,
     dict_columns,
     records_to_columns,
     rows_to_columns,
-    signature_columns,
 )
 
 _ERROR_CODES = {
@@ -46,7 +45,7 @@ def _list_payload(value: Any, names: Sequence[str], *, field: str) -> tuple[dict
     return rows_to_columns(value, names, field=field), len(value)
 
 
-def json_request(data: Any, signature: dict) -> DecodedRequest:
+def json_request(data: Any, signature: Signature) -> DecodedRequest:
     """MLflow scoring JSON: exactly one of dataframe_split / dataframe_records / instances /
     inputs, plus optional `params` (`{"predict_method": "predict" | "predict_proba"}`)."""
     if not isinstance(data, dict):
@@ -73,7 +72,7 @@ def json_request(data: Any, signature: dict) -> DecodedRequest:
                 field="params.predict_method",
             )
         outputs = [method]
-    names = signature_columns(signature)
+    names = signature.column_names
     key = present[0]
     value = data[key]
     if key == "dataframe_split":
@@ -97,7 +96,7 @@ def json_request(data: Any, signature: dict) -> DecodedRequest:
     return DecodedRequest(columns=columns, n_rows=n_rows, outputs=outputs)
 
 
-def csv_request(body: bytes, signature: dict) -> DecodedRequest:
+def csv_request(body: bytes, signature: Signature) -> DecodedRequest:
     """`text/csv` with a header row; cells are parsed as numbers unless the column is a string."""
     try:
         text = body.decode("utf-8-sig")
@@ -112,7 +111,7 @@ def csv_request(body: bytes, signature: dict) -> DecodedRequest:
         raise InputError("The CSV body is empty: send a header row and data rows.")
     header, data = rows[0], rows[1:]
     check_row_count(len(data), field="csv")
-    dtypes = column_dtypes(signature)
+    dtypes = signature.dtypes
     columns = rows_to_columns(data, header, field="csv")
     parsed: dict[str, list[Any]] = {}
     for name, values in columns.items():

@@ -5,6 +5,7 @@ import json
 import math
 from typing import Any
 
+from registry.types import Dtype, Signature
 from serving.codecs.columns import (
     NUMERIC,
     OUTPUTS,
@@ -14,11 +15,15 @@ from serving.codecs.columns import (
     PredictionResult,
     bad_value,
     check_row_count,
-    signature_columns,
 )
 
 # Signature dtypes → v2 datatypes.
-_DATATYPES = {"string": "BYTES", "int64": "INT64", "bool": "BOOL", "float64": "FP64"}
+_DATATYPES: dict[Dtype, str] = {
+    "string": "BYTES",
+    "int64": "INT64",
+    "bool": "BOOL",
+    "float64": "FP64",
+}
 
 _TENSOR_TYPES = {
     "BOOL": frozenset({bool}),
@@ -92,7 +97,7 @@ def _tensor(tensor: Any, position: int) -> tuple[str, list[int], list[Any]]:
     return name, shape, flat
 
 
-def request(data: Any, signature: dict) -> tuple[DecodedRequest, Any]:
+def request(data: Any, signature: Signature) -> tuple[DecodedRequest, Any]:
     """An Open Inference v2 infer body → (the decoded request, its id to echo)."""
     if not isinstance(data, dict):
         raise InputError("The body must be a JSON object with 'inputs'.")
@@ -127,7 +132,7 @@ def request(data: Any, signature: dict) -> tuple[DecodedRequest, Any]:
                 )
             names.append(item["name"])
         outputs = list(dict.fromkeys(names))
-    columns_in = signature_columns(signature)
+    columns_in = signature.column_names
     decoded = [_tensor(tensor, position) for position, tensor in enumerate(tensors)]
     if len(decoded) == 1 and len(decoded[0][1]) == 2 and decoded[0][0] not in columns_in:
         name, shape, flat = decoded[0]
@@ -163,16 +168,11 @@ def request(data: Any, signature: dict) -> tuple[DecodedRequest, Any]:
     return DecodedRequest(columns=columns_by_name, n_rows=n_rows, outputs=outputs), request_id
 
 
-def _output_datatype(signature: dict) -> str:
-    outputs = signature.get("outputs") or [{}]
-    return _DATATYPES.get(outputs[0].get("dtype", "float64"), "FP64")
-
-
 def response(
     *,
     model: str,
     version: int,
-    signature: dict,
+    signature: Signature,
     decoded: DecodedRequest,
     infer_id: Any,
     result: PredictionResult,
@@ -183,7 +183,7 @@ def response(
         outputs.append(
             {
                 "name": "predict",
-                "datatype": _output_datatype(signature),
+                "datatype": _DATATYPES[signature.predict_dtype],
                 "shape": [decoded.n_rows],
                 "data": result.predictions,
             }
@@ -206,31 +206,27 @@ def response(
 
 
 def model_metadata(
-    *, model: str, version: int, versions: list[int], signature: dict
+    *, model: str, version: int, versions: list[int], signature: Signature
 ) -> dict[str, Any]:
     """A model's metadata: its ready versions, input tensors (one per column) and outputs."""
-    outputs = [{"name": "predict", "datatype": _output_datatype(signature), "shape": [-1]}]
-    if signature.get("has_predict_proba"):
-        width = len(signature.get("classes") or []) or -1
+    outputs = [{"name": "predict", "datatype": _DATATYPES[signature.predict_dtype], "shape": [-1]}]
+    if signature.has_predict_proba:
+        width = len(signature.classes or ()) or -1
         outputs.append({"name": "predict_proba", "datatype": "FP64", "shape": [-1, width]})
     return {
         "name": model,
         "versions": [str(v) for v in sorted(versions)],
         "platform": "scikit-learn",
         "inputs": [
-            {
-                "name": column["name"],
-                "datatype": _DATATYPES.get(column.get("dtype", "float64"), "FP64"),
-                "shape": [-1],
-            }
-            for column in signature.get("inputs") or []
+            {"name": column.name, "datatype": _DATATYPES[column.dtype], "shape": [-1]}
+            for column in signature.inputs
         ],
         "outputs": outputs,
         "parameters": {
             "version": version,
-            "task": signature.get("task"),
-            "classes": signature.get("classes"),
-            "estimator": signature.get("estimator"),
+            "task": signature.task,
+            "classes": None if signature.classes is None else list(signature.classes),
+            "estimator": signature.estimator,
         },
     }
 

@@ -217,7 +217,7 @@ def test_demo_registers_iris_in_production_once(user: Any) -> None:
 
     version = ModelVersion.objects.get(model__name="iris")
     assert version.status == ModelVersion.Status.READY
-    assert version.signature["inputs"][0]["name"] == "sepal length (cm)"
+    assert version.signature.inputs[0].name == "sepal length (cm)"
     assert ModelAlias.objects.get(model__name="iris", alias="production").version == version
     assert any("Uploaded" in line for line in first)
     assert not any("Uploaded" in line for line in second)

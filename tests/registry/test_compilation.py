@@ -19,6 +19,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from registry.compilation import compile_or_explain, probe_rows, rows_matrix, session
 from registry.graphs import graph_verify
 from registry.signature import signature_infer
+from registry.types import Column, Signature
 from serving.engines import OnnxEngine
 from tests.registry.conftest import KINDS
 
@@ -103,12 +104,12 @@ def test_a_graph_outside_the_tolerance_is_not_kept(frame: Any) -> None:
 
 
 def test_probe_rows_cover_the_example_zero_and_every_category() -> None:
-    signature = {
-        "inputs": [
-            {"name": "x", "dtype": "float64"},
-            {"name": "plan", "dtype": "string", "categories": ["a", "b", "c"]},
-        ]
-    }
+    signature = Signature(
+        inputs=(
+            Column(name="x", dtype="float64"),
+            Column(name="plan", dtype="string", categories=("a", "b", "c")),
+        )
+    )
 
     rows = probe_rows(signature, [{"x": 42.0, "plan": "b"}])
 

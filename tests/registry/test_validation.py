@@ -52,13 +52,13 @@ def test_each_estimator_kind_becomes_ready_with_its_signature(
     # then it is ready, and its signature names the training columns and the task
     assert version.status == ModelVersion.Status.READY, version.status_message
     signature = version.signature
-    assert [c["name"] for c in signature["inputs"]] == COLUMNS
-    assert signature["n_features"] == 4
-    assert signature["named_columns"] is True
-    assert signature["task"] == EXPECTED_TASK[kind]
+    assert signature.column_names == COLUMNS
+    assert signature.n_features == 4
+    assert signature.named_columns is True
+    assert signature.task == EXPECTED_TASK[kind]
     if EXPECTED_TASK[kind] == "classification":
-        assert signature["classes"] == ["no", "yes"]
-        assert signature["has_predict_proba"] is True
+        assert signature.classes == ("no", "yes")
+        assert signature.has_predict_proba is True
     assert version.library_versions["sklearn"] == sklearn.__version__
     assert version.validation_job is not None
     assert version.validation_job.status == "succeeded"
@@ -74,7 +74,7 @@ def test_each_format_becomes_ready(
 
     assert version.status == ModelVersion.Status.READY, version.status_message
     assert version.format == label.split("-")[0]
-    assert version.signature["estimator"] == "StandardScaler → LogisticRegression"
+    assert version.signature.estimator == "StandardScaler → LogisticRegression"
     # and it is served from a compiled graph that answers like the estimator
     assert version.engine == ModelVersion.Engine.ONNX, version.compilation
     assert version.compilation["max_deviation"] <= version.compilation["tolerance"]
@@ -94,7 +94,7 @@ def test_input_example_sets_dtypes_and_is_used_for_the_smoke_prediction(
     )
 
     assert version.status == ModelVersion.Status.READY
-    dtypes = {c["name"]: c["dtype"] for c in version.signature["inputs"]}
+    dtypes = version.signature.dtypes
     assert dtypes == {"age": "int64", "income": "float64", "tenure": "int64", "score": "float64"}
 
 
@@ -278,7 +278,7 @@ def test_skops_forest_keeps_its_trusted_types_for_later_loads(
     version = _validated(open_model, serialise(estimators["random_forest"], "skops"), "rf.skops")
 
     assert version.status == ModelVersion.Status.READY, version.status_message
-    assert "sklearn.tree._tree.Tree" in version.signature["trusted_types"]
+    assert "sklearn.tree._tree.Tree" in (version.signature.trusted_types or ())
     frame = pd.DataFrame([[0.5, -1.0, 2.0, 0.1]], columns=COLUMNS)
     outputs = cache.engine_for(version).outputs(frame.to_numpy(), ["predict"])
     assert list(outputs["predict"]) == list(estimators["random_forest"].predict(frame))
@@ -316,7 +316,7 @@ def test_categorical_columns_are_strings_and_the_smoke_row_uses_a_known_category
 
     # then the smoke prediction used a real category, and the signature says so
     assert version.status == ModelVersion.Status.READY, version.status_message
-    inputs = {c["name"]: c for c in version.signature["inputs"]}
-    assert inputs["plan"]["dtype"] == "string"
-    assert inputs["plan"]["categories"] == ["basic", "pro"]
-    assert inputs["age"]["dtype"] == "float64"
+    inputs = {c.name: c for c in version.signature.inputs}
+    assert inputs["plan"].dtype == "string"
+    assert inputs["plan"].categories == ("basic", "pro")
+    assert inputs["age"].dtype == "float64"

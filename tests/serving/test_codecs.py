@@ -4,17 +4,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from registry.types import Column, Signature
 from serving.codecs import native
 from serving.codecs.columns import InputError, columns_to_matrix, frame_to_matrix
 
-NUMERIC = {
-    "inputs": [{"name": "a", "dtype": "float64"}, {"name": "b", "dtype": "int64"}],
-    "named_columns": False,
-}
-MIXED = {
-    "inputs": [{"name": "x", "dtype": "float64"}, {"name": "color", "dtype": "string"}],
-    "named_columns": True,
-}
+NUMERIC = Signature(inputs=(Column(name="a", dtype="float64"), Column(name="b", dtype="int64")))
+MIXED = Signature(
+    inputs=(Column(name="x", dtype="float64"), Column(name="color", dtype="string")),
+    named_columns=True,
+)
 
 
 def test_numeric_frame_becomes_matrix_in_signature_order_ignoring_id_columns():
