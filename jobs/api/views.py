@@ -12,10 +12,10 @@ from mlplatform.errors import ApplicationError, NotFoundError
 from tenancy.services import write_check
 
 
+# `GET /api/v1/jobs/`: the jobs the user may see. The same path's POST (a batch scoring job) is
+# added by batch.api.views.JobListSubmitApi, which mlplatform/urls.py routes. (A comment, not a
+# docstring: drf-spectacular would publish a docstring as the operation's description.)
 class JobListApi(APIView):
-    """`GET /api/v1/jobs/`: the jobs the user may see. The same path's POST (a batch scoring
-    job) is added by batch.api.views.JobListSubmitApi, which mlplatform/urls.py routes."""
-
     @extend_schema(
         parameters=[OpenApiParameter("kind", str), OpenApiParameter("status", str)],
         responses=JobOutputSerializer(many=True),
