@@ -286,6 +286,21 @@ def online_read(
     Raises:
         ApplicationError: an entity row lacks a join key some feature's group needs.
     """
+    values, statuses, _ = online_read_timed(features=features, entity_rows=entity_rows, now=now)
+    return values, statuses
+
+
+def online_read_timed(
+    *,
+    features: Sequence[Feature],
+    entity_rows: Sequence[dict[str, Any]],
+    now: datetime | None = None,
+) -> tuple[list[dict[str, Any]], list[dict[str, str]], list[dict[str, datetime | None]]]:
+    """online_read, plus the event timestamp of each stored value (None where none is stored).
+
+    Raises:
+        ApplicationError: an entity row lacks a join key some feature's group needs.
+    """
     now = now or timezone.now()
     backend = store()
     groups: dict[int, tuple[FeatureGroup, list[Feature]]] = {}
@@ -293,6 +308,7 @@ def online_read(
         groups.setdefault(feature.group_id, (feature.group, []))[1].append(feature)
     values: list[dict[str, Any]] = [{} for _ in entity_rows]
     statuses: list[dict[str, str]] = [{} for _ in entity_rows]
+    events: list[dict[str, datetime | None]] = [{} for _ in entity_rows]
     for group, group_features in groups.values():
         join_keys = group.entity.join_keys
         keys = []
@@ -319,7 +335,8 @@ def online_read(
                     record.values.get(feature.name) if status == PRESENT and record else None
                 )
                 statuses[index][feature.name] = status
-    return values, statuses
+                events[index][feature.name] = record.event_timestamp if record else None
+    return values, statuses, events
 
 
 def online_rows(
@@ -428,6 +445,32 @@ def _merge(
     if newer:
         backend.put_many(group, newer)
     return len(newer)
+
+
+def online_write(*, group: FeatureGroup, rows: Iterable[dict[str, Any]]) -> int:
+    """Write rows in the offline store's layout (join keys, event_timestamp, available_at as
+    naive UTC, the features) straight to the online store: the newest row per key, and only
+    over an older stored value, as materialisation does. Returns the number of keys written."""
+    keys = list(group.entity.join_keys)
+    features = list(group.features.all())
+    best: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        key = entity_key([row[k] for k in keys])
+        current = best.get(key)
+        if current is None or (row[EVENT], row[AVAILABLE]) >= (current[EVENT], current[AVAILABLE]):
+            best[key] = row
+    records = [
+        {
+            **{k: row[k] for k in keys},
+            "m": {
+                "__e": row[EVENT],
+                "__a": row[AVAILABLE],
+                **{f.name: row[f.name] for f in features},
+            },
+        }
+        for row in best.values()
+    ]
+    return _merge(store(), group, keys, features, records)
 
 
 def _jsonable(value: Any) -> Any:

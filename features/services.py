@@ -10,6 +10,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+import numpy as np
+import pandas as pd
+import pyarrow as pa
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
@@ -605,6 +608,50 @@ def ingest_path(
             group.key_dtypes = changed.key_dtypes
             continue
         return rows
+    raise ConflictError(f"The key types of '{group.name}' keep changing; try again.")
+
+
+def feature_push(
+    *, group: FeatureGroup, frame: pd.DataFrame, online_store: bool, offline_store: bool
+) -> int:
+    """Rows a client pushes (the Feast push API): checked as an ingest file is (join keys,
+    event_timestamp, the features; nothing else), with `available_at` the push time whatever
+    the group's availability rule. Appended as an offline partition (as an ingestion is), then
+    written to the online store, as asked; returns the row count.
+
+    Raises:
+        ingestion.IngestError: the rows are rejected (nothing is written).
+        ApplicationError: more cells than MLPLATFORM_INLINE_INGEST_CELLS (413).
+    """
+    cells = len(frame) * max(len(frame.columns), 1)
+    if cells > settings.MLPLATFORM_INLINE_INGEST_CELLS:
+        raise ApplicationError(
+            f"A push holds at most {settings.MLPLATFORM_INLINE_INGEST_CELLS} cells, got {cells}: "
+            f"ingest larger data as a file (/api/v1/features/groups/{group.name}/ingest).",
+            status_code=413,
+        )
+    now = timezone.now()
+    for _attempt in range(2):
+        validated = ingestion.frame_validate(
+            group=group, frame=frame, now=now, with_available=False
+        )
+        table = validated.table
+        table = table.set_column(
+            table.schema.get_field_index(ingestion.AVAILABLE),
+            ingestion.AVAILABLE,
+            pa.array(np.full(table.num_rows, ingestion.naive_utc(now)), type=pa.timestamp("us")),
+        )
+        if offline_store:
+            try:
+                offline.partition_commit(
+                    group=group, table=table, origin="ingestion", key_dtypes=validated.key_dtypes
+                )
+            except offline.KeyTypesChanged as changed:
+                group.key_dtypes = changed.key_dtypes
+                continue
+        if online_store:
+            online.online_write(group=group, rows=table.to_pylist())
+        return table.num_rows
     raise ConflictError(f"The key types of '{group.name}' keep changing; try again.")
 
 

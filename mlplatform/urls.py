@@ -29,6 +29,8 @@ urlpatterns = [
     path("api/v1/", include("registry.api.urls")),
     # Serving owns the predict routes under /api/v1/, and /mlflow/, /v2/ and /metrics.
     path("", include("serving.api.urls")),
+    # Feast's feature server routes (/get-online-features, /push), where Feast's clients call them.
+    path("", include("features.api.feast_urls")),
     path("models/", include("registry.urls")),
     path("features/", include("features.urls")),
     path("jobs/", include(jobs_pages)),
