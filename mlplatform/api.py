@@ -21,7 +21,7 @@ from accounts.services import token_used
 from mlplatform.errors import ApplicationError
 
 # The views a predict-scoped token may call, for the models it names: the prediction routes of the
-# three protocols and the readiness and metadata reads their clients make first.
+# protocols and the readiness and metadata reads their clients make first.
 PREDICT_SCOPE_VIEWS = frozenset(
     {
         "serving.api.views.NativePredictApi",
@@ -30,6 +30,10 @@ PREDICT_SCOPE_VIEWS = frozenset(
         "serving.api.views.V2InferApi",
         "serving.api.views.V2ModelReadyApi",
         "serving.api.views.V2ModelMetadataApi",
+        "serving.api.views.V2ModelConfigApi",
+        "serving.api.views.V2ModelStatsApi",
+        "serving.api.views.V1ModelReadyApi",
+        "serving.api.views.V1PredictApi",
     }
 )
 

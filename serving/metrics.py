@@ -75,6 +75,48 @@ def record_request(
         rows_counter.inc(rows)
 
 
+def version_figures(
+    *, model: str | None = None, version: str | None = None
+) -> list[dict[str, Any]]:
+    """This process's counters per model version, all protocols together: `requests`,
+    `failures` (status 400 and above), `rows` predicted and `seconds` spent answering. Each
+    process counts its own requests (these are not the multi-process figures of /metrics)."""
+    figures: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def entry(labels: dict[str, str]) -> dict[str, Any] | None:
+        key = (labels["model"], labels["version"])
+        if not key[0] or (model is not None and key[0] != model):
+            return None
+        if version is not None and key[1] != version:
+            return None
+        return figures.setdefault(
+            key,
+            {
+                "name": key[0],
+                "version": key[1],
+                "requests": 0,
+                "failures": 0,
+                "rows": 0,
+                "seconds": 0.0,
+            },
+        )
+
+    for metric, suffix, field in (
+        (REQUESTS, "_total", "requests"),
+        (ERRORS, "_total", "failures"),
+        (ROWS, "_total", "rows"),
+        (LATENCY, "_sum", "seconds"),
+    ):
+        for family in metric.collect():
+            for sample in family.samples:
+                if not sample.name.endswith(suffix):
+                    continue
+                found = entry(sample.labels)
+                if found is not None:
+                    found[field] += sample.value if field == "seconds" else int(sample.value)
+    return [figures[key] for key in sorted(figures)]
+
+
 _cache_children: dict[str, Any] = {}
 
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from django.http import HttpRequest, HttpResponseBase
 from django.urls import Resolver404, ResolverMatch, get_resolver
 
-PREFIXES = ("/api/v1/models/", "/mlflow/", "/v2")
+PREFIXES = ("/api/v1/models/", "/mlflow", "/v1", "/v2")
 # Resolved paths remembered per process; clients name any path they like, so the memory is
 # bounded (and simply emptied when full, like the other per-process caches of serving).
 MAX_REMEMBERED_PATHS = 4096

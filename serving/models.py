@@ -11,6 +11,7 @@ class PredictionLog(models.Model):
         NATIVE = "native"
         MLFLOW = "mlflow"
         V2 = "v2", "Open Inference v2"
+        V1 = "v1", "KServe V1"
         UI = "ui", "Try it"
 
     model = models.ForeignKey(

@@ -2,13 +2,16 @@
 
 import threading
 import time
+from typing import Any
 
 from django.conf import settings
 from django.db.models import QuerySet
 
+from mlplatform.errors import ApplicationError
 from registry import selectors as registry_selectors
 from registry.models import ModelVersion, RegisteredModel
 from serving.models import PredictionLog
+from tenancy.services import readable_filter
 
 _resolved: dict[tuple[str, int | None, str | None], tuple[float, ModelVersion]] = {}
 _lock = threading.Lock()
@@ -39,6 +42,27 @@ def version_resolve(
                 _resolved.clear()
             _resolved[key] = (now + ttl, found)
     return found
+
+
+def models_serving(*, user: Any) -> list[tuple[str, int | None]]:
+    """The models `user` may read, by name, each with the version that answers it by default
+    (None when no version is ready)."""
+    names = (
+        RegisteredModel.objects.filter(readable_filter(user=user, model=RegisteredModel))
+        .order_by("name")
+        .values_list("name", flat=True)
+    )
+    found: list[tuple[str, int | None]] = []
+    for name in names:
+        try:
+            found.append((name, version_resolve(model_name=name).version))
+        except ApplicationError:
+            found.append((name, None))
+    return found
+
+
+def model_exists(*, name: str) -> bool:
+    return RegisteredModel.objects.filter(name=name).exists()
 
 
 def resolution_cache_clear() -> None:

@@ -10,10 +10,11 @@ the DRF view calls (`NativePredictApi`), and the same response.
 It answers only when nothing is unusual; every other request goes to Django unchanged, with the
 body it already read. So every error up to the prediction (no or bad token, a scope that does
 not cover the model, an unknown model, a body that does not decode, a value that does not fit
-the signature, a host not allowed, an HTTPS redirect due, throttling configured) is Django's own
-answer, and the view stays the one definition of the route. Only errors of the prediction itself
-(a model that rejects the input, a runner that crashed or timed out) are answered here — a
-prediction must not run twice — built by the API's exception handler, as for the view.
+the signature, a host not allowed, an HTTPS redirect due, throttling configured, a compressed
+body) is Django's own answer, and the view stays the one definition of the route. Only errors
+of the prediction itself (a model that rejects the input, a runner that crashed or timed out)
+are answered here — a prediction must not run twice — built by the API's exception handler, as
+for the view.
 
 What it keeps of Django: the ALLOWED_HOSTS check and SecurityMiddleware's headers (worked out
 once per host and scheme, by Django's own code), the body size cap, the request_finished signal
@@ -95,7 +96,8 @@ class NativePredictLane:
         if environ.get("REQUEST_METHOD") != "POST":
             return self.app(environ, start_response)
         route = _ROUTE.match(environ.get("PATH_INFO", ""))
-        if route is None or _throttled():
+        if route is None or _throttled() or environ.get("HTTP_CONTENT_ENCODING"):
+            # (a compressed body is the view's to inflate, within the size cap)
             return self.app(environ, start_response)
         security = self._security_headers(environ)
         body = _body(environ) if security is not None else None
@@ -130,6 +132,7 @@ class NativePredictLane:
         except (ApplicationError, ValueError, RecursionError):
             raise _Decline from None
         # From here on the request is answered here: a prediction is never run twice.
+        served = str(target.version)
         try:
             result = services.prediction_make(
                 version=target, matrix=matrix, outputs=decoded.outputs
@@ -146,12 +149,16 @@ class NativePredictLane:
         except ApplicationError as exc:
             # As the API's exception handler answers, rendered as DRF renders it for the view.
             code, content = exc.status_code, _RENDERER.render(native.error_body(exc))
-            headers = [("Content-Type", "application/json")]
+            headers = [("Content-Type", "application/json"), ("X-Model-Version", served)]
             rows = 0
         else:
             answer = native.response(model=target.model.name, version=target.version, result=result)
             code, content = 200, _ENCODER.encode(answer).encode("ascii")
-            headers = [("Content-Type", "application/json"), ("X-Request-ID", request_id)]
+            headers = [
+                ("Content-Type", "application/json"),
+                ("X-Request-ID", request_id),
+                ("X-Model-Version", served),
+            ]
             rows = decoded.n_rows
         metrics.record_request(
             model=target.model.name,

@@ -1,4 +1,5 @@
-"""The three prediction protocols: native, MLflow scoring, and Open Inference v2.
+"""The prediction protocols: native, MLflow scoring, Open Inference v2 (with Triton's model
+configuration, repository index and statistics) and KServe V1.
 
 Each view parses, calls its protocol's codec (`serving.codecs.<protocol>`) and one service, and
 formats through the codec. Bodies are decoded straight from the request bytes (not through DRF's
@@ -9,7 +10,6 @@ document the shapes for OpenAPI.
 import time
 from typing import Any
 
-from django.core.exceptions import RequestDataTooBig
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, inline_serializer
@@ -21,27 +21,19 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from mlplatform.api import CachedTokenAuthentication
-from mlplatform.errors import ApplicationError
+from mlplatform.errors import ApplicationError, NotFoundError
 from registry.models import ModelVersion
 from serving import metrics, selectors, services
-from serving.codecs import columns, mlflow, native, open_inference
-from serving.codecs.columns import DecodedRequest, InputError, PredictionResult
+from serving.api.bodies import request_body
+from serving.codecs import binary_tensors, columns, kserve_v1, mlflow, native, open_inference
+from serving.codecs.columns import DecodedRequest, PredictionResult
 from serving.models import PredictionLog
 
 
 def json_body(request: Request) -> Any:
-    """The request body as JSON, with the size cap as 413 and NaN/Infinity refused."""
-    try:
-        body = request.body
-    except RequestDataTooBig:
-        from django.conf import settings
-
-        raise ApplicationError(
-            f"The body exceeds {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes "
-            "(MLPLATFORM_MAX_BODY_BYTES); send fewer rows per request or use a batch job.",
-            status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
-        ) from None
-    return columns.json_decode(body)
+    """The request body as JSON (decompressed if sent so, within the size cap: 413 beyond it),
+    NaN and Infinity refused."""
+    return columns.json_decode(request_body(request))
 
 
 def json_response(body: dict[str, Any], *, request_id: str, code: int = 200) -> HttpResponse:
@@ -75,10 +67,14 @@ class ServingApi(APIView):
         services.preload_once()  # a no-op after this process's first request
         started = time.perf_counter()
         self.started = started
-        self.served: ModelVersion | None = None
+        self.served: ModelVersion | None = None  # the version that predicted (for metrics)
+        self.named: ModelVersion | None = None  # a version a read resolved (not a prediction)
         self.rows = 0
         response = super().dispatch(request, *args, **kwargs)
         served = self.served
+        answered = served or self.named
+        if answered is not None:
+            response["X-Model-Version"] = str(answered.version)
         metrics.record_request(
             model=served.model.name if served else "",
             version=str(served.version) if served else "",
@@ -183,14 +179,7 @@ class MlflowInvocationsApi(MlflowApi):
         if content_type == "application/json":
             decoded = mlflow.json_request(json_body(request), target.signature)
         elif content_type == "text/csv":
-            try:
-                raw = request.body
-            except RequestDataTooBig:
-                raise ApplicationError(
-                    "The body exceeds the size cap (MLPLATFORM_MAX_BODY_BYTES).",
-                    status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
-                ) from None
-            decoded = mlflow.csv_request(raw, target.signature)
+            decoded = mlflow.csv_request(request_body(request), target.signature)
         else:
             raise ApplicationError(
                 f"Content type {content_type or '(none)'!r} is not supported: send "
@@ -208,6 +197,7 @@ class MlflowPingApi(MlflowApi):
     @extend_schema(responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request, name: str, version: int | None = None) -> Response:
         target = selectors.version_resolve(model_name=name, version=version)
+        self.named = target
         return Response({"status": "ok", "model": target.model.name, "version": target.version})
 
 
@@ -248,6 +238,7 @@ class V2ModelMetadataApi(V2Api):
     @extend_schema(responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request, name: str, version: int | None = None) -> Response:
         target = selectors.version_resolve(model_name=name, version=version)
+        self.named = target
         signature = target.signature
         if version is None:
             versions = list(
@@ -267,20 +258,20 @@ class V2ModelReadyApi(V2Api):
     @extend_schema(responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request, name: str, version: int | None = None) -> Response:
         target = selectors.version_resolve(model_name=name, version=version)
+        self.named = target
         return Response({"name": target.model.name, "version": str(target.version), "ready": True})
 
 
 class V2InferApi(V2Api):
     @extend_schema(request=OpenApiTypes.OBJECT, responses={200: OpenApiTypes.OBJECT})
     def post(self, request: Request, name: str, version: int | None = None) -> HttpResponse:
-        if request.META.get("HTTP_INFERENCE_HEADER_CONTENT_LENGTH"):
-            raise InputError(
-                "The binary tensor data extension is not supported: send tensor data as JSON "
-                "(tritonclient: binary_data=False)."
-            )
         target = selectors.version_resolve(model_name=name, version=version)
         self.served = target
-        decoded, infer_id = open_inference.request(json_body(request), target.signature)
+        data = open_inference.body_decode(
+            request_body(request), request.META.get("HTTP_INFERENCE_HEADER_CONTENT_LENGTH")
+        )
+        decoded, infer_id = open_inference.request(data, target.signature)
+        binary = open_inference.binary_outputs(data, decoded.outputs)
         result, request_id = self.predict(request, version=target, decoded=decoded)
         body = open_inference.response(
             model=target.model.name,
@@ -290,7 +281,149 @@ class V2InferApi(V2Api):
             infer_id=infer_id,
             result=result,
         )
-        return json_response(body, request_id=request_id)
+        encoded = binary_tensors.outputs_encode(body, binary) if binary else None
+        if encoded is None:
+            return json_response(body, request_id=request_id)
+        content, header_length = encoded
+        return HttpResponse(
+            content,
+            content_type="application/octet-stream",
+            headers={"X-Request-ID": request_id, binary_tensors.HEADER: str(header_length)},
+        )
+
+
+class V2ModelConfigApi(V2Api):
+    """Triton's model configuration, as `tritonclient`'s `get_model_config` reads it."""
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    def get(self, request: Request, name: str, version: int | None = None) -> Response:
+        target = selectors.version_resolve(model_name=name, version=version)
+        self.named = target
+        return Response(
+            open_inference.model_config(
+                model=target.model.name, version=target.version, signature=target.signature
+            )
+        )
+
+
+class V2RepositoryIndexApi(V2Api):
+    """Triton's repository index: the models the caller may read, each with the version that
+    answers it (state READY) or none (UNAVAILABLE). `{"ready": true}` keeps the ready ones."""
+
+    @extend_schema(request=OpenApiTypes.OBJECT, responses={200: OpenApiTypes.OBJECT})
+    def post(self, request: Request) -> Response:
+        raw = request_body(request)
+        options = columns.json_decode(raw) if raw.strip() else {}
+        ready_only = isinstance(options, dict) and options.get("ready") is True
+        entries = []
+        for model, version in selectors.models_serving(user=request.user):
+            if version is None and ready_only:
+                continue
+            reason = "" if version is not None else "no ready version"
+            entries.append(
+                open_inference.repository_entry(model=model, version=version, reason=reason)
+            )
+        return Response(entries)
+
+
+class V2ModelStatsApi(V2Api):
+    """Triton's inference statistics, from this process's counters (each web process counts its
+    own requests): all models the caller may read, or one model (and version)."""
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    def get(
+        self, request: Request, name: str | None = None, version: int | None = None
+    ) -> Response:
+        if name is not None:
+            target = selectors.version_resolve(model_name=name, version=version)
+            self.named = target
+            figures = metrics.version_figures(
+                model=target.model.name, version=None if version is None else str(version)
+            )
+        else:
+            visible = {model for model, _ in selectors.models_serving(user=request.user)}
+            figures = [item for item in metrics.version_figures() if item["name"] in visible]
+        return Response(open_inference.model_stats(figures=figures))
+
+
+# --- KServe V1 --------------------------------------------------------------------------------
+
+
+class V1Api(V2Api):
+    """KServe's V1 protocol: errors are `{"error": ...}`, as for v2."""
+
+    protocol = PredictionLog.Protocol.V1
+
+
+class V1ModelListApi(V1Api):
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    def get(self, request: Request) -> Response:
+        models = [model for model, version in selectors.models_serving(user=request.user)]
+        return Response({"models": models})
+
+
+class V1ModelReadyApi(V1Api):
+    """`{"name", "ready": true}`; a model without a ready version answers 503 with
+    `"ready": false`, as KServe's model server does."""
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT, 503: OpenApiTypes.OBJECT})
+    def get(self, request: Request, name: str) -> Response:
+        try:
+            target = selectors.version_resolve(model_name=name)
+        except NotFoundError:
+            if not selectors.model_exists(name=name):
+                raise
+            return Response(
+                kserve_v1.model_ready(model=name, ready=False),
+                status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            )
+        self.named = target
+        return Response(kserve_v1.model_ready(model=target.model.name, ready=True))
+
+
+class V1PredictApi(V1Api):
+    @extend_schema(request=OpenApiTypes.OBJECT, responses={200: OpenApiTypes.OBJECT})
+    def post(self, request: Request, name: str) -> HttpResponse:
+        target = selectors.version_resolve(model_name=name)
+        self.served = target
+        decoded = kserve_v1.request(json_body(request), target.signature)
+        result, request_id = self.predict(request, version=target, decoded=decoded)
+        return json_response(kserve_v1.response(result), request_id=request_id)
+
+
+# --- unknown paths under the protocols' prefixes ------------------------------------------
+
+
+class _UnknownPathApi(APIView):
+    """Any path under a protocol's prefix that is no route: a JSON 404 in the protocol's error
+    shape, whatever the method (never Django's HTML page)."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    renderer_classes = [JSONRenderer]
+
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
+        return _JSON_RENDERER, _JSON_RENDERER.media_type
+
+    def error(self, message: str) -> dict[str, Any]:
+        return {"error": message}
+
+    def not_found(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        message = f"No such route: {request.method} {request.path}."
+        return Response(self.error(message), status=status.HTTP_404_NOT_FOUND)
+
+    get = post = put = patch = delete = head = options = not_found
+
+
+class UnknownOpenInferencePathApi(_UnknownPathApi):
+    """Under /v1/ and /v2: `{"error": ...}`."""
+
+
+class UnknownMlflowPathApi(_UnknownPathApi):
+    """Under /mlflow/: MLflow's `{"error_code": "ENDPOINT_NOT_FOUND", "message": ...}`."""
+
+    def error(self, message: str) -> dict[str, Any]:
+        return {"error_code": "ENDPOINT_NOT_FOUND", "message": message}
 
 
 def metrics_view(request: Any) -> HttpResponse:

@@ -23,6 +23,7 @@ _ERROR_CODES = {
     401: "UNAUTHENTICATED",
     403: "PERMISSION_DENIED",
     404: "RESOURCE_DOES_NOT_EXIST",
+    405: "ENDPOINT_NOT_FOUND",  # MLflow's code for a route it does not serve
     409: "INVALID_STATE",
     413: "REQUEST_LIMIT_EXCEEDED",
     415: "BAD_REQUEST",

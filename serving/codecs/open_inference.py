@@ -5,7 +5,10 @@ import json
 import math
 from typing import Any
 
+import numpy as np
+
 from registry.types import Dtype, Signature
+from serving.codecs import binary_tensors
 from serving.codecs.columns import (
     NUMERIC,
     OUTPUTS,
@@ -15,6 +18,7 @@ from serving.codecs.columns import (
     PredictionResult,
     bad_value,
     check_row_count,
+    json_decode,
 )
 
 # Signature dtypes → v2 datatypes.
@@ -50,7 +54,7 @@ def _flatten(data: Any) -> list[Any]:
     return data
 
 
-def _tensor(tensor: Any, position: int) -> tuple[str, list[int], list[Any]]:
+def _tensor(tensor: Any, position: int) -> tuple[str, list[int], list[Any] | np.ndarray]:
     field = f"inputs[{position}]"
     if not isinstance(tensor, dict):
         raise InputError(f"'{field}' must be a tensor object.", field=field)
@@ -58,10 +62,15 @@ def _tensor(tensor: Any, position: int) -> tuple[str, list[int], list[Any]]:
     shape = tensor.get("shape")
     datatype = tensor.get("datatype")
     params = tensor.get("parameters") or {}
-    if isinstance(params, dict) and "binary_data_size" in params:
+    data = tensor.get("data")
+    if (
+        isinstance(params, dict)
+        and "binary_data_size" in params
+        and not isinstance(data, np.ndarray)
+    ):
         raise InputError(
-            "The binary tensor data extension is not supported: send tensor data as JSON "
-            "(tritonclient: binary_data=False).",
+            f"'{field}' has binary_data_size but the request has no "
+            f"{binary_tensors.HEADER} header (binary tensor data needs it).",
             field=field,
         )
     if not isinstance(name, str):
@@ -78,9 +87,13 @@ def _tensor(tensor: Any, position: int) -> tuple[str, list[int], list[Any]]:
             field=name,
         )
     if "data" not in tensor:
-        raise InputError(f"Tensor '{name}' has no 'data'.", field=name)
-    flat = _flatten(tensor["data"])
+        raise InputError(
+            f"Tensor '{name}' has no 'data' (nor parameters.binary_data_size).", field=name
+        )
     expected = math.prod(shape)
+    if isinstance(data, np.ndarray) and len(data) == expected:
+        return name, shape, data  # binary data, decoded for this datatype and shape already
+    flat = _flatten(data)
     if len(flat) != expected:
         raise InputError(
             f"Tensor '{name}': shape {shape} needs {expected} values, got {len(flat)}.", field=name
@@ -97,22 +110,27 @@ def _tensor(tensor: Any, position: int) -> tuple[str, list[int], list[Any]]:
     return name, shape, flat
 
 
+def body_decode(body: bytes, header_length: str | None) -> Any:
+    """An infer request body → its JSON, with the inputs sent as binary data attached as
+    arrays (when the request has an `Inference-Header-Content-Length` header)."""
+    if header_length is None:
+        return json_decode(body)
+    header, raw = binary_tensors.split(body, header_length)
+    data = json_decode(header)
+    binary_tensors.inputs_attach(data, raw)
+    return data
+
+
 def request(data: Any, signature: Signature) -> tuple[DecodedRequest, Any]:
     """An Open Inference v2 infer body → (the decoded request, its id to echo)."""
     if not isinstance(data, dict):
         raise InputError("The body must be a JSON object with 'inputs'.")
     request_id = data.get("id")
-    params = data.get("parameters") or {}
-    if isinstance(params, dict) and params.get("binary_data_output"):
-        raise InputError(
-            "The binary tensor data extension is not supported: request outputs with "
-            "binary_data=False.",
-            field="parameters.binary_data_output",
-        )
     tensors = data.get("inputs")
     if not isinstance(tensors, list) or not tensors:
         raise InputError("'inputs' must be a non-empty array of tensors.", field="inputs")
-    outputs = ["predict"]
+    # No outputs named: all of them, as the protocol says.
+    outputs = ["predict", "predict_proba"] if signature.has_predict_proba else ["predict"]
     requested = data.get("outputs")
     if requested is not None:
         if not isinstance(requested, list) or not requested:
@@ -120,14 +138,11 @@ def request(data: Any, signature: Signature) -> tuple[DecodedRequest, Any]:
         names = []
         for position, item in enumerate(requested):
             if not isinstance(item, dict) or item.get("name") not in OUTPUTS:
+                named = item.get("name") if isinstance(item, dict) else None
+                what = f"names {str(named)[:40]!r}, no output of this model" if named else ""
                 raise InputError(
-                    f"outputs[{position}] must name one of {', '.join(OUTPUTS)}.",
-                    field=f"outputs[{position}]",
-                )
-            if isinstance(item.get("parameters"), dict) and item["parameters"].get("binary_data"):
-                raise InputError(
-                    "The binary tensor data extension is not supported: request outputs with "
-                    "binary_data=False.",
+                    f"outputs[{position}] {what or 'has no name'}: name one of "
+                    f"{', '.join(OUTPUTS)}.",
                     field=f"outputs[{position}]",
                 )
             names.append(item["name"])
@@ -146,7 +161,7 @@ def request(data: Any, signature: Signature) -> tuple[DecodedRequest, Any]:
         check_row_count(rows, field=name)
         columns = {column: flat[j::width] for j, column in enumerate(columns_in)}
         return DecodedRequest(columns=columns, n_rows=rows, outputs=outputs), request_id
-    columns_by_name: dict[str, list[Any]] = {}
+    columns_by_name: dict[str, list[Any] | np.ndarray] = {}
     n_rows = None
     for name, shape, flat in decoded:
         if len(shape) > 2 or (len(shape) == 2 and shape[1] != 1):
@@ -166,6 +181,19 @@ def request(data: Any, signature: Signature) -> tuple[DecodedRequest, Any]:
     assert n_rows is not None
     check_row_count(n_rows, field="inputs")
     return DecodedRequest(columns=columns_by_name, n_rows=n_rows, outputs=outputs), request_id
+
+
+def binary_outputs(data: dict[str, Any], outputs: list[str]) -> frozenset[str]:
+    """The outputs to answer as binary data: each output's `parameters.binary_data`, else the
+    request's `parameters.binary_data_output` (tritonclient sets it when it names no output)."""
+    params = data.get("parameters")
+    default = isinstance(params, dict) and params.get("binary_data_output") is True
+    flags = {name: default for name in outputs}
+    for item in data.get("outputs") or ():
+        item_params = item.get("parameters")
+        if isinstance(item_params, dict) and "binary_data" in item_params:
+            flags[item["name"]] = item_params["binary_data"] is True
+    return frozenset(name for name, binary in flags.items() if binary)
 
 
 def response(
@@ -229,6 +257,81 @@ def model_metadata(
             "estimator": signature.estimator,
         },
     }
+
+
+# Open Inference datatypes → Triton's model configuration data types.
+_CONFIG_TYPES = {"BYTES": "TYPE_STRING", "BOOL": "TYPE_BOOL", "INT64": "TYPE_INT64"}
+
+
+def _config_tensor(tensor: dict[str, Any]) -> dict[str, Any]:
+    datatype = tensor["datatype"]
+    return {
+        "name": tensor["name"],
+        "data_type": _CONFIG_TYPES.get(datatype, f"TYPE_{datatype}"),
+        "dims": tensor["shape"],
+    }
+
+
+def model_config(*, model: str, version: int, signature: Signature) -> dict[str, Any]:
+    """Triton's model configuration (`GET /v2/models/<name>/config`), from the metadata: every
+    tensor's first dimension is the rows of the request, so `max_batch_size` is 0 (the batch
+    dimension is part of `dims`)."""
+    metadata = model_metadata(model=model, version=version, versions=[version], signature=signature)
+    return {
+        "name": model,
+        "platform": metadata["platform"],
+        "backend": "mlplatform",
+        "version_policy": {"specific": {"versions": [version]}},
+        "max_batch_size": 0,
+        "input": [_config_tensor(tensor) for tensor in metadata["inputs"]],
+        "output": [_config_tensor(tensor) for tensor in metadata["outputs"]],
+        "parameters": {
+            key: {"string_value": json.dumps(value)}
+            for key, value in metadata["parameters"].items()
+        },
+    }
+
+
+def repository_entry(*, model: str, version: int | None, reason: str = "") -> dict[str, Any]:
+    """One model of the repository index (`POST /v2/repository/index`)."""
+    return {
+        "name": model,
+        "version": "" if version is None else str(version),
+        "state": "UNAVAILABLE" if version is None else "READY",
+        "reason": reason,
+    }
+
+
+def model_stats(*, figures: list[dict[str, Any]]) -> dict[str, Any]:
+    """Triton's inference statistics from per-version figures (`name`, `version`, `requests`,
+    `failures`, `rows`, `seconds`): successes and failures are counted; all time is the
+    requests' whole answer time, reported under `success` (the queue and compute phases are not
+    measured apart)."""
+    stats = []
+    for item in figures:
+        zero = {"count": 0, "ns": 0}
+        successes = item["requests"] - item["failures"]
+        stats.append(
+            {
+                "name": item["name"],
+                "version": item["version"],
+                "last_inference": 0,
+                "inference_count": item["rows"],
+                "execution_count": successes,
+                "inference_stats": {
+                    "success": {"count": successes, "ns": int(item["seconds"] * 1e9)},
+                    "fail": {"count": item["failures"], "ns": 0},
+                    "queue": dict(zero),
+                    "compute_input": dict(zero),
+                    "compute_infer": dict(zero),
+                    "compute_output": dict(zero),
+                    "cache_hit": dict(zero),
+                    "cache_miss": dict(zero),
+                },
+                "batch_stats": [],
+            }
+        )
+    return {"model_stats": stats}
 
 
 def error_body(body: Any) -> dict[str, Any]:
