@@ -21,7 +21,8 @@ For each model:
    on a one-row DataFrame, plain and with its re-checks off as runners run it, and on the float
    matrix the route decodes (checks off), vs. the version's engine (onnxruntime, or the runner
    via `serving.runners.runner_outputs` on that matrix, as the route calls it) vs. the native
-   route through Django's test client (token auth, validation, JSON); for a runner, the
+   route through Django's test client (token auth, validation, JSON) and through the WSGI
+   stack gunicorn calls, with and without the predict lane; for a runner, the
    milliseconds it adds over the in-process predict on a DataFrame with the same settings (the
    goal), and over the in-process predict on the matrix (the cost of the process boundary);
 2. over HTTP, 8 concurrent connections, load from `wrk` (Debian package) or, if it is missing, a
@@ -335,6 +336,11 @@ def _in_process(model: Served, token: str, calls: int) -> None:
         engine = cache.engine_for(model.version)
         candidates["onnx"] = lambda: engine.outputs(matrix, ["predict"])
     candidates["route"] = lambda: client.post(path, body, content_type="application/json")
+    # The WSGI stack gunicorn calls (request limits, the predict lane, Django), with and without
+    # the lane: what the lane saves per request, free of the HTTP server and the load.
+    lane, plain = _stacks()
+    candidates["stack"] = lambda: _wsgi_post(lane, path, body.encode(), token)
+    candidates["stack without the lane"] = lambda: _wsgi_post(plain, path, body.encode(), token)
     # One OpenMP/BLAS thread, as model runners and the bare apps run: two threads per process
     # on this two-core machine would only contend with the other worker.
     with warnings.catch_warnings(), threadpool_limits(limits=1):
@@ -347,7 +353,8 @@ def _in_process(model: Served, token: str, calls: int) -> None:
         f"  in process, {done} interleaved one-row calls, p50: scikit-learn predict on a "
         f"DataFrame {p50['sklearn']:.3f} ms ({p50['sklearn, checks off']:.3f} with its checks "
         f"off) | {engine_name} {engine_p50:.3f} ms | native route via test client "
-        f"{p50['route']:.3f} ms"
+        f"{p50['route']:.3f} ms | through the WSGI stack {p50['stack']:.3f} ms "
+        f"({p50['stack without the lane']:.3f} ms without the predict lane)"
     )
     if model.runner:
         added = p50["runner"] - p50["sklearn, checks off"]
@@ -360,6 +367,51 @@ def _in_process(model: Served, token: str, calls: int) -> None:
             f"({p50['sklearn on the matrix, checks off']:.3f} ms: the runner passes the matrix "
             "bare when the model answers it as it answers the DataFrame)"
         )
+
+
+def _stacks() -> tuple[Any, Any]:
+    """The project's WSGI application as gunicorn runs it, and the same without the lane."""
+    from django.conf import settings
+    from django.core.handlers.wsgi import WSGIHandler
+
+    from mlplatform.wsgi import build
+
+    layers = settings.MLPLATFORM_WSGI_LAYERS
+    plain_layers = [layer for layer in layers if not layer.endswith("NativePredictLane")]
+    settings.MLPLATFORM_WSGI_LAYERS = plain_layers
+    try:
+        plain = build(WSGIHandler())
+    finally:
+        settings.MLPLATFORM_WSGI_LAYERS = layers
+    return build(WSGIHandler()), plain
+
+
+def _wsgi_post(app: Any, path: str, body: bytes, token: str) -> bytes:
+    environ = {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": path,
+        "QUERY_STRING": "",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "8000",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "HTTP_HOST": "127.0.0.1",
+        "HTTP_AUTHORIZATION": f"Token {token}",
+        "CONTENT_TYPE": "application/json",
+        "CONTENT_LENGTH": str(len(body)),
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.errors": sys.stderr,
+        "wsgi.url_scheme": "http",
+    }
+    status: list[str] = []
+    chunks = app(environ, lambda line, headers, exc_info=None: status.append(line))
+    try:
+        content = b"".join(chunks)
+    finally:
+        if hasattr(chunks, "close"):
+            chunks.close()
+    if not status[0].startswith("200"):
+        raise RuntimeError(f"the WSGI stack answered {status[0]}: {content[:300]!r}")
+    return content
 
 
 # --- over HTTP ----------------------------------------------------------------------------
