@@ -5,6 +5,7 @@ the lane in front of Django, once without it. Status, body and headers must be t
 successful predictions and for every kind of bad request an attacker or a careless client sends.
 """
 
+import gzip
 import io
 import json
 import sys
@@ -149,6 +150,7 @@ def test_a_prediction_is_answered_by_the_lane_as_the_view_answers_it(
     assert answer["classes"] == ["setosa", "versicolor", "virginica"]
     assert headers["Content-Length"] == str(len(content))
     assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["X-Model-Version"] == "1"
 
 
 def test_every_bad_request_gets_djangos_own_answer(
@@ -227,6 +229,26 @@ def test_a_body_the_lane_declines_reaches_django_whole(
     # Then Django read the whole body the lane had already read, and predicted
     assert status == 200
     assert behind.calls == 1
+
+
+def test_a_compressed_body_is_djangos_to_inflate(stacks: Any, make_version: Any, user: Any) -> None:
+    # Given a gzip-compressed request, and a plain one that names an encoding nobody supports
+    make_version("iris")
+    lane, behind, plain = stacks()
+    auth = {"authorization": f"Token {api_key_for(user)}"}
+    path = "/api/v1/models/iris/predict"
+    body = gzip.compress(records(IRIS_ROW))
+
+    # When they are sent through the lane and without it
+    inflated = same_answer(lane, plain, path, body, content_encoding="gzip", **auth)
+    refused = same_answer(lane, plain, path, records(IRIS_ROW), content_encoding="br", **auth)
+
+    # Then the answers are the same, and both were Django's (the lane never inflates)
+    assert (inflated, refused) == (200, 415)
+    assert behind.calls == 2
+    _, headers, content = call(lane, path, body, content_encoding="gzip", **auth)
+    assert json.loads(content)["predictions"] == ["setosa"]
+    assert headers["X-Model-Version"] == "1"
 
 
 def test_https_redirects_and_hsts_are_djangos(
