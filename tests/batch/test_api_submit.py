@@ -6,8 +6,8 @@ import pytest
 
 from batch.models import BatchJob
 from jobs.models import Job
-from tests.jobs.conftest import make_frame, regressor_frame
-from tests.jobs.helpers import submit
+from tests.batch.conftest import make_frame, regressor_frame
+from tests.batch.helpers import submit
 
 pytestmark = pytest.mark.django_db
 

@@ -7,8 +7,8 @@ import pytest
 
 from features.models import FeatureService
 from jobs.models import Job
-from tests.jobs.conftest import FEATURES
-from tests.jobs.helpers import read_output, wait_finished
+from tests.batch.conftest import FEATURES
+from tests.batch.helpers import read_output, wait_finished
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

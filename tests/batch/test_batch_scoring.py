@@ -5,8 +5,8 @@ import pytest
 
 from batch.models import BatchChunk
 from jobs.models import Job
-from tests.jobs.conftest import FEATURES, make_frame, regressor_frame
-from tests.jobs.helpers import read_output, submit, wait_finished
+from tests.batch.conftest import FEATURES, make_frame, regressor_frame
+from tests.batch.helpers import read_output, submit, wait_finished
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

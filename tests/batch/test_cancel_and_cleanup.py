@@ -19,8 +19,8 @@ from batch.models import BatchChunk, BatchJob
 from jobs import services
 from jobs.models import Job
 from jobs.tasks import job_outputs_expire
-from tests.jobs.conftest import make_frame
-from tests.jobs.helpers import read_output, submit, wait_finished
+from tests.batch.conftest import make_frame
+from tests.batch.helpers import read_output, submit, wait_finished
 from tests.workers import wait_idle
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -15,7 +15,7 @@ from batch import schedules
 from batch.models import BatchSchedule
 from batch.tasks import batch_schedule_run
 from jobs.models import Job
-from tests.jobs.conftest import make_frame
+from tests.batch.conftest import make_frame
 
 pytestmark = pytest.mark.django_db
 

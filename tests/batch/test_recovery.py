@@ -11,8 +11,8 @@ from batch import plan
 from batch.models import BatchChunk
 from batch.tasks import batch_sweep
 from jobs.models import Job
-from tests.jobs.conftest import FEATURES, make_frame
-from tests.jobs.helpers import submit
+from tests.batch.conftest import FEATURES, make_frame
+from tests.batch.helpers import submit
 
 
 @pytest.mark.django_db

@@ -11,7 +11,7 @@ from django.core.files.storage import default_storage
 from batch import schedules
 from batch.models import BatchSchedule
 from jobs.models import Job
-from tests.jobs.conftest import make_frame
+from tests.batch.conftest import make_frame
 
 pytestmark = pytest.mark.django_db
 

@@ -7,8 +7,8 @@ import pytest
 
 from batch.models import BatchChunk
 from jobs.models import Job
-from tests.jobs.conftest import FEATURES, make_frame
-from tests.jobs.helpers import read_output, submit, wait_finished
+from tests.batch.conftest import FEATURES, make_frame
+from tests.batch.helpers import read_output, submit, wait_finished
 from tests.workers import wait_idle
 
 pytestmark = pytest.mark.django_db(transaction=True)

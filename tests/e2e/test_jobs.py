@@ -3,10 +3,10 @@
 import pandas as pd
 import pytest
 
+from tests.batch.conftest import FEATURES, classifier, make_frame, register
 from tests.conftest import log_in
-from tests.jobs.conftest import FEATURES, classifier, make_frame, register
 
-__all__ = ["classifier"]  # the fitted model fixture, shared with tests/jobs
+__all__ = ["classifier"]  # the fitted model fixture, shared with tests/batch
 
 pytestmark = pytest.mark.browser
 
