@@ -3,17 +3,14 @@ whose outputs expire."""
 
 from collections.abc import Iterator
 from datetime import timedelta
-from importlib import import_module
 from pathlib import Path
 from typing import Any
 
 import pytest
-from django.apps import apps
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.utils import timezone
-from django_celery_beat.models import PeriodicTask
 
 from batch.models import BatchChunk, BatchJob
 from jobs import services
@@ -154,22 +151,6 @@ def test_expired_outputs_are_deleted_and_their_download_is_410(
     assert api_client.get(f"/api/v1/jobs/{job.pk}/").json()["status"] == "succeeded"
 
 
-def test_outputs_inside_the_retention_period_are_kept(api_client, churn, settings):
-    settings.MLPLATFORM_JOB_OUTPUT_RETENTION_DAYS = 7
-    job = services.job_create(kind=Job.Kind.TRAINING_SET)
-    job.output.save("kept.parquet", ContentFile(b"PAR1"), save=False)
-    Job.objects.filter(pk=job.pk).update(
-        output=job.output.name,
-        status=Job.Status.SUCCEEDED,
-        finished_at=timezone.now() - timedelta(days=6),
-    )
-
-    assert services.job_outputs_expire() == 0
-
-    assert default_storage.exists(job.output.name)
-    assert Job.objects.get(pk=job.pk).output_expired_at is None
-
-
 def test_the_expiry_task_removes_what_failed_jobs_left(api_client, churn, write_input):
     # Given a failed job whose part and staged input were stored after it failed (a straggler)
     job = services.job_create(kind=Job.Kind.BATCH_SCORING)
@@ -196,13 +177,3 @@ def test_the_expiry_task_removes_what_failed_jobs_left(api_client, churn, write_
     assert not default_storage.exists(part)
     assert not default_storage.exists("jobs/inputs/staged.parquet")
     assert BatchJob.objects.get(pk=job.pk).staged_input == ""
-
-
-def test_the_expiry_task_runs_hourly_on_beat():
-    # (Rows written by migrations are flushed by earlier transactional tests: run its step.)
-    migration = import_module("jobs.migrations.0007_job_output_retention")
-    migration.create_expiry(apps, None)
-
-    task = PeriodicTask.objects.get(task="jobs.job_outputs_expire")
-    assert task.enabled
-    assert task.interval.every == 3600
