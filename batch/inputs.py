@@ -187,6 +187,7 @@ def format_parse(value: Any) -> str:
 
 
 def input_name(batch: BatchJob) -> str:
+    """The stored file a job's chunks read: the staged file of an as-of job, else the upload."""
     return batch.staged_input or batch.job.input.name
 
 
