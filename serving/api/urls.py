@@ -38,7 +38,7 @@ urlpatterns = [
     path("v2/health/live", views.V2HealthLiveApi.as_view(), name="v2-live"),
     path("v2/health/ready", views.V2HealthReadyApi.as_view(), name="v2-ready"),
     # Before `v2/models/<name>`: Triton names the statistics of every model this way.
-    path("v2/models/stats", v2_stats, name="v2-stats"),
+    path("v2/models/stats", views.V2StatsApi.as_view(), name="v2-stats"),
     path("v2/models/<slug:name>", v2_metadata, name="v2-model"),
     path("v2/models/<slug:name>/versions/<int:version>", v2_metadata, name="v2-model-version"),
     path("v2/models/<slug:name>/ready", v2_ready, name="v2-model-ready"),

@@ -327,22 +327,26 @@ class V2RepositoryIndexApi(V2Api):
 
 
 class V2ModelStatsApi(V2Api):
-    """Triton's inference statistics, from this process's counters (each web process counts its
-    own requests): all models the caller may read, or one model (and version)."""
+    """Triton's inference statistics of one model (and version), from this process's counters
+    (each web process counts its own requests)."""
 
     @extend_schema(responses={200: OpenApiTypes.OBJECT})
-    def get(
-        self, request: Request, name: str | None = None, version: int | None = None
-    ) -> Response:
-        if name is not None:
-            target = selectors.version_resolve(model_name=name, version=version)
-            self.named = target
-            figures = metrics.version_figures(
-                model=target.model.name, version=None if version is None else str(version)
-            )
-        else:
-            visible = {model for model, _ in selectors.models_serving(user=request.user)}
-            figures = [item for item in metrics.version_figures() if item["name"] in visible]
+    def get(self, request: Request, name: str, version: int | None = None) -> Response:
+        target = selectors.version_resolve(model_name=name, version=version)
+        self.named = target
+        figures = metrics.version_figures(
+            model=target.model.name, version=None if version is None else str(version)
+        )
+        return Response(open_inference.model_stats(figures=figures))
+
+
+class V2StatsApi(V2Api):
+    """Triton's inference statistics of every model the caller may read (this process's)."""
+
+    @extend_schema(operation_id="v2_models_stats_all", responses={200: OpenApiTypes.OBJECT})
+    def get(self, request: Request) -> Response:
+        visible = {model for model, _ in selectors.models_serving(user=request.user)}
+        figures = [item for item in metrics.version_figures() if item["name"] in visible]
         return Response(open_inference.model_stats(figures=figures))
 
 
@@ -356,7 +360,7 @@ class V1Api(V2Api):
 
 
 class V1ModelListApi(V1Api):
-    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(operation_id="v1_models_list", responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request) -> Response:
         models = [model for model, version in selectors.models_serving(user=request.user)]
         return Response({"models": models})
@@ -401,6 +405,7 @@ class _UnknownPathApi(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
     renderer_classes = [JSONRenderer]
+    schema = None  # not an operation: left out of the OpenAPI description
 
     def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
         return _JSON_RENDERER, _JSON_RENDERER.media_type
