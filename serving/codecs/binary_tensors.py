@@ -206,7 +206,11 @@ def outputs_encode(body: dict[str, Any], binary: frozenset[str]) -> tuple[bytes,
     for output in body["outputs"]:
         if output["name"] not in binary:
             continue
-        raw = _raw(output["datatype"], output.pop("data"))
+        try:
+            raw = _raw(output["datatype"], output["data"])
+        except (TypeError, ValueError, OverflowError):
+            continue  # values its datatype cannot hold (a null among integers): left as JSON
+        del output["data"]
         output["parameters"] = {**(output.get("parameters") or {}), "binary_data_size": len(raw)}
         chunks.append(raw)
     if not chunks:

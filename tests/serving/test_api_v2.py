@@ -263,3 +263,36 @@ def test_unknown_paths_and_methods_answer_json(api_client, iris, method, path, s
     assert key in response.json()
     if key == "error_code":
         assert response.json()["error_code"] == "ENDPOINT_NOT_FOUND"
+
+
+def test_kserve_v1_readiness_list_and_predictions(api_client, iris, make_version):
+    # Given iris, and a model whose only version is not ready
+    from registry.models import ModelVersion
+
+    pending = make_version("km", name="pending")
+    ModelVersion.objects.filter(pk=pending.pk).update(status=ModelVersion.Status.PENDING)
+    record = dict(zip(["f0", "f1", "f2", "f3"], ROW, strict=True))
+
+    # When the V1 routes are called
+    ready = api_client.get("/v1/models/iris")
+    not_ready = api_client.get("/v1/models/pending")
+    unknown = api_client.get("/v1/models/nope")
+    listed = api_client.get("/v1/models")
+    predict = "/v1/models/iris:predict"
+    rows = api_client.post(predict, {"instances": [ROW, ROW]}, format="json")
+    records = api_client.post(predict, {"instances": [record]}, format="json")
+    missing = api_client.post(predict, {"instances": [{"f0": 1.0}]}, format="json")
+    empty = api_client.post(predict, {"instances": []}, format="json")
+
+    # Then they answer as KServe's model server does
+    assert ready.json() == {"name": "iris", "ready": True}
+    assert (not_ready.status_code, not_ready.json()) == (503, {"name": "pending", "ready": False})
+    assert unknown.status_code == 404
+    assert "nope" in unknown.json()["error"]
+    assert listed.json() == {"models": ["iris", "pending"]}
+    assert rows.json() == {"predictions": ["setosa", "setosa"]}
+    assert records.json() == {"predictions": ["setosa"]}
+    assert missing.status_code == 400
+    assert missing.json()["error"] == "Missing column 'f1'."
+    assert empty.status_code == 400
+    assert "empty" in empty.json()["error"]

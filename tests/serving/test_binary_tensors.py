@@ -346,3 +346,24 @@ def test_no_binary_body_breaks_the_decoder(iris, header, raw, slack):
         open_inference.request(data, iris.signature)
     except InputError:
         pass  # Then the only failure is a 400
+
+
+def test_an_output_its_datatype_cannot_hold_stays_json():
+    # Given integer predictions with a null among them (no INT64 value says "missing")
+    body = {
+        "outputs": [
+            {"name": "predict", "datatype": "INT64", "shape": [2], "data": [1, None]},
+            {"name": "predict_proba", "datatype": "FP64", "shape": [2], "data": [0.5, 0.25]},
+        ]
+    }
+
+    # When both are asked in binary
+    encoded = binary_tensors.outputs_encode(body, frozenset({"predict", "predict_proba"}))
+
+    # Then the integers stay JSON and the floats go binary
+    assert encoded is not None
+    content, length = encoded
+    predict, proba = json.loads(content[:length])["outputs"]
+    assert predict["data"] == [1, None]
+    assert proba["parameters"]["binary_data_size"] == 16
+    assert np.frombuffer(content[length:], dtype="<f8").tolist() == [0.5, 0.25]
