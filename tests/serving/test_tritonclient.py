@@ -2,14 +2,17 @@
 called as its users call it — with its defaults (binary tensors both ways, no outputs named)."""
 
 import asyncio
+import gzip
 
 import numpy as np
 import pytest
+import requests
 import tritonclient.http as triton
 import tritonclient.http.aio as triton_aio
 from tritonclient.utils import InferenceServerException
 
 from tests.conftest import api_key_for
+from tests.servers import gunicorn_server
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -185,3 +188,40 @@ def test_asyncio_client_with_its_defaults(url, iris, headers):
     assert plain.as_numpy("predict_proba").shape == (2, 3)
     assert gzipped.as_numpy("predict_proba") is None
     assert stats["model_stats"][0]["execution_count"] >= 3
+
+
+def test_the_production_server_stack(iris, headers):
+    # Given gunicorn with the project's config (request limits, the predict lane, Django)
+    with gunicorn_server("tritonclient", MLPLATFORM_MAX_BODY_BYTES="200000") as (base, port):
+        client = triton.InferenceServerClient(url=f"127.0.0.1:{port}")
+        tensor = triton.InferInput("input-0", list(ROWS.shape), "FP64")
+        tensor.set_data_from_numpy(ROWS)
+
+        # When tritonclient calls it with its defaults, compressed and not
+        results = [
+            client.infer("iris", [tensor], headers=dict(headers)),
+            client.infer(
+                "iris", [tensor], headers=dict(headers), request_compression_algorithm="gzip"
+            ),
+        ]
+        # and a zip bomb and a compressed native prediction are sent
+        bomb = requests.post(
+            f"{base}/v2/models/iris/infer",
+            data=gzip.compress(b" " * (8 << 20)),
+            headers={**headers, "Content-Encoding": "gzip", "Content-Type": "application/json"},
+            timeout=30,
+        )
+        native = requests.post(
+            f"{base}/api/v1/models/iris/predict",
+            data=gzip.compress(b'{"instances": [{"f0": 5.1, "f1": 3.5, "f2": 1.4, "f3": 0.2}]}'),
+            headers={**headers, "Content-Encoding": "gzip", "Content-Type": "application/json"},
+            timeout=30,
+        )
+
+    # Then the predictions come back, the bomb is refused, and every answer names its version
+    for result in results:
+        assert labels(result.as_numpy("predict")) == ["setosa", "virginica"]
+    assert bomb.status_code == 413
+    assert "200000 bytes" in bomb.json()["error"]
+    assert native.json()["predictions"] == ["setosa"]
+    assert native.headers["X-Model-Version"] == "1"
