@@ -9,6 +9,7 @@ app_name = "serving_api"
 native = views.NativePredictApi.as_view()
 mlflow_invocations = views.MlflowInvocationsApi.as_view()
 mlflow_ping = views.MlflowPingApi.as_view()
+mlflow_version = views.MlflowVersionApi.as_view()
 v2_metadata = views.V2ModelMetadataApi.as_view()
 v2_ready = views.V2ModelReadyApi.as_view()
 v2_infer = views.V2InferApi.as_view()
@@ -34,6 +35,8 @@ urlpatterns = [
     path("mlflow/models/<slug:name>/health", mlflow_ping, name="mlflow-health"),
     path("mlflow/models/<slug:name>/versions/<int:version>/ping", mlflow_ping),
     path("mlflow/models/<slug:name>/versions/<int:version>/health", mlflow_ping),
+    path("mlflow/models/<slug:name>/version", mlflow_version, name="mlflow-version"),
+    path("mlflow/models/<slug:name>/versions/<int:version>/version", mlflow_version),
     path("v2", views.V2ServerMetadataApi.as_view(), name="v2-server"),
     path("v2/health/live", views.V2HealthLiveApi.as_view(), name="v2-live"),
     path("v2/health/ready", views.V2HealthReadyApi.as_view(), name="v2-ready"),

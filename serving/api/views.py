@@ -21,9 +21,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from mlplatform.api import CachedTokenAuthentication
-from mlplatform.errors import ApplicationError, NotFoundError
+from mlplatform.errors import NotFoundError
 from registry.models import ModelVersion
-from serving import metrics, selectors, services
+from serving import enrichment, metrics, selectors, services
 from serving.api.bodies import request_body
 from serving.codecs import binary_tensors, columns, kserve_v1, mlflow, native, open_inference
 from serving.codecs.columns import DecodedRequest, PredictionResult
@@ -167,7 +167,11 @@ class MlflowApi(ServingApi):
 
 class MlflowInvocationsApi(MlflowApi):
     @extend_schema(
-        request={"application/json": OpenApiTypes.OBJECT, "text/csv": OpenApiTypes.STR},
+        request={
+            mlflow.JSON: OpenApiTypes.OBJECT,
+            mlflow.CSV: OpenApiTypes.STR,
+            mlflow.PARQUET: OpenApiTypes.BINARY,
+        },
         responses={
             200: inline_serializer("MlflowPredictions", {"predictions": serializers.ListField()})
         },
@@ -175,17 +179,22 @@ class MlflowInvocationsApi(MlflowApi):
     def post(self, request: Request, name: str, version: int | None = None) -> HttpResponse:
         target = selectors.version_resolve(model_name=name, version=version)
         self.served = target
-        content_type = (request.content_type or "").split(";")[0].strip().lower()
-        if content_type == "application/json":
-            decoded = mlflow.json_request(json_body(request), target.signature)
-        elif content_type == "text/csv":
-            decoded = mlflow.csv_request(request_body(request), target.signature)
+        content_type = mlflow.content_type_parse(request.META.get("CONTENT_TYPE", ""))
+        # Entity keys ride along for a version with a feature service; other extra columns are
+        # ignored, as MLflow ignores them.
+        keep = (
+            enrichment.entity_keys(feature_service_id=target.feature_service_id)
+            if target.feature_service_id
+            else None
+        )
+        signature = target.signature
+        if content_type == mlflow.JSON:
+            decoded = mlflow.json_request(json_body(request), signature)
+        elif content_type == mlflow.CSV:
+            decoded = mlflow.csv_request(request_body(request), signature)
         else:
-            raise ApplicationError(
-                f"Content type {content_type or '(none)'!r} is not supported: send "
-                "application/json or text/csv.",
-                status_code=status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
-            )
+            decoded = mlflow.parquet_request(request_body(request), signature, keep=keep or ())
+        decoded = mlflow.columns_select(decoded, signature, keep=keep)
         result, request_id = self.predict(request, version=target, decoded=decoded)
         return json_response(mlflow.response(decoded=decoded, result=result), request_id=request_id)
 
@@ -199,6 +208,17 @@ class MlflowPingApi(MlflowApi):
         target = selectors.version_resolve(model_name=name, version=version)
         self.named = target
         return Response({"status": "ok", "model": target.model.name, "version": target.version})
+
+
+class MlflowVersionApi(MlflowApi):
+    """MLflow's `/version`: the MLflow release whose scoring protocol this mirrors, as MLflow's
+    server answers its own release (same body, same content type); the model version that
+    answered is in `X-Model-Version`."""
+
+    @extend_schema(responses={200: OpenApiTypes.STR})
+    def get(self, request: Request, name: str, version: int | None = None) -> HttpResponse:
+        self.named = selectors.version_resolve(model_name=name, version=version)
+        return HttpResponse(mlflow.MLFLOW_VERSION, content_type="application/json")
 
 
 # --- Open Inference Protocol v2 --------------------------------------------------------------

@@ -1,11 +1,26 @@
-"""The MLflow scoring protocol (`/mlflow/models/<name>/invocations`): MLflow's JSON formats or
-CSV in, `{"predictions": …}` out; errors are `{"error_code", "message", "field"?, "row"?}`."""
+"""The MLflow scoring protocol (`/mlflow/models/<name>/invocations`): MLflow's JSON formats, CSV
+or Parquet in, `{"predictions": …}` out; errors are `{"error_code", "message", "field"?, "row"?}`.
+
+It answers what MLflow's own scoring server (`mlflow models serve`, MLFLOW_VERSION) answers for the
+same model and body (tests/serving/test_mlflow_parity.py runs both): columns the model does not
+take are ignored (an `id`, the unnamed index column `df.to_csv()` writes), a missing column is
+INVALID_PARAMETER_VALUE, other bad input BAD_REQUEST (INVALID_PARAMETER_VALUE for a Parquet column
+of the wrong type), as MLflow's schema enforcement and parsers do.
+"""
 
 import csv
 import io
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from http import HTTPStatus
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from django.conf import settings
+
+from mlplatform.errors import ApplicationError
 from registry.types import Signature
 from serving.codecs.columns import (
     OUTPUTS,
@@ -13,10 +28,20 @@ from serving.codecs.columns import (
     InputError,
     PredictionResult,
     check_row_count,
+    column_array,
     dict_columns,
     records_to_columns,
     rows_to_columns,
 )
+
+# The MLflow release whose scoring server this protocol was checked against: `GET …/version`
+# answers it, as MLflow's `/version` answers its own (the parity test compares the two).
+MLFLOW_VERSION = "3.17.2"
+
+JSON = "application/json"
+CSV = "text/csv"
+PARQUET = "application/vnd.apache.parquet"
+CONTENT_TYPES = (JSON, CSV, PARQUET)
 
 _ERROR_CODES = {
     400: "BAD_REQUEST",
@@ -58,9 +83,7 @@ def json_request(data: Any, signature: Signature) -> DecodedRequest:
             f"Send exactly one of {', '.join(formats)} (got {', '.join(present) or 'none'}).",
             field="dataframe_split" if not present else present[1],
         )
-    unknown = sorted(set(data) - {*formats, "params"})
-    if unknown:
-        raise InputError(f"Unknown field '{unknown[0]}'.", field=unknown[0])
+    # Other top-level keys are ignored, as MLflow's scoring server ignores them.
     outputs = ["predict"]
     params = data.get("params")
     if params is not None:
@@ -79,6 +102,12 @@ def json_request(data: Any, signature: Signature) -> DecodedRequest:
     if key == "dataframe_split":
         if not isinstance(value, dict):
             raise InputError("'dataframe_split' must be an object.", field=key)
+        if "data" not in value or not set(value) <= {"columns", "data", "index"}:
+            raise InputError(
+                "'dataframe_split' takes 'data' and optionally 'columns' and 'index' "
+                f"(got {', '.join(sorted(value)) or 'none'}).",
+                field=key,
+            )
         cols = value.get("columns", names)
         rows = value.get("data")
         if not isinstance(cols, list) or not all(isinstance(c, str) for c in cols):
@@ -136,6 +165,170 @@ def csv_request(body: bytes, signature: Signature) -> DecodedRequest:
     return DecodedRequest(columns=parsed, n_rows=len(data), outputs=["predict"])
 
 
+def _invalid_parameter(error: InputError) -> InputError:
+    """The error with MLflow's code for what its schema enforcement refuses."""
+    error.extra["error_code"] = "INVALID_PARAMETER_VALUE"
+    return error
+
+
+def _arrow_column(name: str, column: pa.ChunkedArray, dtype: str) -> np.ndarray:
+    """One Parquet column the model reads → a validated array; exotic types are refused."""
+    kind = column.type
+    if pa.types.is_dictionary(kind) and (
+        pa.types.is_string(kind.value_type) or pa.types.is_large_string(kind.value_type)
+    ):
+        column = column.cast(kind.value_type)  # strings read dictionary-encoded (see below)
+        kind = column.type
+    plain = (
+        pa.types.is_null(kind)  # every value missing: reported as such below
+        or pa.types.is_integer(kind)
+        or pa.types.is_floating(kind)
+        or pa.types.is_boolean(kind)
+        or pa.types.is_string(kind)
+        or pa.types.is_large_string(kind)
+    )
+    if not plain:
+        raise InputError(
+            f"Column '{name}': Parquet type {str(kind)[:60]} is not supported; send numbers, "
+            "booleans or strings.",
+            field=name,
+        )
+    if column.null_count:
+        row = int(np.flatnonzero(column.is_null().to_numpy())[0])
+        raise _invalid_parameter(
+            InputError(
+                f"Column '{name}', row {row}: expected a value, got a missing value (null).",
+                field=name,
+                row=row,
+            )
+        )
+    array = column.to_numpy()
+    if pa.types.is_boolean(kind) and dtype != "bool":
+        expected = "strings" if dtype == "string" else "numbers"
+        raise _invalid_parameter(
+            InputError(f"Column '{name}': expected {expected}, got booleans.", field=name)
+        )
+    try:
+        return column_array(name, array, dtype)
+    except InputError as exc:
+        raise _invalid_parameter(exc) from None
+
+
+def _parquet_too_large(cap: int) -> ApplicationError:
+    return ApplicationError(
+        f"The decoded Parquet columns exceed {cap} bytes (MLPLATFORM_MAX_BODY_BYTES); send "
+        "fewer rows per request or use a batch job.",
+        status_code=HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+    )
+
+
+def _decoded_size(table: pa.Table) -> int:
+    """Bytes the columns take once decoded: 8 a value, plus the text of every string."""
+    size = 8 * table.num_rows * table.num_columns
+    for column in table.columns:
+        if pa.types.is_dictionary(column.type):
+            for chunk in column.chunks:
+                lengths = pc.binary_length(chunk.dictionary).take(chunk.indices)
+                size += pc.sum(lengths).as_py() or 0
+    return size
+
+
+def parquet_request(body: bytes, signature: Signature, *, keep: Collection[str]) -> DecodedRequest:
+    """`application/vnd.apache.parquet` (`df.to_parquet()`): reads only the model's columns and
+    the `keep` ones (entity keys), so other columns and a stored index are ignored unread. The
+    rows and the decoded size of the columns read are held to the same caps as every body."""
+    try:
+        parquet = pq.ParquetFile(pa.BufferReader(body))
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise InputError(f"The body is not a Parquet file: {str(exc)[:200]}") from None
+    metadata = parquet.metadata
+    check_row_count(metadata.num_rows, field="parquet")
+    schema = parquet.schema_arrow
+    wanted = [name for name in (*signature.column_names, *keep) if name in schema.names]
+    positions = {schema.get_field_index(name) for name in wanted}
+    # Pages are inflated to their declared size: bound that before reading anything.
+    cap = int(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+    paged = sum(
+        group.column(position).total_uncompressed_size
+        for group in (metadata.row_group(i) for i in range(metadata.num_row_groups))
+        for position in range(group.num_columns)
+        if position in positions
+    )
+    if paged > cap:
+        raise _parquet_too_large(cap)
+    # Strings stay dictionary-encoded until their decoded size is known to fit (a short
+    # dictionary-encoded column can stand for gigabytes of repeated text).
+    texts = [
+        name
+        for name in wanted
+        if pa.types.is_string(schema.field(name).type)
+        or pa.types.is_large_string(schema.field(name).type)
+    ]
+    try:
+        reader = pq.ParquetFile(pa.BufferReader(body), read_dictionary=texts)
+        table = reader.read(columns=wanted, use_pandas_metadata=False)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise InputError(f"The Parquet body cannot be read: {str(exc)[:200]}") from None
+    if _decoded_size(table) > cap:
+        raise _parquet_too_large(cap)
+    dtypes = signature.dtypes
+    columns: dict[str, Any] = {}
+    for name in wanted:
+        if name in dtypes:
+            columns[name] = _arrow_column(name, table.column(name), dtypes[name])
+        else:  # an entity key: the feature store reads plain values
+            columns[name] = table.column(name).to_pylist()
+    return DecodedRequest(columns=columns, n_rows=table.num_rows, outputs=["predict"])
+
+
+def columns_select(
+    decoded: DecodedRequest, signature: Signature, *, keep: Collection[str] | None
+) -> DecodedRequest:
+    """The request with only the model's columns (and the `keep` ones: entity keys), as
+    MLflow's schema enforcement ignores any other. `keep=None` (no feature service, so nothing
+    can fill a gap): a missing column is INVALID_PARAMETER_VALUE, MLflow's code for it."""
+    names = signature.column_names
+    if keep is None:
+        for name in names:
+            if name not in decoded.columns:
+                raise _invalid_parameter(InputError(f"Missing column '{name}'.", field=name))
+    allowed = set(names).union(keep or ())
+    if decoded.columns.keys() <= allowed:
+        return decoded
+    columns = {name: values for name, values in decoded.columns.items() if name in allowed}
+    return DecodedRequest(
+        columns=columns,
+        n_rows=decoded.n_rows,
+        outputs=decoded.outputs,
+        request_id=decoded.request_id,
+    )
+
+
+def content_type_parse(header: str) -> str:
+    """The media type of a request's Content-Type, refused (415) as MLflow refuses it: a type
+    other than JSON, CSV or Parquet, a charset other than UTF-8, or any other parameter."""
+    media, *parameters = (part.strip() for part in header.split(";"))
+    media = media.lower()
+    if media not in CONTENT_TYPES:
+        raise ApplicationError(
+            f"Content type {media or '(none)'!r} is not supported: send "
+            f"{', '.join(CONTENT_TYPES)}.",
+            status_code=HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+        )
+    for parameter in filter(None, parameters):
+        key, _, value = parameter.partition("=")
+        if key.strip().lower() != "charset":
+            raise ApplicationError(
+                f"Content type parameter {key.strip()[:40]!r} is not supported.",
+                status_code=HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+            )
+        if value.strip().strip('"').lower() != "utf-8":
+            raise ApplicationError(
+                "Only UTF-8 bodies are supported.", status_code=HTTPStatus.UNSUPPORTED_MEDIA_TYPE
+            )
+    return media
+
+
 def response(*, decoded: DecodedRequest, result: PredictionResult) -> dict[str, Any]:
     """`{"predictions": …}`: the probabilities when `predict_proba` was the method asked for."""
     if decoded.outputs == ["predict_proba"]:
@@ -148,7 +341,7 @@ def error_body(status_code: int, body: Any) -> dict[str, Any]:
     data = body if isinstance(body, dict) else {}
     extra = {k: v for k, v in data.items() if k in ("field", "row")}
     return {
-        "error_code": _ERROR_CODES.get(status_code, "INTERNAL_ERROR"),
+        "error_code": data.get("error_code") or _ERROR_CODES.get(status_code, "INTERNAL_ERROR"),
         "message": str(data.get("detail", body)),
         **extra,
     }
