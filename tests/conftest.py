@@ -4,6 +4,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from django.conf import settings
@@ -207,10 +208,30 @@ def browser() -> Iterator[Any]:
         chromium.close()
 
 
+def _outside(url: str, server: str) -> bool:
+    """Whether the browser's request for `url` leaves the live server (data: and blob: URLs
+    never leave the page)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https", "ws", "wss"):
+        return False
+    return parts.netloc != urlsplit(server).netloc
+
+
 @pytest.fixture
 def page(browser: Any, live_server: Any) -> Iterator[Any]:
+    """A page on the live server; the test fails if any request goes to another host (every
+    page works offline: no CDN, no web fonts, no analytics)."""
     context = browser.new_context(base_url=live_server.url)
     context.set_default_timeout(20_000)
+    outside: list[str] = []
+    context.on(
+        "request",
+        lambda request: (
+            outside.append(request.url) if _outside(request.url, live_server.url) else None
+        ),
+    )
     page = context.new_page()
     yield page
     context.close()
+    if outside:
+        pytest.fail(f"requests left the live server: {sorted(set(outside))}")
