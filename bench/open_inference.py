@@ -23,12 +23,9 @@ Size: BENCH_OPEN_INFERENCE_CALLS (calls per candidate and setting, default 60).
 import io
 import json
 import os
-import shutil
 import signal
-import socket
 import statistics
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -37,6 +34,7 @@ from typing import Any
 import numpy as np
 import tritonclient.http as triton
 
+from bench._harness import django_setup, gunicorn
 from bench._registry import ready_version
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,22 +42,6 @@ VAR = ROOT / "var" / "bench-open-inference"
 GOAL = 3.0
 ROWS = 1000
 MODEL = "bc-wide"
-
-
-def _django() -> None:
-    shutil.rmtree(VAR, ignore_errors=True)
-    (VAR / "static").mkdir(parents=True)
-    os.environ["MLPLATFORM_VAR_DIR"] = str(VAR)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mlplatform.settings.local")
-    os.environ["DJANGO_DEBUG"] = "0"
-    os.environ["DJANGO_ALLOWED_HOSTS"] = "127.0.0.1,localhost,testserver"
-    os.environ["MLPLATFORM_LOG_SAMPLE_RATE"] = "0"
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
 
 
 def _model() -> np.ndarray:
@@ -167,37 +149,6 @@ def _in_process(rows: np.ndarray, token: str, calls: int) -> float:
 # --- over HTTP ------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _gunicorn(env: dict[str, str]) -> tuple[subprocess.Popen, int]:
-    port = _free_port()
-    full = {**os.environ, **env, "PORT": str(port)}
-    for name in ("WEB_CONCURRENCY", "WEB_THREADS"):  # the config's defaults, as users run it
-        full.pop(name, None)
-    log = (VAR / f"gunicorn-{port}.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "mlplatform.wsgi", "-c", "python:mlplatform.gunicorn"],
-        cwd=ROOT,
-        env=full,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return process, port
-        except OSError:
-            time.sleep(0.2)
-    process.kill()
-    raise RuntimeError(f"gunicorn did not start; see {log.name}")
-
-
 def _stop(process: subprocess.Popen) -> None:
     os.killpg(process.pid, signal.SIGTERM)
     try:
@@ -208,14 +159,16 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 def _over_http(rows: np.ndarray, token: str, calls: int) -> float:
-    process, port = _gunicorn(
+    process, port = gunicorn(
+        "mlplatform.wsgi",
         {
             "MLPLATFORM_VAR_DIR": str(VAR),
             "DJANGO_SETTINGS_MODULE": "mlplatform.settings.local",
             "DJANGO_DEBUG": "0",
             "MLPLATFORM_PRELOAD": "production",
             "MLPLATFORM_LOG_SAMPLE_RATE": "0",
-        }
+        },
+        var=VAR,
     )
     try:
         client = triton.InferenceServerClient(url=f"127.0.0.1:{port}", network_timeout=120)
@@ -249,7 +202,7 @@ def _over_http(rows: np.ndarray, token: str, calls: int) -> float:
 
 def main() -> None:
     calls = int(os.environ.get("BENCH_OPEN_INFERENCE_CALLS", "60"))
-    _django()
+    django_setup(VAR, MLPLATFORM_LOG_SAMPLE_RATE="0")
     rows = _model()
     token = _token()
     print(f"request: {ROWS} rows x {rows.shape[1]} FP64 columns, outputs predict and predict_proba")

@@ -46,7 +46,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -60,6 +59,7 @@ from typing import Any
 
 import numpy as np
 
+from bench._harness import django_setup, gunicorn
 from bench._registry import ready_version
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -160,21 +160,6 @@ class Served:
     @property
     def runner(self) -> bool:
         return bool(self.version.engine == "python")
-
-
-def _django() -> None:
-    shutil.rmtree(VAR, ignore_errors=True)
-    (VAR / "static").mkdir(parents=True)  # no collected static files; saves a warning
-    os.environ["MLPLATFORM_VAR_DIR"] = str(VAR)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mlplatform.settings.local")
-    os.environ["DJANGO_DEBUG"] = "0"
-    os.environ["DJANGO_ALLOWED_HOSTS"] = "127.0.0.1,localhost,testserver"
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
 
 
 def _slug(column: str) -> str:
@@ -417,37 +402,6 @@ def _wsgi_post(app: Any, path: str, body: bytes, token: str) -> bytes:
 # --- over HTTP ----------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _gunicorn(app: str, env: dict[str, str]) -> tuple[subprocess.Popen, int]:
-    port = _free_port()
-    full = {**os.environ, **env, "PORT": str(port)}
-    for name in ("WEB_CONCURRENCY", "WEB_THREADS"):  # the config's defaults, as users run it
-        full.pop(name, None)
-    log = (VAR / f"gunicorn-{port}.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", app, "--config", "python:mlplatform.gunicorn"],
-        cwd=ROOT,
-        env=full,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return process, port
-        except OSError:
-            time.sleep(0.2)
-    process.kill()
-    raise RuntimeError(f"gunicorn {app} did not start; see {log.name}")
-
-
 def _server_config() -> str:
     """The workers and threads `mlplatform/gunicorn.py` gives without WEB_* overrides."""
     saved = {name: os.environ.pop(name, None) for name in ("WEB_CONCURRENCY", "WEB_THREADS")}
@@ -686,7 +640,7 @@ def main() -> None:
     seconds = int(os.environ.get("BENCH_SERVING_SECONDS", "3"))
     rounds = int(os.environ.get("BENCH_SERVING_ROUNDS", "5"))
     calls = int(os.environ.get("BENCH_SERVING_CALLS", "2000"))
-    _django()
+    django_setup(VAR)
     token = _token()
     served = _models()
     tool = "wrk" if shutil.which("wrk") else "a Python client (install Debian's wrk for precision)"
@@ -705,9 +659,9 @@ def main() -> None:
     # workers on two cores, more only oversubscribes (HistGradientBoosting's one-row predict
     # is several times slower with two OpenMP threads per worker).
     single = dict.fromkeys(("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"), "1")
-    bare_process, bare_port = _gunicorn("bench.serving:bare_app", {**env, **single})
+    bare_process, bare_port = gunicorn("bench.serving:bare_app", {**env, **single}, var=VAR)
     try:
-        process, port = _gunicorn("mlplatform.wsgi", env)
+        process, port = gunicorn("mlplatform.wsgi", env, var=VAR)
         try:
             for model in served:
                 version = model.version

@@ -21,7 +21,6 @@ BENCH_TOKENS_PREDICTIONS (predictions per candidate, default 2000).
 import json
 import os
 import secrets
-import shutil
 import statistics
 import threading
 import time
@@ -29,27 +28,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench._harness import django_setup
+
 ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var" / "bench-tokens"
 GOAL_ADDED_MS = 0.1
 ROW = {"f0": 5.1, "f1": 3.5, "f2": 1.4, "f3": 0.2}
-
-
-def _django() -> None:
-    shutil.rmtree(VAR, ignore_errors=True)
-    (VAR / "static").mkdir(parents=True)
-    os.environ["MLPLATFORM_VAR_DIR"] = str(VAR)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mlplatform.settings.local")
-    os.environ["DJANGO_DEBUG"] = "0"
-    os.environ["DJANGO_ALLOWED_HOSTS"] = "127.0.0.1,localhost,testserver"
-    # Every timed call is a cache hit, for the old check and the new one alike.
-    os.environ["MLPLATFORM_TOKEN_CACHE_SECONDS"] = "3600"
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
 
 
 def _plaintext_cached_authentication() -> type:
@@ -105,7 +89,8 @@ def _verdict(ok: bool) -> str:
 def main() -> None:
     calls = int(os.environ.get("BENCH_TOKENS_CALLS", "20000"))
     predictions = int(os.environ.get("BENCH_TOKENS_PREDICTIONS", "2000"))
-    _django()
+    # Every timed call is a cache hit, for the old check and the new one alike.
+    django_setup(VAR, MLPLATFORM_TOKEN_CACHE_SECONDS="3600")
     import io
 
     import joblib
