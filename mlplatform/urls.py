@@ -15,6 +15,7 @@ jobs_api = ([*batch_api_urls.urlpatterns, *jobs_api_urls.urlpatterns], "jobs_api
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("favicon.ico", views.favicon, name="favicon"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
