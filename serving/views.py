@@ -40,11 +40,51 @@ def try_form_class(version: ModelVersion) -> type[forms.Form]:
     return type("TryForm", (forms.Form,), fields)
 
 
+# Signature dtypes → Open Inference (v2) datatypes, for the v2 snippet.
+_V2_DATATYPES = {"string": "BYTES", "int64": "INT64", "bool": "BOOL", "float64": "FP64"}
+
+
+def _typed(value: Any, dtype: str) -> Any:
+    """`value` as a JSON client sends a column of `dtype`: numbers unquoted, whole numbers for
+    int64."""
+    if value is None:
+        return None
+    if dtype == "string":
+        return str(value)
+    if dtype == "bool":
+        return bool(value)
+    if isinstance(value, str):
+        return value  # a value the form refused: shown as typed
+    if dtype == "int64" and float(value).is_integer():
+        return int(value)
+    return float(value)
+
+
+def example_row(version: ModelVersion, form: forms.Form) -> dict[str, Any]:
+    """The row the snippets send: each value of the form (the example where a value does not
+    clean) typed by the signature, so a copied snippet is a valid request."""
+    dtypes = version.signature.dtypes
+    row: dict[str, Any] = {}
+    for name, field in form.fields.items():
+        try:
+            value = field.clean(form[name].value())
+        except forms.ValidationError:
+            value = field.initial
+        row[name] = _typed(value, dtypes.get(name, "float64"))
+    return row
+
+
+def _shell_quoted(text: str) -> str:
+    return "'" + text.replace("'", "'\\''") + "'"
+
+
 def _snippets(request: HttpRequest, version: ModelVersion, row: dict[str, Any]) -> dict[str, str]:
     base = request.build_absolute_uri("/").rstrip("/")
     name = version.model.name
     names = list(row)
-    native = json.dumps({"instances": [row], "return": ["predict"]})
+    dtypes = version.signature.dtypes
+    payload = {"instances": [row], "return": ["predict"]}
+    native = json.dumps(payload)
     mlflow = json.dumps({"dataframe_split": {"columns": names, "data": [list(row.values())]}})
     v2 = json.dumps(
         {
@@ -52,7 +92,7 @@ def _snippets(request: HttpRequest, version: ModelVersion, row: dict[str, Any]) 
                 {
                     "name": column,
                     "shape": [1],
-                    "datatype": "BYTES" if isinstance(value, str) else "FP64",
+                    "datatype": _V2_DATATYPES[dtypes.get(column, "float64")],
                     "data": [value],
                 }
                 for column, value in row.items()
@@ -62,15 +102,15 @@ def _snippets(request: HttpRequest, version: ModelVersion, row: dict[str, Any]) 
     auth = '-H "Authorization: Token $MLPLATFORM_TOKEN" -H "Content-Type: application/json"'
     return {
         "curl (native)": f"curl -X POST {base}/api/v1/models/{name}/predict {auth} \\\n"
-        f"  -d '{native}'",
+        f"  -d {_shell_quoted(native)}",
         "curl (MLflow)": f"curl -X POST {base}/mlflow/models/{name}/invocations {auth} \\\n"
-        f"  -d '{mlflow}'",
+        f"  -d {_shell_quoted(mlflow)}",
         "curl (Open Inference v2)": f"curl -X POST {base}/v2/models/{name}/infer {auth} \\\n"
-        f"  -d '{v2}'",
+        f"  -d {_shell_quoted(v2)}",
         "Python": "import os, requests\n\n"
         f'response = requests.post(\n    "{base}/api/v1/models/{name}/predict",\n'
         '    headers={"Authorization": f"Token {os.environ[\'MLPLATFORM_TOKEN\']}"},\n'
-        f"    json={native},\n    timeout=10,\n)\nprint(response.json())",
+        f"    json={payload!r},\n    timeout=10,\n)\nprint(response.json())",
     }
 
 
@@ -104,7 +144,7 @@ def try_page(request: HttpRequest, name: str) -> HttpResponse:
                 error = exc.message
         except ApplicationError as exc:
             error = exc.message
-    example = {name: form[name].value() for name in form.fields}
+    example = example_row(version, form)
     probabilities = None
     if result is not None and result.probabilities is not None and result.classes is not None:
         probabilities = list(zip(result.classes, result.probabilities[0], strict=False))
