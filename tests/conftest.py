@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from django.conf import settings
+from django.test import Client
 from rest_framework.test import APIClient
 
 from tests.workers import WorkerProcess
@@ -173,6 +174,18 @@ def team_member(django_user_model: Any, name: str, team: Any, *, apps: tuple[str
     from tests.factories import UserFactory
 
     return UserFactory.create(username=name, teams=[team] if team else [], apps=apps)
+
+
+def admin_client_for(
+    django_user_model: Any, name: str, team: Any, *, apps: tuple[str, ...]
+) -> Client:
+    """A browser signed in to the admin as staff of `team` with every permission of `apps`."""
+    member = team_member(django_user_model, name, team, apps=apps)
+    member.is_staff = True
+    member.save()
+    client = Client()
+    client.force_login(member)
+    return client
 
 
 @pytest.fixture

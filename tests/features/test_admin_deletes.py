@@ -22,7 +22,7 @@ from features.models import (
     FeatureService,
     OfflinePartition,
 )
-from tests.conftest import team_member
+from tests.conftest import admin_client_for
 from tests.features.conftest import csv_file
 
 pytestmark = pytest.mark.django_db
@@ -41,12 +41,7 @@ def red() -> Group:
 @pytest.fixture
 def rita(django_user_model: Any, red: Group) -> Client:
     """Staff of team red with every permission of the feature store, signed in to the admin."""
-    member = team_member(django_user_model, "rita", red, apps=("features",))
-    member.is_staff = True
-    member.save()
-    client = Client()
-    client.force_login(member)
-    return client
+    return admin_client_for(django_user_model, "rita", red, apps=("features",))
 
 
 @pytest.fixture

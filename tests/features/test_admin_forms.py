@@ -13,7 +13,7 @@ from django_celery_beat.models import PeriodicTask
 
 from features import services
 from features.models import DataSource, Entity, Feature, FeatureGroup, FeatureService
-from tests.conftest import team_member
+from tests.conftest import admin_client_for
 from tests.features.conftest import csv_file
 
 pytestmark = pytest.mark.django_db
@@ -29,12 +29,7 @@ def red() -> Group:
 @pytest.fixture
 def rita(django_user_model: Any, red: Group) -> Client:
     """Staff of team red with every permission of the feature store, signed in to the admin."""
-    member = team_member(django_user_model, "rita", red, apps=("features",))
-    member.is_staff = True
-    member.save()
-    client = Client()
-    client.force_login(member)
-    return client
+    return admin_client_for(django_user_model, "rita", red, apps=("features",))
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from django.test import Client
 
 from registry import services
 from registry.models import AliasChange, ModelAlias, ModelVersion, RegisteredModel
-from tests.conftest import team_member
+from tests.conftest import admin_client_for
 from tests.registry.test_admin_deletes import ready_version
 
 pytestmark = pytest.mark.django_db
@@ -24,12 +24,7 @@ def red() -> Group:
 @pytest.fixture
 def rita(django_user_model: Any, red: Group) -> Client:
     """Staff of team red with every permission of the registry, signed in to the admin."""
-    member = team_member(django_user_model, "rita", red, apps=("registry",))
-    member.is_staff = True
-    member.save()
-    client = Client()
-    client.force_login(member)
-    return client
+    return admin_client_for(django_user_model, "rita", red, apps=("registry",))
 
 
 @pytest.fixture
