@@ -27,6 +27,7 @@ PREDICT_SCOPE_VIEWS = frozenset(
         "serving.api.views.NativePredictApi",
         "serving.api.views.MlflowInvocationsApi",
         "serving.api.views.MlflowPingApi",
+        "serving.api.views.MlflowVersionApi",
         "serving.api.views.V2InferApi",
         "serving.api.views.V2ModelReadyApi",
         "serving.api.views.V2ModelMetadataApi",

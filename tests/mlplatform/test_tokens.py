@@ -224,6 +224,7 @@ def test_a_predict_scoped_token_predicts_only_with_its_models(user, models, api_
             "/mlflow/models/allowed/invocations", {"instances": [ROW]}, format="json"
         ),
         "mlflow ping": scoped.get("/mlflow/models/allowed/ping"),
+        "mlflow version": scoped.get("/mlflow/models/allowed/version"),
         "v2 ready": scoped.get("/v2/models/allowed/ready"),
     }
     refused = {
@@ -232,6 +233,7 @@ def test_a_predict_scoped_token_predicts_only_with_its_models(user, models, api_
             "/mlflow/models/other/invocations", {"instances": [ROW]}, format="json"
         ),
         "other model, v2": scoped.get("/v2/models/other"),
+        "other model, mlflow version": scoped.get("/mlflow/models/other/version"),
         "registry": scoped.get("/api/v1/models/"),
         "registry, its own model": scoped.get("/api/v1/models/allowed/"),
         "features": scoped.get("/api/v1/features/entities/"),
