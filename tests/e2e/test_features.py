@@ -55,5 +55,5 @@ def test_browse_catalog_to_a_feature_histogram(page, django_user_model):
     assert page.locator("h1").inner_text() == "spend"
     histogram = page.locator("svg.histogram")
     assert histogram.is_visible()
-    assert histogram.locator("rect").count() == 20
+    assert histogram.locator("rect.bin").count() == 20
     assert "Monthly spend" in page.locator("p.description").inner_text()

@@ -91,8 +91,8 @@ def test_feature_page_shows_statistics_and_histogram(browser_client, catalog, ap
         format="json",
     )
     page = browser_client.get("/features/groups/customer_stats/spend/").content.decode()
-    assert '<svg class="histogram"' in page
-    assert page.count("<rect") == 20
+    assert '<svg class="chart histogram"' in page
+    assert page.count('<rect class="bin"') == 20
     assert "churn-svc" in page
     string_page = browser_client.get("/features/groups/customer_stats/segment/").content.decode()
     assert "gold" in string_page
