@@ -12,8 +12,8 @@ from typing import Any
 
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema, inline_serializer
-from rest_framework import serializers, status
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
 from rest_framework.permissions import AllowAny
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
@@ -24,6 +24,7 @@ from mlplatform.api import CachedTokenAuthentication
 from mlplatform.errors import NotFoundError
 from registry.models import ModelVersion
 from serving import enrichment, metrics, selectors, services
+from serving.api import openapi as oa
 from serving.api.bodies import request_body
 from serving.codecs import binary_tensors, columns, kserve_v1, mlflow, native, open_inference
 from serving.codecs.columns import DecodedRequest, PredictionResult
@@ -109,37 +110,16 @@ class ServingApi(APIView):
 
 
 class NativePredictApi(ServingApi):
-    class InputSerializer(serializers.Serializer):
-        """Documents the body for OpenAPI; `serving.codecs` does the validation."""
-
-        instances = serializers.ListField(
-            child=serializers.DictField(), required=False, help_text="Records: [{column: value}]"
-        )
-        inputs = serializers.DictField(
-            child=serializers.ListField(), required=False, help_text="Columns: {column: [values]}"
-        )
-        # `return` is a Python keyword; the field is declared below under its JSON name.
-
-    InputSerializer._declared_fields["return"] = serializers.ListField(
-        child=serializers.ChoiceField(choices=columns.OUTPUTS), required=False
-    )
-
-    class OutputSerializer(serializers.Serializer):
-        model = serializers.CharField()
-        version = serializers.IntegerField()
-        predictions = serializers.ListField(required=False)
-        probabilities = serializers.ListField(child=serializers.ListField(), required=False)
-        classes = serializers.ListField(required=False)
-
     @extend_schema(
-        request=inline_serializer("NativePredictRequest", InputSerializer._declared_fields),
+        tags=["predict"],
+        summary="Predict",
+        description="Predictions of the model's version (the latest ready one, the one named, "
+        "or the alias's) for rows sent as records (`instances`) or columns (`inputs`); "
+        "`return` asks for `predict`, `predict_proba` or both.",
+        request={"application/json": oa.NativePredictSerializer},
         responses={
-            200: inline_serializer("NativePredictResponse", OutputSerializer._declared_fields),
-            400: OpenApiTypes.OBJECT,
-            401: OpenApiTypes.OBJECT,
-            404: OpenApiTypes.OBJECT,
-            409: OpenApiTypes.OBJECT,
-            413: OpenApiTypes.OBJECT,
+            200: oa.NativePredictResponseSerializer,
+            **oa.errors(oa.PlatformErrorSerializer, oa.PREDICT_ERRORS),
         },
     )
     def post(
@@ -167,13 +147,15 @@ class MlflowApi(ServingApi):
 
 class MlflowInvocationsApi(MlflowApi):
     @extend_schema(
-        request={
-            mlflow.JSON: OpenApiTypes.OBJECT,
-            mlflow.CSV: OpenApiTypes.STR,
-            mlflow.PARQUET: OpenApiTypes.BINARY,
-        },
+        tags=["mlflow"],
+        summary="Score (MLflow)",
+        description="MLflow's scoring protocol: a JSON body in one of MLflow's four formats "
+        "(`dataframe_split`, `dataframe_records`, `instances`, `inputs`, with optional "
+        "`params.predict_method`), a CSV file with a header row, or a Parquet file.",
+        request=oa.MLFLOW_REQUEST,
         responses={
-            200: inline_serializer("MlflowPredictions", {"predictions": serializers.ListField()})
+            200: oa.MlflowPredictionsSerializer,
+            **oa.errors(oa.MlflowErrorSerializer, oa.PREDICT_ERRORS),
         },
     )
     def post(self, request: Request, name: str, version: int | None = None) -> HttpResponse:
@@ -203,7 +185,15 @@ class MlflowPingApi(MlflowApi):
     """`ping` / `health` of one model: token-authenticated like its invocations, since the answer
     says whether the model exists (load balancers probe `/healthz`, which names nothing)."""
 
-    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(
+        tags=["mlflow"],
+        summary="Ping (MLflow)",
+        description="Whether the model (or the version named) is there to answer.",
+        responses={
+            200: oa.MlflowPingSerializer,
+            **oa.errors(oa.MlflowErrorSerializer, oa.READ_ERRORS),
+        },
+    )
     def get(self, request: Request, name: str, version: int | None = None) -> Response:
         target = selectors.version_resolve(model_name=name, version=version)
         self.named = target
@@ -215,7 +205,16 @@ class MlflowVersionApi(MlflowApi):
     server answers its own release (same body, same content type); the model version that
     answered is in `X-Model-Version`."""
 
-    @extend_schema(responses={200: OpenApiTypes.STR})
+    @extend_schema(
+        tags=["mlflow"],
+        summary="MLflow version",
+        description="The MLflow release whose scoring protocol the route follows, as a bare "
+        "string (sent with the content type application/json, as MLflow's server sends it).",
+        responses={
+            (200, "text/plain"): OpenApiTypes.STR,
+            **oa.errors(oa.MlflowErrorSerializer, oa.READ_ERRORS),
+        },
+    )
     def get(self, request: Request, name: str, version: int | None = None) -> HttpResponse:
         self.named = selectors.version_resolve(model_name=name, version=version)
         return HttpResponse(mlflow.MLFLOW_VERSION, content_type="application/json")
@@ -237,25 +236,51 @@ class V2HealthLiveApi(V2Api):
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
-    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(
+        tags=["open-inference"],
+        summary="Server live",
+        description="The server is up (no token needed).",
+        responses={200: oa.ServerLiveSerializer},
+    )
     def get(self, request: Request) -> Response:
         return Response({"live": True})
 
 
 class V2HealthReadyApi(V2HealthLiveApi):
-    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(
+        tags=["open-inference"],
+        summary="Server ready",
+        description="The server is ready to answer (no token needed).",
+        responses={200: oa.ServerReadySerializer},
+    )
     def get(self, request: Request) -> Response:
         return Response({"ready": True})
 
 
 class V2ServerMetadataApi(V2Api):
-    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(
+        tags=["open-inference"],
+        summary="Server metadata",
+        description="The server's name, version and protocol extensions.",
+        responses={
+            200: oa.ServerMetadataSerializer,
+            **oa.errors(oa.OpenInferenceErrorSerializer, (401,)),
+        },
+    )
     def get(self, request: Request) -> Response:
         return Response({"name": "mlplatform", "version": "1.0.0", "extensions": []})
 
 
 class V2ModelMetadataApi(V2Api):
-    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(
+        tags=["open-inference"],
+        summary="Model metadata",
+        description="The model's ready versions, input tensors (one per column) and outputs.",
+        responses={
+            200: oa.ModelMetadataSerializer,
+            **oa.errors(oa.OpenInferenceErrorSerializer, oa.READ_ERRORS),
+        },
+    )
     def get(self, request: Request, name: str, version: int | None = None) -> Response:
         target = selectors.version_resolve(model_name=name, version=version)
         self.named = target
@@ -275,7 +300,15 @@ class V2ModelMetadataApi(V2Api):
 
 
 class V2ModelReadyApi(V2Api):
-    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(
+        tags=["open-inference"],
+        summary="Model ready",
+        description="Whether the model (or the version named) is ready to infer.",
+        responses={
+            200: oa.ModelReadySerializer,
+            **oa.errors(oa.OpenInferenceErrorSerializer, oa.READ_ERRORS),
+        },
+    )
     def get(self, request: Request, name: str, version: int | None = None) -> Response:
         target = selectors.version_resolve(model_name=name, version=version)
         self.named = target
@@ -283,7 +316,20 @@ class V2ModelReadyApi(V2Api):
 
 
 class V2InferApi(V2Api):
-    @extend_schema(request=OpenApiTypes.OBJECT, responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(
+        tags=["open-inference"],
+        summary="Infer",
+        description="Open Inference Protocol v2 inference: input tensors (one per column, or "
+        "one 2-D tensor of rows) in JSON, or with their values as binary data after a JSON "
+        "header (application/octet-stream with the Inference-Header-Content-Length header); "
+        "every output of the model unless `outputs` names some.",
+        parameters=[oa.INFER_HEADER],
+        request=oa.INFER_REQUEST,
+        responses={
+            **oa.INFER_RESPONSES,
+            **oa.errors(oa.OpenInferenceErrorSerializer, oa.PREDICT_ERRORS),
+        },
+    )
     def post(self, request: Request, name: str, version: int | None = None) -> HttpResponse:
         target = selectors.version_resolve(model_name=name, version=version)
         self.served = target
@@ -315,7 +361,15 @@ class V2InferApi(V2Api):
 class V2ModelConfigApi(V2Api):
     """Triton's model configuration, as `tritonclient`'s `get_model_config` reads it."""
 
-    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(
+        tags=["open-inference"],
+        summary="Model configuration (Triton)",
+        description="Triton's model configuration of the model (or the version named).",
+        responses={
+            200: oa.ModelConfigSerializer,
+            **oa.errors(oa.OpenInferenceErrorSerializer, oa.READ_ERRORS),
+        },
+    )
     def get(self, request: Request, name: str, version: int | None = None) -> Response:
         target = selectors.version_resolve(model_name=name, version=version)
         self.named = target
@@ -330,7 +384,17 @@ class V2RepositoryIndexApi(V2Api):
     """Triton's repository index: the models the caller may read, each with the version that
     answers it (state READY) or none (UNAVAILABLE). `{"ready": true}` keeps the ready ones."""
 
-    @extend_schema(request=OpenApiTypes.OBJECT, responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(
+        tags=["open-inference"],
+        summary="Repository index (Triton)",
+        description="The models you may read, each with the version that answers it (state "
+        "READY) or none (UNAVAILABLE); `ready: true` lists only the ready ones.",
+        request={"application/json": oa.RepositoryIndexQuerySerializer},
+        responses={
+            200: oa.RepositoryModelSerializer(many=True),
+            **oa.errors(oa.OpenInferenceErrorSerializer, (400, 401)),
+        },
+    )
     def post(self, request: Request) -> Response:
         raw = request_body(request)
         options = columns.json_decode(raw) if raw.strip() else {}
@@ -350,7 +414,16 @@ class V2ModelStatsApi(V2Api):
     """Triton's inference statistics of one model (and version), from this process's counters
     (each web process counts its own requests)."""
 
-    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(
+        tags=["open-inference"],
+        summary="Model statistics (Triton)",
+        description="Triton's inference statistics of the model (or the version named), as "
+        "counted by the server process that answers.",
+        responses={
+            200: oa.ModelStatisticsSerializer,
+            **oa.errors(oa.OpenInferenceErrorSerializer, oa.READ_ERRORS),
+        },
+    )
     def get(self, request: Request, name: str, version: int | None = None) -> Response:
         target = selectors.version_resolve(model_name=name, version=version)
         self.named = target
@@ -363,7 +436,17 @@ class V2ModelStatsApi(V2Api):
 class V2StatsApi(V2Api):
     """Triton's inference statistics of every model the caller may read (this process's)."""
 
-    @extend_schema(operation_id="v2_models_stats_all", responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(
+        tags=["open-inference"],
+        operation_id="v2_models_stats_all",
+        summary="Statistics of every model (Triton)",
+        description="Triton's inference statistics of every model you may read, as counted by "
+        "the server process that answers.",
+        responses={
+            200: oa.ModelStatisticsSerializer,
+            **oa.errors(oa.OpenInferenceErrorSerializer, (401,)),
+        },
+    )
     def get(self, request: Request) -> Response:
         visible = {model for model, _ in selectors.models_serving(user=request.user)}
         figures = [item for item in metrics.version_figures() if item["name"] in visible]
@@ -380,7 +463,16 @@ class V1Api(V2Api):
 
 
 class V1ModelListApi(V1Api):
-    @extend_schema(operation_id="v1_models_list", responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(
+        tags=["kserve-v1"],
+        operation_id="v1_models_list",
+        summary="Models (KServe V1)",
+        description="The names of the models you may read.",
+        responses={
+            200: oa.V1ModelListSerializer,
+            **oa.errors(oa.OpenInferenceErrorSerializer, (401,)),
+        },
+    )
     def get(self, request: Request) -> Response:
         models = [model for model, version in selectors.models_serving(user=request.user)]
         return Response({"models": models})
@@ -390,7 +482,16 @@ class V1ModelReadyApi(V1Api):
     """`{"name", "ready": true}`; a model without a ready version answers 503 with
     `"ready": false`, as KServe's model server does."""
 
-    @extend_schema(responses={200: OpenApiTypes.OBJECT, 503: OpenApiTypes.OBJECT})
+    @extend_schema(
+        tags=["kserve-v1"],
+        summary="Model ready (KServe V1)",
+        description="Whether the model has a ready version (503 with `ready: false` if not).",
+        responses={
+            200: oa.V1ModelReadySerializer,
+            503: OpenApiResponse(oa.V1ModelReadySerializer, description="No ready version."),
+            **oa.errors(oa.OpenInferenceErrorSerializer, oa.READ_ERRORS),
+        },
+    )
     def get(self, request: Request, name: str) -> Response:
         try:
             target = selectors.version_resolve(model_name=name)
@@ -406,7 +507,17 @@ class V1ModelReadyApi(V1Api):
 
 
 class V1PredictApi(V1Api):
-    @extend_schema(request=OpenApiTypes.OBJECT, responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(
+        tags=["kserve-v1"],
+        operation_id="v1_models_predict",
+        summary="Predict (KServe V1)",
+        description="KServe's V1 protocol: `instances` as records or rows in, `predictions` out.",
+        request={"application/json": oa.V1PredictSerializer},
+        responses={
+            200: oa.V1PredictionsSerializer,
+            **oa.errors(oa.OpenInferenceErrorSerializer, oa.PREDICT_ERRORS),
+        },
+    )
     def post(self, request: Request, name: str) -> HttpResponse:
         target = selectors.version_resolve(model_name=name)
         self.served = target
