@@ -5,7 +5,7 @@ It answers what MLflow's own scoring server (`mlflow models serve`, MLFLOW_VERSI
 same model and body (tests/serving/test_mlflow_parity.py runs both): columns the model does not
 take are ignored (an `id`, the unnamed index column `df.to_csv()` writes), a missing column is
 INVALID_PARAMETER_VALUE, other bad input BAD_REQUEST (INVALID_PARAMETER_VALUE for a Parquet column
-of the wrong type), as MLflow's schema enforcement and parsers do.
+of the wrong type), as MLflow's schema enforcement, its parsers and its model calls answer.
 """
 
 import csv
@@ -187,20 +187,20 @@ def _arrow_column(name: str, column: pa.ChunkedArray, dtype: str) -> np.ndarray:
         or pa.types.is_string(kind)
         or pa.types.is_large_string(kind)
     )
-    if not plain:
-        raise InputError(
-            f"Column '{name}': Parquet type {str(kind)[:60]} is not supported; send numbers, "
-            "booleans or strings.",
-            field=name,
-        )
-    if column.null_count:
-        row = int(np.flatnonzero(column.is_null().to_numpy())[0])
+    if not plain:  # MLflow's schema enforcement refuses these as it refuses other wrong types
         raise _invalid_parameter(
             InputError(
-                f"Column '{name}', row {row}: expected a value, got a missing value (null).",
+                f"Column '{name}': Parquet type {str(kind)[:60]} is not supported; send numbers, "
+                "booleans or strings.",
                 field=name,
-                row=row,
             )
+        )
+    if column.null_count:  # MLflow lets them through to the model, which refuses them
+        row = int(np.flatnonzero(column.is_null().to_numpy())[0])
+        raise InputError(
+            f"Column '{name}', row {row}: expected a value, got a missing value (null).",
+            field=name,
+            row=row,
         )
     array = column.to_numpy()
     if pa.types.is_boolean(kind) and dtype != "bool":

@@ -137,10 +137,10 @@ def _frame(**columns: list[Any]) -> pd.DataFrame:
 @pytest.mark.parametrize(
     ("frame", "status", "code", "needle"),
     [
-        (_frame(f1=[[1.0]]), 400, "BAD_REQUEST", "Parquet type"),
+        (_frame(f1=[[1.0]]), 400, "INVALID_PARAMETER_VALUE", "Parquet type"),
         (_frame(f1=["x"]), 400, "INVALID_PARAMETER_VALUE", "'f1', row 0"),
-        (_frame(f1=[1.0, None]), 400, "INVALID_PARAMETER_VALUE", "row 1"),
-        (_frame(f1=[None]), 400, "INVALID_PARAMETER_VALUE", "null"),
+        (_frame(f1=[1.0, None]), 400, "BAD_REQUEST", "row 1"),
+        (_frame(f1=[None]), 400, "BAD_REQUEST", "null"),
         (_frame(f1=[True]), 400, "INVALID_PARAMETER_VALUE", "booleans"),
         (pd.DataFrame([ROW]).drop(columns="f1"), 400, "INVALID_PARAMETER_VALUE", "'f1'"),
         (pd.DataFrame([ROW] * 6), 400, "BAD_REQUEST", "rows exceed"),
