@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import DurationField, ExpressionWrapper, F, Q, QuerySet
 
 from jobs.models import Job
 from mlplatform.errors import NotFoundError
@@ -20,13 +20,56 @@ def jobs_visible(*, user: Any) -> QuerySet[Job]:
     return jobs.filter(Q(submitted_by=user) | readable_filter(user=user, model=Job))
 
 
-def job_list(*, user: Any, kind: str | None = None, status: str | None = None) -> QuerySet[Job]:
+JOB_SORTS = {
+    "created": ("created_at", "id"),
+    "kind": ("kind", "-created_at", "-id"),
+    "status": ("status", "-created_at", "-id"),
+    "duration": ("duration", "-created_at", "-id"),
+}
+
+
+def job_list(
+    *,
+    user: Any,
+    kind: str | None = None,
+    status: str | None = None,
+    q: str | None = None,
+    sort: str | None = None,
+) -> QuerySet[Job]:
+    """The jobs `user` may see, filtered by kind, status and text in the description (or the
+    id), in `sort` order: a key of JOB_SORTS, `-` before it reverses; newest first by default.
+    """
     jobs = jobs_visible(user=user).select_related("submitted_by", "owner")
     if kind:
         jobs = jobs.filter(kind=kind)
     if status:
         jobs = jobs.filter(status=status)
-    return jobs
+    if q:
+        match = Q(description__icontains=q)
+        if q.lstrip("#").isdigit():
+            match |= Q(pk=int(q.lstrip("#")))
+        jobs = jobs.filter(match)
+    key = (sort or "-created").lstrip("-")
+    if key not in JOB_SORTS:
+        return jobs
+    order = JOB_SORTS[key]
+    if (sort or "-created").startswith("-"):
+        order = tuple(o[1:] if o.startswith("-") else f"-{o}" for o in order)
+    if key == "duration":
+        jobs = jobs.annotate(
+            duration=ExpressionWrapper(
+                F("finished_at") - F("started_at"), output_field=DurationField()
+            )
+        )
+        first, *rest = order
+        field = first.lstrip("-")
+        ordered = (
+            F(field).desc(nulls_last=True)
+            if first.startswith("-")
+            else F(field).asc(nulls_last=True)
+        )
+        return jobs.order_by(ordered, *rest)
+    return jobs.order_by(*order)
 
 
 def job_get(*, job_id: int, user: Any) -> Job:

@@ -38,22 +38,29 @@ def _progress_context(job: Job) -> dict[str, Any]:
 @login_required
 def job_list(request: HttpRequest) -> HttpResponse:
     form = JobFilterForm(request.GET or None)
-    kind = status = None
+    kind = status = q = None
     if form.is_valid():
         kind = form.cleaned_data["kind"] or None
         status = form.cleaned_data["status"] or None
-    page = Paginator(selectors.job_list(user=request.user, kind=kind, status=status), 25).get_page(
-        request.GET.get("page")
-    )
-    query = request.GET.copy()
-    query.pop("page", None)
+        q = form.cleaned_data["q"] or None
+    sort = request.GET.get("sort", "-created")
+    jobs = selectors.job_list(user=request.user, kind=kind, status=status, q=q, sort=sort)
+    page = Paginator(jobs, 25).get_page(request.GET.get("page"))
+    sort_query = request.GET.copy()
+    sort_query.pop("page", None)
+    sort_query.pop("sort", None)
+    page_query = request.GET.copy()
+    page_query.pop("page", None)
     return render(
         request,
         "jobs/list.html",
         {
             "form": form,
             "page": page,
-            "query": query.urlencode(),
+            "sort": sort,
+            # sort links keep the filters; page links keep the filters and the order
+            "sort_query": sort_query.urlencode(),
+            "query": page_query.urlencode(),
             # The table refreshes itself while a job on this page is still moving.
             "live": any(not job.is_finished for job in page),
         },
