@@ -12,5 +12,7 @@ urlpatterns = [
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("tokens/", views.token_list, name="tokens"),
+    # Django's default landing after sign-in; the profile is the tokens page
+    path("profile/", views.token_list, name="profile"),
     path("tokens/<int:token_id>/revoke", views.token_revoke, name="token-revoke"),
 ]
