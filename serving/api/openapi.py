@@ -149,7 +149,7 @@ class MlflowInputsInputSerializer(serializers.Serializer):
 
 
 MLFLOW_INPUT = PolymorphicProxySerializer(
-    component_name="MlflowInput",
+    component_name="MlflowInvocations",
     serializers=[
         MlflowDataframeSplitInputSerializer,
         MlflowDataframeRecordsInputSerializer,

@@ -83,3 +83,124 @@ def test_openapi_schema_generates_without_warnings():
         timeout=120,
     )
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+# Words of notes written for maintainers (how the code works), never for an API's users.
+INTERNAL_PHRASES = (
+    "Imported here",
+    "imported here",
+    "serving.codecs",
+    "OpenAPI",
+    "drf-spectacular",
+    "DRF",
+    "docstring",
+    "DESIGN",
+    "the caller has set",
+    "for metrics",
+    "TODO",
+    "XXX",
+)
+
+
+@pytest.fixture(scope="module")
+def schema_and_views():
+    from drf_spectacular.generators import EndpointEnumerator, SchemaGenerator
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    views = {callback.cls for _, _, _, callback in EndpointEnumerator().get_api_endpoints()}
+    return schema, views
+
+
+def _operations(schema):
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            if method in ("get", "post", "put", "patch", "delete"):
+                yield f"{method.upper()} {path}", operation
+
+
+def test_no_view_class_docstring_or_internal_note_reaches_an_operation(schema_and_views):
+    import inspect
+
+    schema, views = schema_and_views
+    # A view's own docstring and those of the classes it inherits from (what an inherited
+    # docstring would show).
+    class_docs = {
+        inspect.cleandoc(cls.__doc__)
+        for view in views
+        for cls in view.__mro__
+        if cls.__doc__ and cls is not object
+    }
+    assert class_docs  # the views do have docstrings: the check below is not vacuous
+    leaks = []
+    for name, operation in _operations(schema):
+        text = f"{operation.get('summary', '')}\n{operation.get('description', '')}"
+        description = inspect.cleandoc(operation.get("description", ""))
+        if description and description in class_docs:
+            leaks.append((name, "a view class docstring"))
+        leaks.extend((name, phrase) for phrase in INTERNAL_PHRASES if phrase in text)
+    assert leaks == []
+
+
+SERVING_PREFIXES = ("/v1/", "/v2", "/mlflow/")
+
+
+def _serving(schema):
+    for name, operation in _operations(schema):
+        path = name.split(" ", 1)[1]
+        if path.startswith(SERVING_PREFIXES) or path.endswith("/predict"):
+            yield name, operation
+
+
+def test_serving_routes_are_described_for_their_users(schema_and_views):
+    schema, _ = schema_and_views
+    undescribed = [
+        name
+        for name, operation in _serving(schema)
+        if not operation.get("summary") or not operation.get("description")
+    ]
+    assert undescribed == []
+
+
+def test_serving_routes_take_json_or_their_own_media_types_never_forms(schema_and_views):
+    schema, _ = schema_and_views
+    bodies = {
+        name: set(operation["requestBody"]["content"])
+        for name, operation in _serving(schema)
+        if "requestBody" in operation
+    }
+    expected = {
+        "/invocations": {"application/json", "text/csv", "application/vnd.apache.parquet"},
+        "/infer": {"application/json", "application/octet-stream"},
+    }
+    assert len(bodies) == 9
+    for name, media_types in bodies.items():
+        special = [types for suffix, types in expected.items() if name.endswith(suffix)]
+        assert media_types == (special[0] if special else {"application/json"}), name
+    infer = schema["paths"]["/v2/models/{name}/infer"]["post"]
+    assert any(p["name"] == "Inference-Header-Content-Length" for p in infer["parameters"])
+
+
+def test_one_token_scheme_and_predict_routes_declare_only_it(schema_and_views):
+    schema, _ = schema_and_views
+    assert set(schema["components"]["securitySchemes"]) == {"tokenAuth", "cookieAuth"}
+    for name, operation in _serving(schema):
+        assert operation["security"] in ([{"tokenAuth": []}], [{}]), name
+    for name, operation in _operations(schema):
+        assert {"tokenAuth": []} in operation["security"] or operation["security"] == [{}], name
+
+
+def test_serving_errors_have_each_protocols_shape(schema_and_views):
+    schema, _ = schema_and_views
+
+    def error_ref(path, method, code):
+        response = schema["paths"][path][method]["responses"][code]
+        return response["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+
+    assert error_ref("/api/v1/models/{name}/predict", "post", "400") == "PlatformError"
+    assert error_ref("/mlflow/models/{name}/invocations", "post", "415") == "MlflowError"
+    assert error_ref("/v2/models/{name}/infer", "post", "404") == "OpenInferenceError"
+    assert error_ref("/v1/models/{name}:predict", "post", "413") == "OpenInferenceError"
+    components = schema["components"]["schemas"]
+    assert set(components["PlatformError"]["properties"]) == {"detail", "field", "row"}
+    assert set(components["MlflowError"]["required"]) == {"error_code", "message"}
+    assert len(components["MlflowInvocationsRequest"]["oneOf"]) == 4  # its four JSON formats
