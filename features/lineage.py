@@ -258,7 +258,8 @@ def graph_svg(graph: Graph) -> SafeString:
     return format_html(
         '<svg class="lineage" role="img" aria-label="Lineage graph" '
         'xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {} {}" width="{}" height="{}" '
-        'preserveAspectRatio="xMinYMin meet">'
+        # natural size: on a phone the wrapper scrolls sideways rather than shrink the labels
+        'preserveAspectRatio="xMinYMin meet" style="max-width:none;height:auto">'
         "<style>"
         ".lineage text{{font:11px sans-serif;fill:#1d2330}}"
         ".lineage .heading,.lineage .more{{fill:#5c6577}}"
