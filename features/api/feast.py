@@ -8,7 +8,7 @@ from typing import Any
 
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
-from rest_framework import exceptions
+from rest_framework import exceptions, serializers
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -19,52 +19,54 @@ from features.models import FeatureGroup
 from mlplatform.api import CachedTokenAuthentication, JSONParser
 from tenancy.services import read_check_cached, write_check
 
-_COLUMNS = {"type": "object", "additionalProperties": {"type": "array", "items": {}}}
-_ONLINE_REQUEST = {
-    "type": "object",
-    "required": ["entities"],
-    "properties": {
-        "entities": _COLUMNS,
-        "features": {"type": "array", "items": {"type": "string"}},
-        "feature_service": {"type": "string"},
-        "full_feature_names": {"type": "boolean", "default": False},
-    },
-}
-_VECTOR = {
-    "type": "object",
-    "properties": {
-        "values": {"type": "array", "items": {}},
-        "statuses": {
-            "type": "array",
-            "items": {"enum": ["PRESENT", "NOT_FOUND", "NULL_VALUE", "OUTSIDE_MAX_AGE"]},
-        },
-        "event_timestamps": {"type": "array", "items": {"type": "string"}},
-    },
-}
-_ONLINE_RESPONSE = {
-    "type": "object",
-    "properties": {
-        "metadata": {
-            "type": "object",
-            "properties": {"feature_names": {"type": "array", "items": {"type": "string"}}},
-        },
-        "results": {"type": "array", "items": _VECTOR},
-    },
-}
-_PUSH_REQUEST = {
-    "type": "object",
-    "required": ["push_source_name", "df"],
-    "properties": {
-        "push_source_name": {"type": "string"},
-        "df": _COLUMNS,
-        "to": {"enum": list(feast.PUSH_MODES), "default": "online"},
-    },
-}
-_WRITE_REQUEST = {
-    "type": "object",
-    "required": ["feature_view_name", "df"],
-    "properties": {"feature_view_name": {"type": "string"}, "df": _COLUMNS},
-}
+
+# The bodies as named components of the OpenAPI schema (so generated clients get typed models);
+# `features.feast` reads and checks the bodies, not these serializers.
+def _columns(help_text: str) -> serializers.DictField:
+    return serializers.DictField(
+        child=serializers.ListField(child=serializers.JSONField()), help_text=help_text
+    )
+
+
+class FeastOnlineFeaturesSerializer(serializers.Serializer):
+    entities = _columns("Join key → its values, one per entity row.")
+    features = serializers.ListField(
+        child=serializers.CharField(), required=False, help_text='"<feature view>:<feature>"'
+    )
+    feature_service = serializers.CharField(required=False)
+    full_feature_names = serializers.BooleanField(required=False, default=False)
+
+
+class FeastFeatureVectorSerializer(serializers.Serializer):
+    values = serializers.ListField(child=serializers.JSONField())
+    statuses = serializers.ListField(
+        child=serializers.ChoiceField(
+            choices=["PRESENT", "NOT_FOUND", "NULL_VALUE", "OUTSIDE_MAX_AGE"]
+        )
+    )
+    event_timestamps = serializers.ListField(child=serializers.CharField())
+
+
+class FeastOnlineFeaturesMetadataSerializer(serializers.Serializer):
+    feature_names = serializers.ListField(child=serializers.CharField())
+
+
+class FeastOnlineFeaturesResponseSerializer(serializers.Serializer):
+    metadata = FeastOnlineFeaturesMetadataSerializer()
+    results = FeastFeatureVectorSerializer(many=True)
+
+
+class FeastPushSerializer(serializers.Serializer):
+    push_source_name = serializers.CharField()
+    df = _columns("Column → its values (the join keys, event_timestamp and features).")
+    to = serializers.ChoiceField(choices=list(feast.PUSH_MODES), required=False, default="online")
+
+
+class FeastWriteToOnlineStoreSerializer(serializers.Serializer):
+    feature_view_name = serializers.CharField()
+    df = _columns("Column → its values (the join keys, event_timestamp and features).")
+
+
 # Feast's error answer: a JSON string holding {"module", "class", "message"}.
 _ERRORS = {code: {"type": "string"} for code in (401, 403, 404, 413, 422)}
 
@@ -99,8 +101,8 @@ def _body(request: Request) -> dict[str, Any]:
 class GetOnlineFeaturesApi(FeastApi):
     @extend_schema(
         tags=["feast"],
-        request={"application/json": _ONLINE_REQUEST},
-        responses={200: _ONLINE_RESPONSE, **_ERRORS},
+        request={"application/json": FeastOnlineFeaturesSerializer},
+        responses={200: FeastOnlineFeaturesResponseSerializer, **_ERRORS},
         description="Feast's `get-online-features`: the latest values of features for entities.",
     )
     def post(self, request: Request) -> Response:
@@ -130,7 +132,7 @@ def _push(request: Request, groups: list[FeatureGroup], *, online: bool, offline
 class PushApi(FeastApi):
     @extend_schema(
         tags=["feast"],
-        request={"application/json": _PUSH_REQUEST},
+        request={"application/json": FeastPushSerializer},
         responses={200: None, **_ERRORS},
         description="Feast's `push`: rows of a push source (a feature group) to the online "
         "store, the offline store or both; `available_at` is the push time.",
@@ -146,7 +148,7 @@ class PushApi(FeastApi):
 class WriteToOnlineStoreApi(FeastApi):
     @extend_schema(
         tags=["feast"],
-        request={"application/json": _WRITE_REQUEST},
+        request={"application/json": FeastWriteToOnlineStoreSerializer},
         responses={200: None, **_ERRORS},
         description="Feast's `write-to-online-store` (what a Feast FeatureStore with a remote "
         "online store sends for `push` and `write_to_online_store`).",

@@ -242,7 +242,7 @@ def test_feast_push_then_read(client, api_client, feature_editor):
     # When rows are pushed and read back through the generated client
     push = module("api.feast.push_create").sync_detailed(
         client=client,
-        body=models.PushCreateBody.from_dict(
+        body=models.FeastPushRequest.from_dict(
             {
                 "push_source_name": "activity",
                 "df": {"customer_id": [1, 7], "event_timestamp": [event, event],
@@ -252,12 +252,13 @@ def test_feast_push_then_read(client, api_client, feature_editor):
     )  # fmt: skip
     read = module("api.feast.get_online_features_create").sync(
         client=client,
-        body=models.GetOnlineFeaturesCreateBody.from_dict(
+        body=models.FeastOnlineFeaturesRequest.from_dict(
             {"features": ["activity:clicks"], "entities": {"customer_id": [1, 7, 9]}}
         ),
     )
     # Then the read parses into Feast's response shape with the pushed values
     assert push.status_code == 200, push.content
+    assert isinstance(read, models.FeastOnlineFeaturesResponse)
     assert read.metadata.feature_names == ["customer_id", "clicks"]
     assert read.results[1].values == [10, 70, None]
     assert [str(status) for status in read.results[1].statuses] == [
