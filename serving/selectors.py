@@ -1,15 +1,22 @@
 """Reads for serving: which version answers a request, cached per process for a short TTL."""
 
+import math
 import threading
 import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db.models import QuerySet
+from django.utils import timezone
 
+from features.models import Feature, FeatureGroup
 from mlplatform.errors import ApplicationError
 from registry import selectors as registry_selectors
 from registry.models import ModelVersion, RegisteredModel
+from serving import enrichment
 from serving.models import PredictionLog
 from tenancy.services import readable_filter
 
@@ -76,3 +83,115 @@ def prediction_log_list(*, model: RegisteredModel) -> QuerySet[PredictionLog]:
         .select_related("version")
         .order_by("-created_at", "-id")
     )
+
+
+# --- per-model charts drawn from the prediction log ----------------------------------------------
+
+USAGE_WINDOW = timedelta(hours=24)
+USAGE_MAX_ENTRIES = 50_000
+_INTERVALS = (60, 300, 900, 3600)  # seconds per point: the smallest giving at most 48 points
+
+
+@dataclass(frozen=True)
+class Usage:
+    """A model's logged requests bucketed over time: per bucket start, the requests and rows,
+    mean and 95th percentile latency, and the outputs (per class, or the mean prediction)."""
+
+    interval_seconds: int
+    requests: list[tuple[datetime, int]]
+    rows: list[tuple[datetime, int]]
+    latency_mean: list[tuple[datetime, float]]
+    latency_p95: list[tuple[datetime, float]]
+    outputs: dict[str, list[tuple[datetime, float]]]
+    outputs_are_classes: bool
+    truncated: bool
+
+
+def _percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, math.ceil(share * len(ordered)) - 1)]
+
+
+def model_usage(*, model: RegisteredModel, now: datetime | None = None) -> Usage:
+    """The last 24 hours of `model`'s prediction log, bucketed (at most USAGE_MAX_ENTRIES
+    entries, the newest)."""
+    now = now or timezone.now()
+    entries = list(
+        PredictionLog.objects.filter(model=model, created_at__gte=now - USAGE_WINDOW)
+        .order_by("-created_at")
+        .values_list("created_at", "latency_ms", "n_rows", "outputs")[:USAGE_MAX_ENTRIES]
+    )
+    first = min((e[0] for e in entries), default=now)
+    span = (now - first).total_seconds()
+    interval = next((i for i in _INTERVALS if span / i <= 48), _INTERVALS[-1])
+    buckets: dict[datetime, list[tuple[float, int, list[Any]]]] = defaultdict(list)
+    for created, latency, n_rows, outputs in entries:
+        start = datetime.fromtimestamp(
+            created.timestamp() // interval * interval, tz=created.tzinfo
+        )
+        predictions = (outputs or {}).get("predictions") or []
+        buckets[start].append((latency, n_rows, predictions))
+    all_predictions = [p for b in buckets.values() for _, _, ps in b for p in ps]
+    classes = {str(p) for p in all_predictions if not isinstance(p, list)}
+    are_classes = bool(all_predictions) and (
+        all(isinstance(p, str | bool) for p in all_predictions)
+        or (len(classes) <= 10 and all(isinstance(p, int) for p in all_predictions))
+    )
+    usage = Usage(
+        interval, [], [], [], [], defaultdict(list), are_classes, len(entries) == USAGE_MAX_ENTRIES
+    )
+    top = [c for c, _ in Counter(str(p) for p in all_predictions).most_common(6)]
+    for start in sorted(buckets):
+        rows = buckets[start]
+        latencies = [latency for latency, _, _ in rows]
+        usage.requests.append((start, len(rows)))
+        usage.rows.append((start, sum(n for _, n, _ in rows)))
+        usage.latency_mean.append((start, sum(latencies) / len(latencies)))
+        usage.latency_p95.append((start, _percentile(latencies, 0.95)))
+        predictions = [p for _, _, ps in rows for p in ps]
+        if are_classes:
+            counts = Counter(str(p) for p in predictions)
+            for name in top:
+                usage.outputs[name].append((start, counts.get(name, 0)))
+        else:
+            numbers = [float(p) for p in predictions if isinstance(p, int | float)]
+            if numbers:
+                usage.outputs["mean prediction"].append((start, sum(numbers) / len(numbers)))
+    return usage
+
+
+def try_targets(*, model: RegisteredModel) -> tuple[list[int], list[tuple[str, int]]]:
+    """What a Try-it page may target: the model's ready version numbers (newest first) and its
+    aliases with the version each points at."""
+    numbers = list(
+        registry_selectors.version_list(model=model)
+        .filter(status=ModelVersion.Status.READY)
+        .values_list("version", flat=True)
+    )
+    aliases = [(a.alias, a.version.version) for a in registry_selectors.alias_list(model=model)]
+    return numbers, aliases
+
+
+def try_inputs(*, version: ModelVersion) -> tuple[list[tuple[str, str]], bool]:
+    """The Try-it form's columns and their dtypes: a version linked to a feature service takes
+    its entities' join keys (the service's features are read from the online store, as the API
+    does) and the inputs the service does not serve (request-time columns); any other version
+    takes its signature's inputs. The flag says which."""
+    inputs = [(c.name, c.dtype) for c in version.signature.inputs]
+    if not version.feature_service_id:
+        return inputs, False
+    served = set(
+        Feature.objects.filter(services__id=version.feature_service_id).values_list(
+            "name", flat=True
+        )
+    )
+    keys = enrichment.entity_keys(feature_service_id=version.feature_service_id)
+    dtypes: dict[str, str] = {}
+    groups = FeatureGroup.objects.filter(
+        features__services__id=version.feature_service_id
+    ).distinct()
+    for group in groups:
+        for key, dtype in (group.key_dtypes or {}).items():
+            dtypes.setdefault(key, str(dtype))
+    fields = [(key, dtypes.get(key, "string")) for key in keys]
+    return fields + [(n, d) for n, d in inputs if n not in served and n not in keys], True

@@ -6,4 +6,5 @@ app_name = "serving"
 urlpatterns = [
     path("models/<slug:name>/try/", views.try_page, name="try"),
     path("models/<slug:name>/predictions/", views.predictions_page, name="predictions"),
+    path("models/<slug:name>/charts/<slug:kind>.svg", views.model_chart, name="model-chart"),
 ]

@@ -9,10 +9,11 @@ from django import forms
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, render
 
+from mlplatform import charts
 from mlplatform.errors import ApplicationError
 from registry.models import ModelVersion, RegisteredModel
 from serving import selectors, services
@@ -29,14 +30,20 @@ def _field_for(dtype: str, initial: Any) -> forms.Field:
 
 
 def try_form_class(version: ModelVersion) -> type[forms.Form]:
-    """One field per signature column, prefilled from the version's input example."""
+    """One field per signature column, prefilled from the version's input example; for a
+    version linked to a feature service, one field per entity join key (the features come from
+    the online store). The class's `_try_dtypes` maps each field to its dtype."""
     example = version.input_example[0] if version.input_example else {}
     if not isinstance(example, dict):
         example = {}
-    fields = {
-        column.name: _field_for(column.dtype, example.get(column.name))
-        for column in version.signature.inputs
+    inputs, linked = selectors.try_inputs(version=version)
+    fields: dict[str, Any] = {
+        name: forms.IntegerField()
+        if linked and dtype == "int64"
+        else _field_for(dtype, example.get(name))
+        for name, dtype in inputs
     }
+    fields["_try_dtypes"] = dict(inputs)
     return type("TryForm", (forms.Form,), fields)
 
 
@@ -63,7 +70,7 @@ def _typed(value: Any, dtype: str) -> Any:
 def example_row(version: ModelVersion, form: forms.Form) -> dict[str, Any]:
     """The row the snippets send: each value of the form (the example where a value does not
     clean) typed by the signature, so a copied snippet is a valid request."""
-    dtypes = version.signature.dtypes
+    dtypes = getattr(form, "_try_dtypes", None) or version.signature.dtypes
     row: dict[str, Any] = {}
     for name, field in form.fields.items():
         try:
@@ -116,13 +123,31 @@ def _snippets(request: HttpRequest, version: ModelVersion, row: dict[str, Any]) 
 
 @login_required
 def try_page(request: HttpRequest, name: str) -> HttpResponse:
+    """Try a model: its default version, or `?version=3`, or `?alias=staging`."""
     model = get_object_or_404(RegisteredModel, name=name)
     result = error = None
+    numbers, aliases = selectors.try_targets(model=model)
+    asked_version = request.GET.get("version", "").strip()
+    asked_alias = request.GET.get("alias", "").strip()
+    target = {
+        "version": asked_version,
+        "alias": asked_alias,
+        "numbers": numbers,
+        "aliases": aliases,
+    }
     try:
-        version = selectors.version_resolve(model_name=model.name)
+        if asked_version and not asked_version.isdigit():
+            raise ApplicationError(f"version: {asked_version!r} is not a version number.")
+        version = selectors.version_resolve(
+            model_name=model.name,
+            version=int(asked_version) if asked_version else None,
+            alias=asked_alias or None,
+        )
     except ApplicationError as exc:
         return render(
-            request, "serving/try.html", {"model": model, "version": None, "error": exc.message}
+            request,
+            "serving/try.html",
+            {"model": model, "version": None, "error": exc.message, "target": target},
         )
     form_class = try_form_class(version)
     form = form_class(request.POST or None)
@@ -160,6 +185,8 @@ def try_page(request: HttpRequest, name: str) -> HttpResponse:
             "probabilities": probabilities,
             "error": error,
             "snippets": _snippets(request, version, example),
+            "target": target,
+            "linked": selectors.try_inputs(version=version)[1],
         },
     )
 
@@ -225,3 +252,46 @@ def predictions_page(request: HttpRequest, name: str) -> HttpResponseBase:
         "serving/predictions.html",
         {"model": model, "page": page, "protocols": PredictionLog.Protocol},
     )
+
+
+def _usage_chart(model: RegisteredModel, kind: str) -> str:
+    usage = selectors.model_usage(model=model)
+    every = f"per {usage.interval_seconds // 60} min"
+    if kind == "requests":
+        return charts.line_chart(
+            {"requests": usage.requests, "rows": usage.rows},
+            title=f"Logged requests and rows {every}",
+            y_label=f"count {every}",
+            x_time=True,
+        )
+    if kind == "latency":
+        return charts.line_chart(
+            {"mean": usage.latency_mean, "p95": usage.latency_p95},
+            title=f"Latency {every}",
+            y_label="ms",
+            x_time=True,
+        )
+    return charts.line_chart(
+        dict(usage.outputs),
+        title=("Predicted classes " if usage.outputs_are_classes else "Mean prediction ") + every,
+        y_label="predictions" if usage.outputs_are_classes else "prediction",
+        x_time=True,
+    )
+
+
+CHARTS = ("requests", "latency", "outputs")
+
+
+@login_required
+def model_chart(request: HttpRequest, name: str, kind: str) -> HttpResponse:
+    """An SVG image of the last 24 hours of the model's prediction log: requests, latency or
+    outputs. The log is the team's data: the same rule as the prediction log page."""
+    model = get_object_or_404(RegisteredModel, name=name)
+    if kind not in CHARTS:
+        raise Http404(f"No chart {kind!r}: one of {', '.join(CHARTS)}.")
+    if not request.user.has_perm("registry.read_registeredmodel_data", model):  # tenancy rules
+        raise PermissionDenied(f"The prediction log of {model.name} is its team's, or granted.")
+    svg = _usage_chart(model, kind)
+    response = HttpResponse(svg, content_type="image/svg+xml; charset=utf-8")
+    response["Cache-Control"] = "private, max-age=30"
+    return response
