@@ -148,6 +148,9 @@ def csv_request(body: bytes, signature: Signature) -> DecodedRequest:
         if dtypes.get(name) == "string":
             parsed[name] = values
             continue
+        if name not in dtypes:  # an id, an index or an entity key: typed as pandas would
+            parsed[name] = _csv_inferred(values)
+            continue
         out: list[Any] = []
         for position, cell in enumerate(values):
             try:
@@ -163,6 +166,17 @@ def csv_request(body: bytes, signature: Signature) -> DecodedRequest:
             out.append(number)
         parsed[name] = out
     return DecodedRequest(columns=parsed, n_rows=len(data), outputs=["predict"])
+
+
+def _csv_inferred(values: list[str]) -> list[Any]:
+    """A CSV column the model does not take, typed as `pd.read_csv` types it: integers, else
+    numbers, else the text as sent (an empty cell is None)."""
+    for parse in (int, float):
+        try:
+            return [parse(cell) if cell.strip() else None for cell in values]
+        except ValueError:
+            continue
+    return [cell if cell else None for cell in values]
 
 
 def _invalid_parameter(error: InputError) -> InputError:

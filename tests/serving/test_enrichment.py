@@ -112,3 +112,19 @@ def test_a_feature_service_change_is_seen_by_the_next_prediction(api_client, ris
     without_card = predict(api_client, {"customer_id": 1, "f0": 2.0})
     assert without_card.status_code == 400
     assert "card_id" in without_card.json()["detail"]
+
+
+def test_mlflow_routes_keep_the_entity_key_and_ignore_other_columns(api_client, risk):
+    # Given rows with the entity key, a request-time input and an id the model does not take
+    frame = pd.DataFrame([{"id": "r1", "customer_id": 1, "f0": 2.0}])
+    url = "/mlflow/models/risk/invocations"
+
+    answers = [
+        api_client.post(url, {"dataframe_records": frame.to_dict("records")}, format="json"),
+        api_client.post(url, frame.to_csv(), content_type="text/csv"),
+        api_client.post(url, frame.to_parquet(), content_type="application/vnd.apache.parquet"),
+    ]
+
+    for response in answers:
+        assert response.status_code == 200, response.json()
+        assert response.json()["predictions"][0] == pytest.approx(expected(2.0, 0.5, -1.0))

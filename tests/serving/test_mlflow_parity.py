@@ -44,7 +44,7 @@ PARQUET = "application/vnd.apache.parquet"
 FRAME = pd.DataFrame(
     {"x": [0.5, -1.2, 2.0, -0.1], "color": ["red", "green", "blue", "red"]},
 )
-IDS = FRAME.assign(id=[101, 102, 103, 104])[["id", "x", "color"]]
+IDS = FRAME.assign(id=["r101", "r102", "r103", "r104"])[["id", "x", "color"]]
 
 
 @pytest.fixture(scope="session")
