@@ -250,26 +250,30 @@ def _decoded_size(table: pa.Table) -> int:
 def parquet_request(body: bytes, signature: Signature, *, keep: Collection[str]) -> DecodedRequest:
     """`application/vnd.apache.parquet` (`df.to_parquet()`): reads only the model's columns and
     the `keep` ones (entity keys), so other columns and a stored index are ignored unread. The
-    rows and the decoded size of the columns read are held to the same caps as every body."""
+    declared size of its pages, its rows and the decoded size of the columns read are held to
+    the caps of every body. A body pyarrow cannot read is a 400, never a 5xx."""
+    cap = int(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
     try:
         parquet = pq.ParquetFile(pa.BufferReader(body))
-    except (pa.ArrowException, OSError, ValueError) as exc:
+        metadata = parquet.metadata
+        schema = parquet.schema_arrow
+        # Pages are inflated to their declared size: bound it before reading anything, as a
+        # compressed body is bounded once inflated.
+        paged = sum(
+            group.column(position).total_uncompressed_size
+            for group in (metadata.row_group(i) for i in range(metadata.num_row_groups))
+            for position in range(group.num_columns)
+        )
+    except (pa.ArrowException, OSError, ValueError, IndexError) as exc:
         raise InputError(f"The body is not a Parquet file: {str(exc)[:200]}") from None
-    metadata = parquet.metadata
-    check_row_count(metadata.num_rows, field="parquet")
-    schema = parquet.schema_arrow
-    wanted = [name for name in (*signature.column_names, *keep) if name in schema.names]
-    positions = {schema.get_field_index(name) for name in wanted}
-    # Pages are inflated to their declared size: bound that before reading anything.
-    cap = int(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
-    paged = sum(
-        group.column(position).total_uncompressed_size
-        for group in (metadata.row_group(i) for i in range(metadata.num_row_groups))
-        for position in range(group.num_columns)
-        if position in positions
-    )
     if paged > cap:
         raise _parquet_too_large(cap)
+    check_row_count(metadata.num_rows, field="parquet")
+    names = schema.names
+    wanted = [name for name in (*signature.column_names, *keep) if name in names]
+    for name in wanted:
+        if names.count(name) > 1:
+            raise InputError(f"Column '{name}' appears more than once.", field=name)
     # Strings stay dictionary-encoded until their decoded size is known to fit (a short
     # dictionary-encoded column can stand for gigabytes of repeated text).
     texts = [
@@ -281,7 +285,7 @@ def parquet_request(body: bytes, signature: Signature, *, keep: Collection[str])
     try:
         reader = pq.ParquetFile(pa.BufferReader(body), read_dictionary=texts)
         table = reader.read(columns=wanted, use_pandas_metadata=False)
-    except (pa.ArrowException, OSError, ValueError) as exc:
+    except (pa.ArrowException, OSError, ValueError, IndexError) as exc:
         raise InputError(f"The Parquet body cannot be read: {str(exc)[:200]}") from None
     if _decoded_size(table) > cap:
         raise _parquet_too_large(cap)

@@ -1,11 +1,16 @@
 """MLflow scoring protocol: /mlflow/models/{name}[/versions/{n}]/invocations, ping, health."""
 
+import io
 import json
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
+from mlplatform.errors import ApplicationError
 from serving.codecs import mlflow
 
 pytestmark = pytest.mark.django_db
@@ -181,6 +186,37 @@ def test_repeated_text_in_parquet_is_bounded_once_decoded(api_client, make_versi
 
     assert response.status_code == 413
     assert "decoded Parquet" in response.json()["message"]
+
+
+def test_a_corrupted_parquet_body_is_a_4xx_or_predicts(iris):
+    # Given a valid Parquet body with bytes overwritten at random (seeded: the same every run)
+    body = pd.DataFrame([ROW] * 3).assign(id=["a", "b", "c"]).to_parquet()
+    rng = np.random.default_rng(13)
+    outcomes: list[int | str] = []
+
+    for _ in range(400):
+        corrupted = bytearray(body)
+        for position in rng.integers(len(corrupted), size=rng.integers(1, 5)):
+            corrupted[position] = int(rng.integers(256))
+        try:
+            decoded = mlflow.parquet_request(bytes(corrupted), iris.signature, keep=())
+            outcomes.append(type(decoded).__name__)
+        except ApplicationError as exc:  # the API answers it with this status
+            outcomes.append(exc.status_code)
+
+    assert {outcome for outcome in outcomes if isinstance(outcome, int)} == {400}
+
+
+def test_a_parquet_column_named_twice_is_400(api_client, iris):
+    table = pa.table({"f0": [5.1], "f1": [3.5], "f2": [1.4], "f3": [0.2]})
+    twice = pa.Table.from_arrays([*table.columns, table.column("f3")], [*table.column_names, "f3"])
+    sink = io.BytesIO()
+    pq.write_table(twice, sink)
+
+    response = api_client.post(URL, sink.getvalue(), content_type=PARQUET)
+
+    assert response.status_code == 400
+    assert "more than once" in response.json()["message"]
 
 
 def test_garbage_parquet_is_400(api_client, iris):
