@@ -1,9 +1,15 @@
 """Reads for the registry."""
 
+import json
+import math
 import re
+from dataclasses import dataclass
+from typing import Any
 
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Avg, Count, Max, Prefetch, Q, QuerySet, Sum
 
+from jobs.models import Job
+from jobs.selectors import jobs_visible
 from mlplatform.errors import ApplicationError, ConflictError, NotFoundError
 from registry.models import AliasChange, ModelAlias, ModelVersion, RegisteredModel
 
@@ -132,3 +138,225 @@ def version_resolve(
     if latest is None:
         raise _not_found(model_name, f"Model '{model_name}' has no ready version yet.", "model")
     return latest
+
+
+# --- pages: the models list, a version's page, comparing versions -------------------------------
+
+ARCHIVED_TAG = "archived"
+# ?sort= of the models list: name, newest upload, most versions (a leading "-" reverses).
+MODEL_SORTS = {
+    "name": ("name",),
+    "-name": ("-name",),
+    "updated": ("last_upload", "name"),
+    "-updated": ("-last_upload", "name"),
+    "versions": ("version_count", "name"),
+    "-versions": ("-version_count", "name"),
+}
+
+
+def _archived_q() -> Q:
+    """A model is archived when its tags say so (`archived`, any value but false/0/no/empty)."""
+    falsy: list[Any] = [False, "false", "False", "0", "no", ""]
+    return Q(tags__has_key=ARCHIVED_TAG) & ~Q(**{f"tags__{ARCHIVED_TAG}__in": falsy})
+
+
+def model_page_list(
+    *, q: str = "", tag: str = "", archived: bool = False, sort: str = "name"
+) -> QuerySet[RegisteredModel]:
+    """The models list page: `model_list`'s search, archived models left out unless asked for,
+    each with its number of versions, newest version and last upload, in the order `sort` names
+    (unknown sorts: by name).
+
+    Raises:
+        ApplicationError: a malformed tag filter.
+    """
+    models = (
+        model_list(q=q, tag=tag)
+        .prefetch_related("versions")
+        .annotate(
+            version_count=Count("versions", distinct=True),
+            latest_number=Max("versions__version"),
+            last_upload=Max("versions__created_at"),
+        )
+    )
+    if not archived:
+        models = models.exclude(_archived_q())
+    return models.order_by(*MODEL_SORTS.get(sort, MODEL_SORTS["name"]))
+
+
+def model_is_archived(model: RegisteredModel) -> bool:
+    return RegisteredModel.objects.filter(_archived_q(), pk=model.pk).exists()
+
+
+@dataclass(frozen=True)
+class VersionPage:
+    """What a version's page shows, read in one place."""
+
+    version: ModelVersion
+    input_example_json: str
+    measured: list[tuple[str, Any]]
+    feature_service: Any  # features.FeatureService (a foreign key by string: no import)
+    feature_groups: list[Any]
+    jobs: list[Job]
+    log_count: int | None  # None: the user may not read the prediction log
+    log_preview: list[Any]
+    offers_artifact: bool  # rejected versions offer neither Try-it nor their refused file
+    deviation: str  # the compilation's largest deviation, to 3 significant digits ("" if none)
+
+
+def version_page(*, model: RegisteredModel, version: int, user: Any) -> VersionPage:
+    """Raises NotFoundError for a version the model does not have."""
+    found = version_get(model=model, version=version)
+    example = found.input_example
+    service = found.feature_service
+    groups: list[Any] = []
+    if service is not None:
+        groups = sorted(
+            {feature.group for feature in service.features.select_related("group")},
+            key=lambda g: g.name,
+        )
+    jobs = list(
+        jobs_visible(user=user)
+        .filter(Q(batch__version=found) | Q(pk=found.validation_job_id or 0))
+        .order_by("-created_at")[:20]
+    )
+    readable = user.has_perm("registry.read_registeredmodel_data", model)
+    logs = found.prediction_logs.order_by("-created_at", "-id") if readable else None
+    measured: list[tuple[str, Any]] = []
+    compilation = found.compilation or {}
+    deviation = ""
+    if isinstance(compilation.get("max_deviation"), int | float):
+        deviation = f"{compilation['max_deviation']:.3g}"
+        measured.append(
+            (
+                f"largest ONNX deviation on {compilation.get('probe_rows', '?')} probe rows",
+                deviation,
+            )
+        )
+    if logs is not None:
+        stats = logs.aggregate(
+            requests=Count("id"), rows=Sum("n_rows"), mean_latency=Avg("latency_ms")
+        )
+        if stats["requests"]:
+            measured += [
+                ("logged requests", stats["requests"]),
+                ("logged rows", stats["rows"]),
+                ("mean latency (ms, logged requests)", round(stats["mean_latency"], 3)),
+            ]
+    return VersionPage(
+        version=found,
+        input_example_json=json.dumps(example, indent=2) if example is not None else "",
+        measured=measured,
+        feature_service=service,
+        feature_groups=groups,
+        jobs=jobs,
+        log_count=logs.count() if logs is not None else None,
+        log_preview=list(logs[:5]) if logs is not None else [],
+        offers_artifact=found.status != ModelVersion.Status.REJECTED,
+        deviation=deviation,
+    )
+
+
+def artifact_version_get(*, model: RegisteredModel, version: int) -> ModelVersion:
+    """The version whose artifact may be downloaded: a rejected version's file is the refused
+    file, never handed out.
+
+    Raises:
+        NotFoundError: no such version. ConflictError: the version was rejected.
+    """
+    found = version_get(model=model, version=version)
+    if found.status == ModelVersion.Status.REJECTED:
+        raise ConflictError(
+            f"{model.name} v{version} was rejected; its file is not offered for download."
+        )
+    return found
+
+
+@dataclass(frozen=True)
+class Comparison:
+    versions: list[ModelVersion]
+    missing: list[int]
+    metric_names: list[str]
+    # per metric: [(version, value, is_best)], best = highest, or lowest for error/loss metrics
+    metric_rows: list[tuple[str, list[tuple[ModelVersion, Any, bool]]]]
+    columns: list[tuple[str, list[str | None], str]]  # name, dtype per version, change
+
+
+LOWER_IS_BETTER = ("loss", "error", "mse", "mae", "rmse", "mape", "logloss", "brier")
+
+
+def metric_lower_is_better(name: str) -> bool:
+    lowered = name.lower()
+    return any(part in lowered for part in LOWER_IS_BETTER)
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def versions_compare(*, model: RegisteredModel, numbers: list[int]) -> Comparison:
+    """Versions side by side: each metric with its best value marked (highest; lowest for
+    loss/error-like names), and the input columns with what changed across the versions
+    (added, removed, dtype changed)."""
+    wanted = list(dict.fromkeys(numbers))
+    found = {v.version: v for v in version_list(model=model).filter(version__in=wanted)}
+    versions = [found[n] for n in wanted if n in found]
+    names = sorted({key for v in versions for key in (v.metrics or {})})
+    rows = []
+    for name in names:
+        values = [(v, (v.metrics or {}).get(name)) for v in versions]
+        numeric = [n for _, value in values if (n := _number(value)) is not None]
+        best = None
+        if len(numeric) > 1:
+            best = min(numeric) if metric_lower_is_better(name) else max(numeric)
+        rows.append(
+            (
+                name,
+                [(v, value, best is not None and _number(value) == best) for v, value in values],
+            )
+        )
+    columns: dict[str, list[str | None]] = {}
+    for index, v in enumerate(versions):
+        for column in v.signature.inputs:
+            columns.setdefault(column.name, [None] * len(versions))[index] = column.dtype
+    described = []
+    for column_name, dtypes in columns.items():
+        present = [d for d in dtypes if d is not None]
+        if len(present) < len(dtypes):
+            if dtypes[0] is None:
+                change = "added"
+            elif dtypes[-1] is None:
+                change = "removed"
+            else:
+                change = "not in every version"
+        elif len(set(present)) > 1:
+            change = "dtype changed"
+        else:
+            change = ""
+        described.append((column_name, dtypes, change))
+    return Comparison(
+        versions=versions,
+        missing=[n for n in wanted if n not in found],
+        metric_names=names,
+        metric_rows=rows,
+        columns=described,
+    )
+
+
+def alias_rollbacks(*, model: RegisteredModel) -> dict[str, int]:
+    """Per alias, the version it pointed at before its last move (what a rollback restores);
+    aliases created fresh have none."""
+    current = {a.alias: a.version.version for a in alias_list(model=model)}
+    found: dict[str, int] = {}
+    seen: set[str] = set()
+    for change in AliasChange.objects.filter(model=model, alias__in=list(current)).order_by(
+        "-changed_at", "-id"
+    ):
+        if change.alias in seen:
+            continue
+        seen.add(change.alias)
+        if change.to_version == current[change.alias] and change.from_version is not None:
+            found[change.alias] = change.from_version
+    return found

@@ -195,7 +195,10 @@ class VersionArtifactApi(APIView):
         },
     )
     def get(self, request: Request, name: str, version: int) -> FileResponse:
-        found = selectors.version_get(model=selectors.model_get(name=name), version=version)
+        # A rejected version's file is the refused file: never handed out (409).
+        found = selectors.artifact_version_get(
+            model=selectors.model_get(name=name), version=version
+        )
         response = FileResponse(
             found.artifact.open("rb"),
             as_attachment=True,
