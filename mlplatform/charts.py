@@ -18,8 +18,8 @@ from typing import Any
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-WIDTH = 640
-HEIGHT = 280
+WIDTH = 480
+HEIGHT = 240
 # Room for the y tick labels (left), the x tick labels and axis label (bottom).
 MARGIN_LEFT = 64
 MARGIN_RIGHT = 16
@@ -249,13 +249,14 @@ def line_chart(
     y_label: str = "",
     x_time: bool = False,
     x_integer: bool = False,
+    y_from_zero: bool = False,
     width: int = WIDTH,
     height: int = HEIGHT,
 ) -> SafeString:
     """Lines with a point at each value: `{series name: [(x, y), ...]}`. x is a number (a
     version number: `x_integer=True` puts ticks on whole numbers only) or a datetime
-    (`x_time=True`); points whose y is missing or not finite are left out. A legend names the
-    series when there is more than one."""
+    (`x_time=True`); points whose y is missing or not finite are left out; `y_from_zero` keeps
+    zero on the y axis (counts). A legend names the series when there is more than one."""
     cleaned: dict[str, list[tuple[float, float]]] = {}
     for name, points in series.items():
         kept = []
@@ -269,7 +270,7 @@ def line_chart(
         return _empty(title, width, height)
     xs = [x for points in cleaned.values() for x, _ in points]
     ys = [y for points in cleaned.values() for _, y in points]
-    y_ticks, y_low, y_high = _y_range(ys, zero=False)
+    y_ticks, y_low, y_high = _y_range(ys, zero=y_from_zero)
     bottom = height - MARGIN_BOTTOM
     y = _Scale(y_low, y_high, bottom, MARGIN_TOP)
     x_low, x_high = min(xs), max(xs)

@@ -263,6 +263,7 @@ def _usage_chart(model: RegisteredModel, kind: str) -> str:
             title=f"Logged requests and rows {every}",
             y_label=f"count {every}",
             x_time=True,
+            y_from_zero=True,
         )
     if kind == "latency":
         return charts.line_chart(
@@ -270,12 +271,14 @@ def _usage_chart(model: RegisteredModel, kind: str) -> str:
             title=f"Latency {every}",
             y_label="ms",
             x_time=True,
+            y_from_zero=True,
         )
     return charts.line_chart(
         dict(usage.outputs),
         title=("Predicted classes " if usage.outputs_are_classes else "Mean prediction ") + every,
         y_label="predictions" if usage.outputs_are_classes else "prediction",
         x_time=True,
+        y_from_zero=usage.outputs_are_classes,
     )
 
 

@@ -134,6 +134,13 @@ def test_huge_values_are_labelled_compactly():
     assert any(t.endswith("T") for t in _texts(svg, "y-axis"))
 
 
+def test_counts_can_keep_zero_on_the_axis():
+    # when
+    svg = charts.line_chart({"requests": [(1, 40), (2, 50)]}, y_from_zero=True)
+    # then
+    assert float(_texts(svg, "y-axis")[0]) == 0
+
+
 def test_time_axis_is_labelled_with_clock_times():
     # given
     start = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
@@ -175,6 +182,6 @@ def test_charts_scale_by_their_view_box():
     svg = charts.line_chart({"a": [(1, 1), (2, 3)]})
     root = _parse(svg)
     # then
-    assert root.get("viewBox") == "0 0 640 280"
+    assert root.get("viewBox") == f"0 0 {charts.WIDTH} {charts.HEIGHT}"
     assert root.get("width") == "100%"
     assert root.get("height") is None
