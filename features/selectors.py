@@ -8,6 +8,7 @@ from typing import Any
 from celery.schedules import crontab
 from django.core.paginator import Page, Paginator
 from django.db.models import Max, Q, QuerySet
+from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
 from features.models import DataSource, Entity, Feature, FeatureGroup, FeatureService
@@ -273,16 +274,32 @@ def services_of(*, features: Iterable[Feature]) -> QuerySet[FeatureService]:
     )
 
 
+def version_url(version: Any) -> str:
+    """The page of a model version: its own page (/models/<name>/versions/<n>/) where the
+    registry serves one, else its place on the model's page. By URL name: the feature store
+    imports nothing of the registry."""
+    try:
+        return reverse(
+            "registry:version-detail",
+            kwargs={"name": version.model.name, "version": version.version},
+        )
+    except NoReverseMatch:
+        return str(version.get_absolute_url())
+
+
 def versions_of(*, services: Iterable[FeatureService]) -> list[Any]:
-    """The model versions linked to `services` (newest first), through the foreign key the
-    registry's versions hold: the feature store imports nothing of the registry."""
-    return [
+    """The model versions linked to `services` (by model, newest first), each with `page_url`,
+    through the foreign key the registry's versions hold."""
+    versions = [
         version
         for service in services
         for version in service.model_versions.select_related("model").order_by(  # type: ignore[attr-defined]
             "model__name", "-version"
         )
     ]
+    for version in versions:
+        version.page_url = version_url(version)  # type: ignore[attr-defined]
+    return versions
 
 
 def group_lineage_jobs(*, group: FeatureGroup, user: Any, limit: int = 5) -> list[Job]:
