@@ -1,7 +1,8 @@
 """Running one chunk: claim it with a lease, read only its rows in blocks, validate each block
 with serving's decoder, predict, write the chunk's output part, and mark it done in the same
-transaction as the job's progress. A chunk that is already done, or a job that is no longer
-running, makes it return at once."""
+transaction as the job's progress. Progress also moves block by block (`_chunk_progress`): each
+chunk records the rows it has counted, so the job's count stays the exact sum on re-runs. A
+chunk that is already done, or a job that is no longer running, makes it return at once."""
 
 import os
 import tempfile
@@ -78,6 +79,8 @@ def batch_chunk_run(*, chunk_id: int, worker: str = "") -> None:
             row += len(frame)
             rows_read += len(frame)
             leases.renew(chunk)
+            if rows_read < chunk.row_count:
+                _chunk_progress(chunk=chunk, rows_read=rows_read)
         if rows_read != chunk.row_count:
             raise ApplicationError(
                 f"Chunk {chunk.index} expected {chunk.row_count} rows from row {chunk.row_start} "
@@ -154,9 +157,39 @@ class _PartWriter:
             os.remove(self.path)
 
 
+# A chunk is read in at least this many blocks (unless blocks would get smaller than
+# MIN_BLOCK_ROWS), so the job's progress moves while its chunks run.
+PROGRESS_STEPS = 10
+MIN_BLOCK_ROWS = 2_000
+
+
+def block_rows_for(chunk_rows: int) -> int:
+    """Rows per block for a chunk of `chunk_rows`: the configured block size, smaller when the
+    chunk would otherwise report progress fewer than PROGRESS_STEPS times."""
+    stepped = max(MIN_BLOCK_ROWS, -(-chunk_rows // PROGRESS_STEPS))
+    return max(1, min(int(settings.MLPLATFORM_BATCH_BLOCK_ROWS), stepped, chunk_rows))
+
+
+def _chunk_progress(*, chunk: BatchChunk, rows_read: int) -> None:
+    """Count the rows this attempt has scored so far in the job's progress, in one transaction
+    with the chunk's own count: only rows past what the chunk already reported are added, so an
+    attempt re-running a chunk never counts its rows twice."""
+    with transaction.atomic():
+        locked = (
+            BatchChunk.objects.select_for_update()
+            .filter(pk=chunk.pk, status=BatchChunk.Status.RUNNING, attempts=chunk.attempts)
+            .only("rows_done")
+            .first()
+        )
+        if locked is None or rows_read <= locked.rows_done:
+            return
+        BatchChunk.objects.filter(pk=chunk.pk).update(rows_done=rows_read)
+        job_services.job_advance(job_id=chunk.batch_id, done=rows_read - locked.rows_done)
+
+
 def _blocks(batch: BatchJob, chunk: BatchChunk) -> Iterator[pd.DataFrame]:
     wanted = list(dict.fromkeys([*batch.id_columns, *batch.version.signature.column_names]))
-    block_rows = max(1, min(int(settings.MLPLATFORM_BATCH_BLOCK_ROWS), chunk.row_count))
+    block_rows = block_rows_for(chunk.row_count)
     name = inputs.input_name(batch)
     if batch.input_format == FileFormat.PARQUET:
         with storage.stored(name) as source:
@@ -222,12 +255,16 @@ def _chunk_commit(*, chunk: BatchChunk, batch: BatchJob, local_path: str) -> Non
                 locked.save(update_fields=["status", "lease_expires_at"])
             transaction.on_commit(lambda: default_storage.delete(stored))
             return
+        counted = locked.rows_done  # what earlier blocks (of any attempt) reported
         locked.status = BatchChunk.Status.DONE
         locked.output_part = stored
         locked.finished_at = timezone.now()
         locked.lease_expires_at = None
-        locked.save(update_fields=["status", "output_part", "finished_at", "lease_expires_at"])
-        job_services.job_advance(job_id=batch.pk, done=locked.row_count)
+        locked.rows_done = locked.row_count
+        locked.save(
+            update_fields=["status", "output_part", "finished_at", "lease_expires_at", "rows_done"]
+        )
+        job_services.job_advance(job_id=batch.pk, done=locked.row_count - counted)
         remaining = BatchChunk.objects.filter(batch=locked_batch).exclude(
             status=BatchChunk.Status.DONE
         )

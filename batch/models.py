@@ -150,6 +150,10 @@ class BatchChunk(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     output_part = models.CharField(max_length=300, blank=True)
     error = models.TextField(blank=True)
+    # Rows of this chunk counted in the job's progress so far (advanced block by block, never
+    # backwards): the job's progress_done is the sum over its chunks, so a re-run counts only
+    # the rows past what an earlier attempt reported.
+    rows_done = models.PositiveIntegerField(default=0)
 
     class Meta:
         db_table = "jobs_batchchunk"
