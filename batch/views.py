@@ -74,7 +74,8 @@ def job_new(request: HttpRequest) -> HttpResponse:
             field = exc.extra.get("field") if exc.extra else None
             form.add_error(field if field in form.fields else None, exc.message)
         else:
-            messages.success(request, f"Job {job.pk} queued.")
+            # Tagged with the job, so its page's progress polling can keep the banner current.
+            messages.success(request, f"Job {job.pk} queued.", extra_tags=f"job-{job.pk}")
             return redirect(job.get_absolute_url())
     return render(request, "batch/new.html", {"form": form, "models": _versions_table()})
 

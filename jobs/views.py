@@ -28,7 +28,8 @@ def _job_or_404(request: HttpRequest, pk: int) -> Job:
 
 
 def _progress_context(job: Job) -> dict[str, Any]:
-    context: dict[str, Any] = {"job": job}
+    # The banner the submit left ("Job 7 queued.") is shown as the job's current status.
+    context: dict[str, Any] = {"job": job, "banner_tag": f"job-{job.pk}"}
     # The app whose kind this job is adds its details (e.g. batch scoring's chunk counts).
     for _, extra in signals.job_page_context.send(sender=Job, job=job):
         context.update(cast(dict[str, Any], extra or {}))
