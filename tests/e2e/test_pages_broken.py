@@ -254,3 +254,40 @@ def test_the_queued_banner_follows_the_job_until_it_finishes(
     )
     assert page.evaluate("window.__same_page") is True
     assert page.locator(".messages li").count() == 1
+
+
+# --- Swagger's Authorize: one token is enough ---------------------------------------------------
+
+
+def test_swagger_predicts_with_one_token_authorized(page: Any) -> None:
+    # given a ready iris model and a member's token
+    alice = _member()
+    estimator, example = _fit_all()["iris"]
+    ModelVersionFactory.create(model__name="iris", estimator=estimator, input_example=example)
+    token = api_key_for(alice)
+
+    # when they authorize Swagger UI with that one token
+    page.goto("/api/docs/")
+    page.click("button.authorize")
+    dialog = page.locator(".modal-ux")
+    scheme = dialog.locator(".auth-container", has_text="tokenAuth")
+    scheme.locator("input").fill(f"Token {token}")
+    scheme.locator("button.authorize").click()
+    dialog.locator("button.btn-done").first.click()
+
+    # and try the native predict route out
+    operation = page.locator("[id$='-api_v1_models_predict_create']")
+    operation.locator(".opblock-summary").click()
+    operation.locator("button.try-out__btn").click()
+    operation.locator("input[placeholder='name']").fill("iris")
+    operation.locator("textarea.body-param__text").fill(
+        json.dumps({"instances": [example[0]], "return": ["predict"]})
+    )
+    operation.locator("button.execute").click()
+
+    # then the prediction answers 200
+    status = operation.locator(".live-responses-table tbody .response-col_status").first
+    status.wait_for()
+    assert status.inner_text().strip() == "200", operation.locator(
+        ".live-responses-table"
+    ).inner_text()
