@@ -1,0 +1,94 @@
+"""The main pages of the site, and a small catalog to show on them: what the phone-width tests
+walk and what the screenshots in docs/ui/ show. Add a page here and both cover it."""
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.utils import timezone
+
+from jobs.models import Job
+from tests.factories import (
+    DEFAULT_TEAM,
+    FeatureFactory,
+    FeatureServiceFactory,
+    JobFactory,
+    ModelAliasFactory,
+    ModelVersionFactory,
+    TeamFactory,
+    UserFactory,
+)
+from tests.serving.conftest import _fit_all
+
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+USER = ("alice", "pw-alice-123")
+
+
+@dataclass(frozen=True)
+class Page:
+    name: str  # the screenshot's file name, docs/ui/<name>-<width>.png
+    path: str
+    title: str  # what docs/ui.md calls it
+
+
+MAIN_PAGES = [
+    Page("home", "/", "Home"),
+    Page("models", "/models/", "Models list"),
+    Page("model", "/models/iris/", "Model page"),
+    Page("try", "/serving/models/iris/try/", "Try it"),
+    Page("catalog", "/features/", "Feature catalog"),
+    Page("group", "/features/groups/customer_stats/", "Feature group"),
+    Page("jobs", "/jobs/", "Jobs list"),
+    Page("job", "/jobs/{job}/", "Job page"),
+    Page("new-job", "/jobs/new", "New batch job"),
+    Page("tokens", "/accounts/tokens/", "API tokens"),
+]
+
+
+def populate() -> dict[str, Any]:
+    """A member of the team `data` and what they would see: a ready iris model with production,
+    metrics and a long description, a feature group with a service, a finished job. Returns
+    the values the page paths name ({job})."""
+    team = TeamFactory.create(name=DEFAULT_TEAM)
+    UserFactory.create(
+        username=USER[0],
+        password=USER[1],
+        teams=[team],
+        apps=("registry", "features", "jobs", "batch", "serving"),
+    )
+    estimator, example = _fit_all()["iris"]
+    first = ModelVersionFactory.create(
+        model__name="iris",
+        model__description="Iris species from sepal and petal measurements, "
+        "a classifier every tutorial starts with.",
+        estimator=estimator,
+        input_example=example,
+        metrics={"accuracy": 0.953, "f1_macro": 0.951},
+        description="Logistic regression on the four measurements",
+    )
+    ModelVersionFactory.create(
+        model=first.model,
+        estimator=estimator,
+        input_example=example,
+        metrics={"accuracy": 0.967, "f1_macro": 0.966},
+        description="Retrained with more samples",
+    )
+    ModelAliasFactory.create(version=first, alias="production")
+    features = [
+        FeatureFactory.create(group__name="customer_stats", name=name) for name in ("spend_30d",)
+    ]
+    for name in ("visits_30d", "tenure_days"):
+        features.append(FeatureFactory.create(group=features[0].group, name=name))
+    FeatureServiceFactory.create(name="churn_inputs", features=features)
+    now = timezone.now()
+    job = JobFactory.create(
+        kind=Job.Kind.MODEL_VALIDATION,
+        status=Job.Status.SUCCEEDED,
+        description="Validate iris v2",
+        progress_done=2,
+        progress_total=2,
+        progress_unit="steps",
+        started_at=now,
+        finished_at=now,
+    )
+    return {"job": job.pk}
