@@ -10,7 +10,13 @@ from rest_framework.test import APIClient
 from registry.models import ModelAlias, ModelVersion
 from serving import selectors
 from tests.conftest import log_in
-from tests.factories import FeatureServiceFactory, ModelVersionFactory, TeamFactory, UserFactory
+from tests.factories import (
+    FeatureServiceFactory,
+    ModelVersionFactory,
+    RegisteredModelFactory,
+    TeamFactory,
+    UserFactory,
+)
 from tests.serving.conftest import _fit_all
 from tests.serving.test_enrichment import group_with_values
 
@@ -212,3 +218,29 @@ def test_try_it_of_a_linked_model_takes_entity_keys(page: Any, dana: Any) -> Non
 
     # then the features were read from the online store: 1*2 - 2*0.5 + 0.5*(-1) + 3
     assert float(page.locator("#prediction").inner_text()) == pytest.approx(3.5)
+
+
+@pytest.mark.parametrize("width", list(WIDTHS), ids=list(WIDTHS))
+def test_models_list_hides_archived_and_sorts(page: Any, dana: Any, width: str) -> None:
+    # given a live model and an archived one
+    RegisteredModelFactory.create(name="alpha")
+    RegisteredModelFactory.create(name="zeta", tags={"archived": "2025-11"})
+    w, h = WIDTHS[width]
+    page.set_viewport_size({"width": w, "height": h})
+    log_in(page, "/models/", "dana", PASSWORD)
+
+    # then the archived model is hidden until asked for
+    assert page.locator("#models tbody a").all_inner_texts()[:1] == ["alpha"]
+    assert "zeta" not in page.locator("#models").inner_text()
+    page.check("#show-archived")
+    page.click("#model-search button[type=submit]")
+    page.wait_for_url("**archived=1*")
+    assert "zeta" in page.locator("#models").inner_text()
+
+    # and sorting by name descending keeps the filter
+    page.click("#sort-name")  # sorted by name already: the header reverses it
+    page.wait_for_url("**sort=-name*")
+    names = page.locator("#models tbody tr td:first-child a").all_inner_texts()
+    assert names == ["zeta", "alpha"]
+    assert "archived=1" in page.url
+    _fits(page, w)
