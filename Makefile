@@ -7,7 +7,7 @@ UV_VERSION := 0.13.9
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 
-.PHONY: install browser run demo test lint typecheck pytest bench clean
+.PHONY: install browser run demo test lint typecheck pytest bench screenshots clean
 
 # The virtualenv is rebuilt from the lock file whenever pyproject.toml or uv.lock changes.
 $(VENV)/.installed: pyproject.toml uv.lock
@@ -53,6 +53,10 @@ bench: install
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get install -y -qq wrk || echo "wrk not installed: using the Python client"; }
 	$(BIN)/python -m bench $(BENCH)
+
+# Screenshots of the main pages at desktop and phone width, into docs/ui/ (see docs/ui.md).
+screenshots: install browser
+	MLPLATFORM_SCREENSHOTS=1 $(BIN)/pytest tests/e2e/test_screenshots.py -q
 
 clean:
 	rm -rf $(VENV) var

@@ -9,7 +9,10 @@ from django.utils import timezone
 from jobs.models import Job
 from tests.factories import (
     DEFAULT_TEAM,
+    DataSourceFactory,
+    EntityFactory,
     FeatureFactory,
+    FeatureGroupFactory,
     FeatureServiceFactory,
     JobFactory,
     ModelAliasFactory,
@@ -35,13 +38,18 @@ MAIN_PAGES = [
     Page("home", "/", "Home"),
     Page("models", "/models/", "Models list"),
     Page("model", "/models/iris/", "Model page"),
+    Page("version", "/models/iris/versions/2/", "Version page"),
+    Page("compare", "/models/iris/compare/?v=1&v=2", "Versions compared"),
     Page("try", "/serving/models/iris/try/", "Try it"),
     Page("catalog", "/features/", "Feature catalog"),
     Page("group", "/features/groups/customer_stats/", "Feature group"),
+    Page("entity", "/features/entities/customer/", "Entity"),
+    Page("source", "/features/sources/customer_events/", "Data source"),
+    Page("service", "/features/services/churn_inputs/", "Feature service"),
     Page("jobs", "/jobs/", "Jobs list"),
     Page("job", "/jobs/{job}/", "Job page"),
     Page("new-job", "/jobs/new", "New batch job"),
-    Page("tokens", "/accounts/tokens/", "API tokens"),
+    Page("profile", "/accounts/profile/", "Profile and API tokens"),
 ]
 
 
@@ -74,12 +82,17 @@ def populate() -> dict[str, Any]:
         description="Retrained with more samples",
     )
     ModelAliasFactory.create(version=first, alias="production")
+    group = FeatureGroupFactory.create(
+        name="customer_stats",
+        owner=team,
+        entity=EntityFactory.create(name="customer", owner=team),
+        source=DataSourceFactory.create(name="customer_events", owner=team),
+    )
     features = [
-        FeatureFactory.create(group__name="customer_stats", name=name) for name in ("spend_30d",)
+        FeatureFactory.create(group=group, name=name)
+        for name in ("spend_30d", "visits_30d", "tenure_days")
     ]
-    for name in ("visits_30d", "tenure_days"):
-        features.append(FeatureFactory.create(group=features[0].group, name=name))
-    FeatureServiceFactory.create(name="churn_inputs", features=features)
+    FeatureServiceFactory.create(name="churn_inputs", owner=team, features=features)
     now = timezone.now()
     job = JobFactory.create(
         kind=Job.Kind.MODEL_VALIDATION,
