@@ -1,7 +1,9 @@
+import asyncio
 import itertools
 import os
 import shutil
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -174,6 +176,14 @@ def team_member(django_user_model: Any, name: str, team: Any, *, apps: tuple[str
     from tests.factories import UserFactory
 
     return UserFactory.create(username=name, teams=[team] if team else [], apps=apps)
+
+
+def run_coroutine(coroutine: Any) -> Any:
+    """Runs an asyncio client to completion on a thread of its own: the browser tests' session
+    (Playwright's sync API) keeps an event loop running on the main thread, where `asyncio.run`
+    refuses to start another."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 def admin_client_for(

@@ -2,7 +2,6 @@
 server, with `RESTConfig()` as it comes (the V1 protocol) and with `protocol="v2"` (binary
 tensors by default)."""
 
-import asyncio
 from typing import Any
 
 import httpx
@@ -12,7 +11,7 @@ from kserve import InferenceRESTClient, InferInput, InferRequest, RESTConfig
 from kserve.protocol.infer_type import RequestedOutput
 
 from accounts.models import ApiToken
-from tests.conftest import api_key_for
+from tests.conftest import api_key_for, run_coroutine
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -30,7 +29,7 @@ def run(config: RESTConfig, calls: Any) -> Any:
         finally:
             await client.close()
 
-    return asyncio.run(scenario())
+    return run_coroutine(scenario())
 
 
 @pytest.fixture

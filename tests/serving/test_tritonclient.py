@@ -1,7 +1,6 @@
 """A client nobody here wrote: tritonclient[http], sync and asyncio, against the live /v2 routes,
 called as its users call it — with its defaults (binary tensors both ways, no outputs named)."""
 
-import asyncio
 import gzip
 
 import numpy as np
@@ -11,7 +10,7 @@ import tritonclient.http as triton
 import tritonclient.http.aio as triton_aio
 from tritonclient.utils import InferenceServerException
 
-from tests.conftest import api_key_for
+from tests.conftest import api_key_for, run_coroutine
 from tests.servers import gunicorn_server
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -177,7 +176,7 @@ def test_asyncio_client_with_its_defaults(url, iris, headers):
             await client.close()
         return ready, metadata, config, index, plain, gzipped, deflated, stats
 
-    ready, metadata, config, index, plain, gzipped, deflated, stats = asyncio.run(scenario())
+    ready, metadata, config, index, plain, gzipped, deflated, stats = run_coroutine(scenario())
 
     assert ready
     assert metadata["name"] == "iris"
