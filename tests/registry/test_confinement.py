@@ -622,6 +622,9 @@ def test_child_reads_nothing_outside_scratch_and_the_runtime(
     for name, value in SECRETS.items():
         monkeypatch.setenv(name, value)  # the platform's own environment holds such values
     args = {"project": str(ROOT)}
+    # The project's own var/ (its default database and files) is a target even when this run
+    # keeps its state elsewhere (MLPLATFORM_VAR_DIR).
+    (ROOT / "var").mkdir(exist_ok=True)
 
     free = run_child(READ_ATTACKS, box, confined=False, args=args)
     confined = run_child(READ_ATTACKS, box, args=args)
