@@ -57,3 +57,25 @@ def test_a_string_column_gets_a_text_field_and_an_unknown_category_is_a_form_err
     assert response.context["has_result"] is False
     assert response.context["form"].fields["color"].__class__.__name__ == "CharField"
     assert "rejected the input" in response.context["error"]
+
+
+@pytest.mark.django_db
+def test_snippets_after_predict_send_the_values_typed_by_the_signature(
+    staff_client: Client, make_version: Callable[..., ModelVersion]
+) -> None:
+    # given a model with a number column and a text column
+    make_version("colors")
+
+    # when the form is posted (every value arrives as text)
+    response = staff_client.post("/serving/models/colors/try/", {"x": "0.25", "color": "red"})
+
+    # then each snippet sends the number as a number and the text as text, with the signature's
+    # Open Inference datatypes
+    snippets = response.context["snippets"]
+    assert '"x": 0.25' in snippets["curl (native)"]
+    assert '"color": "red"' in snippets["curl (native)"]
+    assert '"data": [[0.25, "red"]]' in snippets["curl (MLflow)"]
+    v2 = snippets["curl (Open Inference v2)"]
+    assert '"name": "x", "shape": [1], "datatype": "FP64", "data": [0.25]' in v2
+    assert '"name": "color", "shape": [1], "datatype": "BYTES", "data": ["red"]' in v2
+    assert "json={'instances': [{'x': 0.25, 'color': 'red'}]" in snippets["Python"]
