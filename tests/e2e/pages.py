@@ -27,6 +27,18 @@ PHONE = {"width": 390, "height": 844}
 USER = ("alice", "pw-alice-123")
 
 
+# What an ingestion publishes for a feature (features/ingestion.py): a 20-bin histogram and more.
+SPEND = {
+    "count": 12_480, "nulls": 37, "distinct": 9_812, "min": 0.0, "max": 1_950.0,
+    "mean": 412.36, "std": 288.9,
+    "histogram": {
+        "edges": [i * 97.5 for i in range(21)],
+        "counts": [410, 1210, 1830, 2050, 1820, 1490, 1130, 820, 570, 390,
+                   260, 170, 110, 70, 50, 40, 25, 15, 10, 10],
+    },
+}  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Page:
     name: str  # the screenshot's file name, docs/ui/<name>-<width>.png
@@ -43,6 +55,7 @@ MAIN_PAGES = [
     Page("try", "/serving/models/iris/try/", "Try it"),
     Page("catalog", "/features/", "Feature catalog"),
     Page("group", "/features/groups/customer_stats/", "Feature group"),
+    Page("feature", "/features/groups/customer_stats/spend_30d/", "Feature page"),
     Page("entity", "/features/entities/customer/", "Entity"),
     Page("source", "/features/sources/customer_events/", "Data source"),
     Page("service", "/features/services/churn_inputs/", "Feature service"),
@@ -89,7 +102,9 @@ def populate() -> dict[str, Any]:
         source=DataSourceFactory.create(name="customer_events", owner=team),
     )
     features = [
-        FeatureFactory.create(group=group, name=name)
+        FeatureFactory.create(
+            group=group, name=name, statistics=SPEND if name == "spend_30d" else {}
+        )
         for name in ("spend_30d", "visits_30d", "tenure_days")
     ]
     FeatureServiceFactory.create(name="churn_inputs", owner=team, features=features)
