@@ -21,7 +21,7 @@ from registry import services as registry_services
 from serving import selectors
 from tests.batch.conftest import classifier, make_frame, register
 from tests.batch.helpers import submit, wait_finished
-from tests.conftest import api_key_for, client_for, log_in
+from tests.conftest import _outside, api_key_for, client_for, log_in
 from tests.factories import DEFAULT_TEAM, ModelVersionFactory, TeamFactory, UserFactory
 from tests.serving.conftest import _fit_all
 
@@ -291,3 +291,15 @@ def test_swagger_predicts_with_one_token_authorized(page: Any) -> None:
     assert status.inner_text().strip() == "200", operation.locator(
         ".live-responses-table"
     ).inner_text()
+
+
+# --- the request recorder of the `page` fixture --------------------------------------------------
+
+
+def test_the_request_recorder_tells_the_live_server_from_other_hosts() -> None:
+    server = "http://localhost:40123"
+    assert not _outside("http://localhost:40123/static/mlplatform/site.css", server)
+    assert _outside("https://cdn.example.com/htmx.js", server)
+    assert _outside("http://localhost:40124/", server)  # another port is another server
+    assert _outside("ws://fonts.example.com/", server)
+    assert not _outside("data:image/svg+xml;base64,PHN2Zz4=", server)
