@@ -83,7 +83,7 @@ def _service(service: FeatureService) -> Node:
 
 def _version(version: Any) -> Node:
     label = f"{version.model.name} v{version.version}"
-    return Node("version", f"version:{version.pk}", label, selectors.version_url(version))
+    return Node("version", f"version:{version.pk}", label, version.get_absolute_url())
 
 
 def _job(job: Job) -> Node:

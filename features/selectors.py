@@ -8,7 +8,6 @@ from typing import Any
 from celery.schedules import crontab
 from django.core.paginator import Page, Paginator
 from django.db.models import Max, Q, QuerySet
-from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
 from features.models import DataSource, Entity, Feature, FeatureGroup, FeatureService
@@ -274,19 +273,6 @@ def services_of(*, features: Iterable[Feature]) -> QuerySet[FeatureService]:
     )
 
 
-def version_url(version: Any) -> str:
-    """The page of a model version: its own page (/models/<name>/versions/<n>/) where the
-    registry serves one, else its place on the model's page. By URL name: the feature store
-    imports nothing of the registry."""
-    try:
-        return reverse(
-            "registry:version-detail",
-            kwargs={"name": version.model.name, "version": version.version},
-        )
-    except NoReverseMatch:
-        return str(version.get_absolute_url())
-
-
 def versions_of(*, services: Iterable[FeatureService]) -> list[Any]:
     """The model versions linked to `services` (by model, newest first), each with `page_url`,
     through the foreign key the registry's versions hold."""
@@ -298,7 +284,7 @@ def versions_of(*, services: Iterable[FeatureService]) -> list[Any]:
         )
     ]
     for version in versions:
-        version.page_url = version_url(version)  # type: ignore[attr-defined]
+        version.page_url = version.get_absolute_url()  # type: ignore[attr-defined]
     return versions
 
 

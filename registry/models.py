@@ -181,8 +181,8 @@ class ModelVersion(models.Model):
         return f"{self.model.name} v{self.version}"
 
     def get_absolute_url(self) -> str:
-        return reverse("registry:model-detail", kwargs={"name": self.model.name}) + (
-            f"#v{self.version}"
+        return reverse(
+            "registry:version-detail", kwargs={"name": self.model.name, "version": self.version}
         )
 
 
