@@ -18,6 +18,7 @@ from sklearn.linear_model import LogisticRegression
 
 from jobs.models import Job
 from registry import services as registry_services
+from registry.models import ModelVersion
 from serving import selectors
 from tests.batch.conftest import classifier, make_frame, register
 from tests.batch.helpers import submit, wait_finished
@@ -178,6 +179,33 @@ def test_the_signature_appears_when_a_version_uploaded_while_the_page_is_open_tu
     assert "age" in page.locator("#signature").inner_text()
     page.wait_for_selector("#v1 [data-status=ready]")
     assert "v1, newest ready" in page.locator("#signature-section h2").first.inner_text()
+
+
+def test_the_signature_follows_a_pending_version_that_turns_ready(page: Any) -> None:
+    # given v1 ready and v2 still being validated, the model page open on v1's signature
+    _member()
+    estimator, example = _fit_all()["iris"]
+    first = ModelVersionFactory.create(
+        model__name="iris", estimator=estimator, input_example=example
+    )
+    second = ModelVersionFactory.create(
+        model=first.model, estimator=estimator, status=ModelVersion.Status.PENDING
+    )
+    log_in(page, "/models/iris/", "alice", "pw-alice-123")
+    heading = page.locator("#signature-section h2").first
+    assert "v1, newest ready" in heading.inner_text()
+    page.locator("#v1 input[type=checkbox]").check()
+
+    # when v2 turns ready
+    ModelVersion.objects.filter(pk=second.pk).update(status=ModelVersion.Status.READY)
+
+    # then, without a reload, the signature shown is v2's and v2's row says ready; what the
+    # user ticked in the versions table stays ticked
+    page.wait_for_function(
+        "document.querySelector('#signature-section h2').innerText.includes('v2, newest ready')"
+    )
+    page.wait_for_selector("#v2 [data-status=ready]")
+    assert page.locator("#v1 input[type=checkbox]").is_checked()
 
 
 # --- a big batch job's progress moves while its chunks run -------------------------------------
