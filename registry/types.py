@@ -17,6 +17,7 @@ the confined validator (and in tests).
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any, Literal, get_args
 
 # dtype names clients see; everything numeric is decoded to float64 unless declared otherwise.
@@ -149,11 +150,13 @@ class Signature:
         """No signature yet: the version has not been validated."""
         return self == _EMPTY
 
-    @property
+    # Read on every request: worked out once per signature (a cached value is not a field, so
+    # equality and the stored JSON are unchanged). Callers must not modify them.
+    @cached_property
     def column_names(self) -> list[str]:
         return [column.name for column in self.inputs]
 
-    @property
+    @cached_property
     def dtypes(self) -> dict[str, Dtype]:
         """Input column name → dtype, in signature order."""
         return {column.name: column.dtype for column in self.inputs}
