@@ -3,6 +3,7 @@ run it (the project's config and its default worker and thread counts)."""
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -61,3 +62,13 @@ def gunicorn(app: str, env: dict[str, str], *, var: Path) -> tuple[subprocess.Po
             time.sleep(0.2)
     process.kill()
     raise RuntimeError(f"gunicorn {app} did not start; see {log.name}")
+
+
+def stop(process: subprocess.Popen) -> None:
+    """Stops a server started by `gunicorn` (its whole process group)."""
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)

@@ -23,9 +23,7 @@ Size: BENCH_OPEN_INFERENCE_CALLS (calls per candidate and setting, default 60).
 import io
 import json
 import os
-import signal
 import statistics
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -34,7 +32,7 @@ from typing import Any
 import numpy as np
 import tritonclient.http as triton
 
-from bench._harness import django_setup, gunicorn
+from bench._harness import django_setup, gunicorn, stop
 from bench._registry import ready_version
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -149,15 +147,6 @@ def _in_process(rows: np.ndarray, token: str, calls: int) -> float:
 # --- over HTTP ------------------------------------------------------------------------------
 
 
-def _stop(process: subprocess.Popen) -> None:
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=30)
-
-
 def _over_http(rows: np.ndarray, token: str, calls: int) -> float:
     process, port = gunicorn(
         "mlplatform.wsgi",
@@ -191,7 +180,7 @@ def _over_http(rows: np.ndarray, token: str, calls: int) -> float:
 
         p50 = _p50s({"json": infer(False), "binary": infer(True)}, calls)
     finally:
-        _stop(process)
+        stop(process)
     ratio = p50["json"] / p50["binary"]
     print(
         f"  over HTTP (tritonclient.http, gunicorn, {calls} calls each): JSON "
@@ -215,7 +204,7 @@ def main() -> None:
     )
     from serving import runners
 
-    runners.runners_stop()
+    runners.runnersstop()
 
 
 if __name__ == "__main__":

@@ -45,7 +45,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -59,7 +58,7 @@ from typing import Any
 
 import numpy as np
 
-from bench._harness import django_setup, gunicorn
+from bench._harness import django_setup, gunicorn, stop
 from bench._registry import ready_version
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -417,15 +416,6 @@ def _server_config() -> str:
     return f"{config.workers} {kind}"
 
 
-def _stop(process: subprocess.Popen) -> None:
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=30)
-
-
 _WRK_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
 
@@ -675,12 +665,12 @@ def main() -> None:
                 _in_process(model, token, calls)
                 _over_http(model, bare_port, port, token, seconds, rounds)
         finally:
-            _stop(process)
+            stop(process)
     finally:
-        _stop(bare_process)
+        stop(bare_process)
         from serving import runners
 
-        runners.runners_stop()
+        runners.runnersstop()
     _goals(served)
 
 
