@@ -49,4 +49,12 @@ def page_context(*, job: Job, **_: Any) -> dict[str, Any] | None:
     """A batch job's page shows how many chunks are in each state, and on how many workers."""
     if job.kind != Job.Kind.BATCH_SCORING:
         return None
-    return {"chunks": selectors.batch_chunk_counts(job=job)}
+    context: dict[str, Any] = {"chunks": selectors.batch_chunk_counts(job=job)}
+    batch = BatchJob.objects.select_related("version__model").filter(job=job).first()
+    if batch is not None:  # the page links back to what the job scored with
+        version = batch.version
+        context["subject"] = {
+            "label": f"{version.model.name} version {version.version}",
+            "url": version.get_absolute_url(),
+        }
+    return context

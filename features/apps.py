@@ -18,3 +18,5 @@ class FeaturesConfig(AppConfig):
             post_delete.connect(send, sender=model, weak=False)
         m2m_changed.connect(send, sender=models.FeatureService.features.through, weak=False)
         signals.catalog_changed.connect(online.catalog_cache_clear, weak=False)
+        # Answers the job tracker's signals for feature jobs (the job page's link to its group).
+        from features import receivers  # noqa: F401

@@ -63,6 +63,9 @@ def test_the_launch_form_queues_a_job_and_redirects_to_it(logged_in, churn, writ
     assert response.status_code == 302
     assert response["Location"] == f"/jobs/{job.pk}/"
     assert job.batch.version == churn
+    # and the job's page links back to the version it scores with
+    page = logged_in.get(response["Location"])
+    assert f'href="{churn.get_absolute_url()}" id="job-subject"' in page.content.decode()
 
 
 def test_the_launch_form_shows_a_refusal_as_a_form_error(logged_in, churn, write_input):

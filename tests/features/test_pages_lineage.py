@@ -267,3 +267,13 @@ def test_catalog_sorts_filters_and_pages(signed_in, user):
     assert "q=f1&amp;sort=name" in filtered
     # an unknown sort or page is not an error
     assert signed_in.get("/features/?sort=bogus&page=x").status_code == 200
+
+
+def test_a_feature_jobs_page_links_back_to_its_group(signed_in, chain):
+    # given the group's ingestion job
+    ingestion = chain["jobs"][0]
+    # when its page is opened
+    response = signed_in.get(f"/jobs/{ingestion.pk}/")
+    # then it names and links the group it loaded
+    assert response.status_code == 200
+    assert chain["group"].get_absolute_url() in _links(response.content.decode())
