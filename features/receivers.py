@@ -14,9 +14,10 @@ _GROUP_KINDS = frozenset({Job.Kind.INGESTION, Job.Kind.TRANSFORMATION, Job.Kind.
 @receiver(signals.job_page_context, dispatch_uid="features.page_context")
 def page_context(*, job: Job, **_: Any) -> dict[str, Any] | None:
     """A feature job's page links back to the group it worked on."""
-    if job.kind not in _GROUP_KINDS or not isinstance(job.params, dict):
+    group_id = job.params.get("group_id") if isinstance(job.params, dict) else None
+    if job.kind not in _GROUP_KINDS or not isinstance(group_id, int):
         return None
-    group = FeatureGroup.objects.filter(pk=job.params.get("group_id")).first()
+    group = FeatureGroup.objects.filter(pk=group_id).first()
     if group is None:
         return None
     return {"subject": {"label": f"feature group {group.name}", "url": group.get_absolute_url()}}
