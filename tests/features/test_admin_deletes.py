@@ -5,11 +5,8 @@ the audit trail keeps a delete record."""
 from typing import Any
 
 import pytest
-from auditlog.models import LogEntry
 from django.contrib.auth.models import Group
-from django.contrib.contenttypes.models import ContentType
 from django.core.files.storage import default_storage
-from django.db.models import Model
 from django.test import Client
 from django_celery_beat.models import PeriodicTask
 
@@ -22,6 +19,7 @@ from features.models import (
     FeatureService,
     OfflinePartition,
 )
+from tests.admin_actions import delete_one, delete_selected, deleted_in_audit_trail
 from tests.conftest import admin_client_for
 from tests.features.conftest import csv_file
 
@@ -71,29 +69,6 @@ def leftovers(group: FeatureGroup, paths: list[str]) -> dict[str, Any]:
         "online values": online.store().count(group),
         "beat tasks": PeriodicTask.objects.filter(name__contains=f"(#{group.pk})").count(),
     }
-
-
-def deleted_in_audit_trail(obj: Model) -> bool:
-    return LogEntry.objects.filter(
-        content_type=ContentType.objects.get_for_model(type(obj)),
-        object_pk=str(obj.pk),
-        action=LogEntry.Action.DELETE,
-    ).exists()
-
-
-def _changelist(model: type[Model]) -> str:
-    return f"/admin/features/{model._meta.model_name}/"
-
-
-def delete_one(client: Client, obj: Model) -> Any:
-    return client.post(f"{_changelist(type(obj))}{obj.pk}/delete/", {"post": "yes"})
-
-
-def delete_selected(client: Client, objs: list[Any]) -> Any:
-    return client.post(
-        _changelist(type(objs[0])),
-        {"action": "delete_selected", "_selected_action": [o.pk for o in objs], "post": "yes"},
-    )
 
 
 def test_deleting_a_group_in_the_admin_leaves_nothing_behind(

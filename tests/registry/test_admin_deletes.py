@@ -6,15 +6,13 @@ import hashlib
 from typing import Any
 
 import pytest
-from auditlog.models import LogEntry
 from django.contrib.auth.models import Group
-from django.contrib.contenttypes.models import ContentType
 from django.core.files.base import ContentFile
-from django.db.models import Model
 from django.test import Client
 
 from registry import services
 from registry.models import AliasChange, ModelAlias, ModelVersion, RegisteredModel
+from tests.admin_actions import delete_one, delete_selected, deleted_in_audit_trail
 from tests.conftest import admin_client_for
 
 pytestmark = pytest.mark.django_db
@@ -62,29 +60,6 @@ def churn(red: Group) -> RegisteredModel:
 def stored_files(versions: list[ModelVersion]) -> list[str]:
     """The names of the versions' files still in storage."""
     return [f.name for v in versions for f in (v.artifact, v.graph) if f.storage.exists(f.name)]
-
-
-def deleted_in_audit_trail(obj: Model) -> bool:
-    return LogEntry.objects.filter(
-        content_type=ContentType.objects.get_for_model(type(obj)),
-        object_pk=str(obj.pk),
-        action=LogEntry.Action.DELETE,
-    ).exists()
-
-
-def _changelist(model: type[Model]) -> str:
-    return f"/admin/registry/{model._meta.model_name}/"
-
-
-def delete_one(client: Client, obj: Model) -> Any:
-    return client.post(f"{_changelist(type(obj))}{obj.pk}/delete/", {"post": "yes"})
-
-
-def delete_selected(client: Client, objs: list[Any]) -> Any:
-    return client.post(
-        _changelist(type(objs[0])),
-        {"action": "delete_selected", "_selected_action": [o.pk for o in objs], "post": "yes"},
-    )
 
 
 @pytest.mark.parametrize("bulk", [False, True], ids=["single", "bulk"])
