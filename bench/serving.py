@@ -670,7 +670,7 @@ def main() -> None:
         stop(bare_process)
         from serving import runners
 
-        runners.runnersstop()
+        runners.runners_stop()
     _goals(served)
 
 

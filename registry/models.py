@@ -190,6 +190,18 @@ class ModelAlias(models.Model):
     model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="aliases")
     alias = models.SlugField(max_length=64)
     version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="aliases")
+    # The alias's traffic policy (docs/rollout.md): a share of its requests answered by a canary
+    # version, sticky by a routing key; shadow versions scoring copies of its requests off the
+    # request path; bounds that remove a canary breaking them.
+    canary_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    canary_percent = models.FloatField(default=0.0)
+    # A request field (an entity key, say) whose value keeps a caller on one side of the split.
+    routing_field = models.CharField(max_length=100, blank=True)
+    shadows = models.ManyToManyField(ModelVersion, blank=True, related_name="shadowing")
+    # {"max_error_rate": 0.05, "max_p99_ms": 50, "window_seconds": 60, "min_requests": 100}
+    bounds = models.JSONField(default=dict, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -203,7 +215,15 @@ class ModelAlias(models.Model):
 
 
 class AliasChange(models.Model):
-    """Audit trail: who moved which alias, when, from which version to which."""
+    """Audit trail: who moved which alias, when, from which version to which, and why."""
+
+    class Kind(models.TextChoices):
+        SET = "set"  # pointed at a version (created or moved)
+        OVERRIDE = "override"  # moved past a failed or missing promotion gate, with a reason
+        ROLLBACK = "rollback"  # returned to the version it pointed at before
+        POLICY = "policy"  # its traffic policy (canary, shadows, bounds) changed
+        CANARY_REMOVED = "canary_removed"  # the canary broke the policy's bounds
+        DELETE = "delete"
 
     model = models.ForeignKey(
         RegisteredModel, on_delete=models.CASCADE, related_name="alias_changes"
@@ -211,6 +231,10 @@ class AliasChange(models.Model):
     alias = models.SlugField(max_length=64)
     from_version = models.PositiveIntegerField(null=True, blank=True)
     to_version = models.PositiveIntegerField(null=True, blank=True)  # null: alias deleted
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.SET)
+    reason = models.TextField(blank=True)
+    # The traffic policy after the change: {"canary": {...} | None, "shadows": [...], "bounds"}.
+    policy = models.JSONField(default=dict, blank=True)
     changed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -62,7 +62,20 @@ def latest_version(*, model: RegisteredModel) -> ModelVersion | None:
 
 
 def alias_list(*, model: RegisteredModel) -> QuerySet[ModelAlias]:
-    return ModelAlias.objects.filter(model=model).select_related("version").order_by("alias")
+    return (
+        ModelAlias.objects.filter(model=model)
+        .select_related("version", "canary_version")
+        .prefetch_related("shadows")
+        .order_by("alias")
+    )
+
+
+def alias_get(*, name: str, alias: str) -> ModelAlias:
+    """An alias of model `name`, with its policy's versions. Raises NotFoundError."""
+    link = alias_list(model=model_get(name=name)).filter(alias=alias).first()
+    if link is None:
+        raise NotFoundError(f"Model '{name}' has no alias '{alias}'.", extra={"field": "alias"})
+    return link
 
 
 def alias_history(*, model: RegisteredModel, limit: int = 50) -> QuerySet[AliasChange]:

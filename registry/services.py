@@ -25,9 +25,10 @@ from jobs import services as job_services
 from jobs.models import Job
 from mlplatform.errors import ApplicationError, ConflictError, NotFoundError
 from mlplatform.tasks import enqueue_after_commit
-from registry import graphs, scanning, tasks
+from registry import graphs, scanning, signals, tasks
 from registry.models import AliasChange, ModelAlias, ModelVersion, RegisteredModel, artifact_path
 from registry.sandbox import SandboxError, sandbox_validate
+from registry.traffic import TrafficPolicy
 from registry.types import Signature
 from tenancy.services import PermissionDeniedError, owner_resolve, team_may_read
 
@@ -435,6 +436,10 @@ def _finish(
         else:
             job_services.job_fail(job_id=version.validation_job_id, error=message)
     logger.info("validated %s: %s %s", version, status, message)
+    if status == ModelVersion.Status.READY:
+        transaction.on_commit(
+            lambda: signals.version_ready.send(sender=ModelVersion, version=version)
+        )
     return version
 
 
@@ -662,35 +667,262 @@ def alias_check(*, model: RegisteredModel, alias: str, version_number: int) -> M
     return version
 
 
-def alias_set(*, model: RegisteredModel, alias: str, version_number: int, user: Any) -> ModelAlias:
+def _policy_versions(
+    model: RegisteredModel, primary: ModelVersion, policy: TrafficPolicy
+) -> tuple[ModelVersion | None, list[ModelVersion]]:
+    """The canary and shadow versions a policy names: ready versions of `model`, none of them
+    the alias's own version or named twice."""
+    canary = None
+    if policy.canary_version is not None:
+        if policy.canary_version == primary.version:
+            raise ApplicationError(
+                "canary.version: the canary must differ from the alias's version.",
+                extra={"field": "canary.version"},
+            )
+        canary = _ready_version(model, policy.canary_version, field="canary.version")
+    shadows = []
+    for number in policy.shadows:
+        if number == primary.version or number == policy.canary_version:
+            raise ApplicationError(
+                f"shadows: v{number} already answers this alias's requests; a shadow is "
+                "another version.",
+                extra={"field": "shadows"},
+            )
+        shadows.append(_ready_version(model, number, field="shadows"))
+    return canary, shadows
+
+
+def _ready_version(model: RegisteredModel, number: int, *, field: str) -> ModelVersion:
+    version = model.versions.filter(version=number).first()
+    if version is None:
+        raise NotFoundError(
+            f"{field}: {model.name} has no version {number}.", extra={"field": field}
+        )
+    if version.status != ModelVersion.Status.READY:
+        raise ConflictError(
+            f"{field}: {model.name} v{number} is {version.status}; only ready versions serve.",
+            extra={"field": field},
+        )
+    return version
+
+
+def alias_policy(link: ModelAlias) -> TrafficPolicy:
+    """The traffic policy an alias has now."""
+    canary = link.canary_version
+    return TrafficPolicy(
+        canary_version=canary.version if canary is not None else None,
+        canary_percent=link.canary_percent if canary is not None else 0.0,
+        routing_field=link.routing_field if canary is not None else "",
+        shadows=tuple(sorted(shadow.version for shadow in link.shadows.all())),
+        bounds=dict(link.bounds or {}) if canary is not None else {},
+    )
+
+
+def _moving(
+    *,
+    model: RegisteredModel,
+    alias: str,
+    version: ModelVersion,
+    previous: ModelVersion | None,
+    user: Any,
+    reason: str,
+    kind: str,
+) -> str:
+    """Asks the layers above (the promotion gate) whether the alias may move; returns the audit
+    kind (an override when a receiver let it through only because of the reason)."""
+    answers = signals.alias_moving.send(
+        sender=ModelAlias,
+        model=model,
+        alias=alias,
+        version=version,
+        previous=previous,
+        user=user,
+        reason=reason,
+        kind=kind,
+    )
+    if any(isinstance(answer, dict) and answer.get("override") for _, answer in answers):
+        return AliasChange.Kind.OVERRIDE
+    return kind
+
+
+def alias_set(
+    *,
+    model: RegisteredModel,
+    alias: str,
+    version_number: int,
+    user: Any,
+    policy: TrafficPolicy | None = None,
+    reason: str = "",
+) -> ModelAlias:
     """Point `alias` at a ready version (creating or moving it) and record the change.
 
+    `policy` replaces the alias's traffic policy; without one the policy stays, less a canary
+    or shadow that is the alias's new version. A move to another version first passes the
+    receivers of `signals.alias_moving` (the promotion gate); `reason` is an override's reason.
+
     Raises:
-        ApplicationError: bad alias name. NotFoundError: no such version.
-        ConflictError: the version is not ready.
+        ApplicationError: bad alias name or policy. NotFoundError: no such version.
+        ConflictError: a version is not ready, or the gate refused the move.
     """
     version = alias_check(model=model, alias=alias, version_number=version_number)
+    canary, shadows = _policy_versions(model, version, policy) if policy is not None else (None, [])
     changer = user if getattr(user, "is_authenticated", False) else None
+    reason = (reason or "").strip()[:2000]
+    existing = ModelAlias.objects.filter(model=model, alias=alias).select_related("version").first()
+    kind: str = AliasChange.Kind.SET
+    if existing is None or existing.version_id != version.pk:
+        kind = _moving(
+            model=model,
+            alias=alias,
+            version=version,
+            previous=existing.version if existing else None,
+            user=user,
+            reason=reason,
+            kind=AliasChange.Kind.SET,
+        )
     with transaction.atomic():
         RegisteredModel.objects.select_for_update().filter(pk=model.pk).first()
         current = ModelAlias.objects.filter(model=model, alias=alias).select_related("version")
         existing = current.first()
-        if existing is not None and existing.version_id == version.pk:
-            return existing
         previous = existing.version.version if existing else None
+        before = alias_policy(existing) if existing else TrafficPolicy()
         if existing is None:
             existing = ModelAlias.objects.create(model=model, alias=alias, version=version)
-        else:
+        elif existing.version_id != version.pk:
             existing.version = version
             existing.save(update_fields=["version", "updated_at"])
+        if policy is not None:
+            existing.canary_version = canary
+            existing.canary_percent = policy.canary_percent
+            existing.routing_field = policy.routing_field
+            existing.bounds = policy.bounds
+            existing.save(
+                update_fields=[
+                    "canary_version",
+                    "canary_percent",
+                    "routing_field",
+                    "bounds",
+                    "updated_at",
+                ]
+            )
+            existing.shadows.set(shadows)
+        else:  # the new version is no longer its own canary or shadow
+            if existing.canary_version_id == version.pk:
+                existing.canary_version = None
+                existing.canary_percent = 0.0
+                existing.bounds = {}
+                existing.save(
+                    update_fields=["canary_version", "canary_percent", "bounds", "updated_at"]
+                )
+            existing.shadows.remove(version)
+        after = alias_policy(existing)
+        if previous == version.version and after == before:
+            return existing
         AliasChange.objects.create(
             model=model,
             alias=alias,
             from_version=previous,
             to_version=version.version,
             changed_by=changer,
+            kind=kind if previous != version.version else AliasChange.Kind.POLICY,
+            reason=reason,
+            policy=after.to_json(),
         )
     return existing
+
+
+def alias_rollback(*, model: RegisteredModel, alias: str, user: Any) -> ModelAlias:
+    """Return `alias` to the version it pointed at before its last move (from the audit trail),
+    ending any canary. Not gated: the version served before.
+
+    Raises:
+        NotFoundError: no such alias. ConflictError: nothing to return to, or that version is no
+        longer ready.
+    """
+    link = ModelAlias.objects.filter(model=model, alias=alias).select_related("version").first()
+    if link is None:
+        raise NotFoundError(f"alias: {model.name} has no alias {alias!r}.")
+    last_move = (
+        AliasChange.objects.filter(model=model, alias=alias, to_version=link.version.version)
+        .exclude(from_version=None)
+        .exclude(from_version=link.version.version)
+        .order_by("-changed_at", "-id")
+        .first()
+    )
+    if last_move is None or last_move.from_version is None:
+        raise ConflictError(
+            f"alias: {model.name}@{alias} has no earlier version to return to.",
+            extra={"field": "alias"},
+        )
+    target = _ready_version(model, last_move.from_version, field="version")
+    kind = _moving(
+        model=model,
+        alias=alias,
+        version=target,
+        previous=link.version,
+        user=user,
+        reason="",
+        kind=AliasChange.Kind.ROLLBACK,
+    )
+    changer = user if getattr(user, "is_authenticated", False) else None
+    with transaction.atomic():
+        RegisteredModel.objects.select_for_update().filter(pk=model.pk).first()
+        link = ModelAlias.objects.select_related("version").get(pk=link.pk)
+        previous = link.version.version
+        link.version = target
+        link.canary_version = None
+        link.canary_percent = 0.0
+        link.bounds = {}
+        link.save(
+            update_fields=["version", "canary_version", "canary_percent", "bounds", "updated_at"]
+        )
+        link.shadows.remove(target)
+        AliasChange.objects.create(
+            model=model,
+            alias=alias,
+            from_version=previous,
+            to_version=target.version,
+            changed_by=changer,
+            kind=kind,
+            reason=f"returned to v{target.version}",
+            policy=alias_policy(link).to_json(),
+        )
+    return link
+
+
+def alias_canary_remove(*, alias_id: int, canary_version_id: int, reason: str) -> bool:
+    """Take a canary out of its alias's policy (it broke the policy's bounds) and record why.
+    Returns False when the alias no longer has that canary (another process removed it)."""
+    with transaction.atomic():
+        link = (
+            ModelAlias.objects.select_for_update()
+            .select_related("model", "version")
+            .filter(pk=alias_id, canary_version_id=canary_version_id)
+            .first()
+        )
+        if link is None:
+            return False
+        canary_number = (
+            ModelVersion.objects.filter(pk=canary_version_id)
+            .values_list("version", flat=True)
+            .first()
+        )
+        link.canary_version = None
+        link.canary_percent = 0.0
+        link.bounds = {}
+        link.save(update_fields=["canary_version", "canary_percent", "bounds", "updated_at"])
+        AliasChange.objects.create(
+            model=link.model,
+            alias=link.alias,
+            from_version=link.version.version,
+            to_version=link.version.version,
+            changed_by=None,
+            kind=AliasChange.Kind.CANARY_REMOVED,
+            reason=f"canary v{canary_number} removed: {reason}"[:2000],
+            policy=alias_policy(link).to_json(),
+        )
+    logger.warning("%s@%s: canary removed: %s", link.model.name, link.alias, reason)
+    return True
 
 
 def alias_delete(*, model: RegisteredModel, alias: str, user: Any) -> None:
@@ -708,5 +940,10 @@ def alias_delete(*, model: RegisteredModel, alias: str, user: Any) -> None:
         previous = existing.version.version
         existing.delete()
         AliasChange.objects.create(
-            model=model, alias=alias, from_version=previous, to_version=None, changed_by=changer
+            model=model,
+            alias=alias,
+            from_version=previous,
+            to_version=None,
+            changed_by=changer,
+            kind=AliasChange.Kind.DELETE,
         )

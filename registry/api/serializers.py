@@ -8,6 +8,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from registry.models import AliasChange, ModelAlias, ModelVersion, RegisteredModel
+from registry.services import alias_policy
 from registry.types import Signature
 
 
@@ -53,12 +54,42 @@ class ModelUpdateSerializer(serializers.Serializer):
     owner = serializers.CharField(required=False, allow_blank=True, allow_null=True)
 
 
+class CanarySerializer(serializers.Serializer):
+    version = serializers.IntegerField(min_value=1)
+    percent = serializers.FloatField(min_value=0, max_value=100)
+    routing_field = serializers.CharField(required=False, allow_blank=True)
+
+
+class BoundsSerializer(serializers.Serializer):
+    max_error_rate = serializers.FloatField(required=False, min_value=0, max_value=1)
+    max_p99_ms = serializers.FloatField(required=False, min_value=0)
+    window_seconds = serializers.FloatField(required=False, min_value=1)
+    min_requests = serializers.IntegerField(required=False, min_value=1)
+
+
 class AliasOutputSerializer(serializers.ModelSerializer):
+    """An alias with its traffic policy (registry/traffic.py)."""
+
     version = serializers.IntegerField(source="version.version")
+    canary = serializers.SerializerMethodField()
+    shadows = serializers.SerializerMethodField()
+    bounds = serializers.SerializerMethodField()
 
     class Meta:
         model = ModelAlias
-        fields = ["alias", "version", "updated_at"]
+        fields = ["alias", "version", "canary", "shadows", "bounds", "updated_at"]
+
+    @extend_schema_field(CanarySerializer(allow_null=True))
+    def get_canary(self, obj: ModelAlias) -> dict[str, Any] | None:
+        return alias_policy(obj).to_json()["canary"]
+
+    @extend_schema_field(serializers.ListField(child=serializers.IntegerField()))
+    def get_shadows(self, obj: ModelAlias) -> list[int]:
+        return list(alias_policy(obj).shadows)
+
+    @extend_schema_field(BoundsSerializer)
+    def get_bounds(self, obj: ModelAlias) -> dict[str, float]:
+        return alias_policy(obj).bounds
 
 
 class ModelOutputSerializer(serializers.ModelSerializer):
@@ -162,12 +193,14 @@ class VersionOutputSerializer(serializers.ModelSerializer):
 
 
 class AliasInputSerializer(serializers.Serializer):
+    """The version and, optionally, the traffic policy (registry/traffic.py checks it) and the
+    reason for moving past a failed promotion gate (with the override permission)."""
+
     version = serializers.IntegerField(min_value=1)
-
-
-class AliasSetOutputSerializer(serializers.Serializer):
-    alias = serializers.CharField()
-    version = serializers.IntegerField()
+    canary = CanarySerializer(required=False, allow_null=True)
+    shadows = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False)
+    bounds = BoundsSerializer(required=False)
+    override_reason = serializers.CharField(required=False, allow_blank=True, max_length=2000)
 
 
 class AliasChangeOutputSerializer(serializers.ModelSerializer):
@@ -175,4 +208,13 @@ class AliasChangeOutputSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = AliasChange
-        fields = ["alias", "from_version", "to_version", "changed_by", "changed_at"]
+        fields = [
+            "alias",
+            "from_version",
+            "to_version",
+            "kind",
+            "reason",
+            "policy",
+            "changed_by",
+            "changed_at",
+        ]

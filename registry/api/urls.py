@@ -28,4 +28,9 @@ urlpatterns = [
         views.AliasDetailApi.as_view(),
         name="alias-detail",
     ),
+    path(
+        "models/<slug:name>/aliases/<slug:alias>/rollback",
+        views.AliasRollbackApi.as_view(),
+        name="alias-rollback",
+    ),
 ]

@@ -16,7 +16,6 @@ from registry.api.serializers import (
     AliasChangeOutputSerializer,
     AliasInputSerializer,
     AliasOutputSerializer,
-    AliasSetOutputSerializer,
     ModelInputSerializer,
     ModelOutputSerializer,
     ModelUpdateSerializer,
@@ -25,6 +24,7 @@ from registry.api.serializers import (
     VersionUpdateSerializer,
 )
 from registry.models import ModelAlias, ModelVersion, RegisteredModel
+from registry.traffic import TrafficPolicy
 from tenancy.api import TeamPermissions
 from tenancy.services import owner_assign_check, owner_for_create, owner_resolve
 
@@ -219,6 +219,14 @@ class AliasListApi(APIView):
         return paginator.get_paginated_response(AliasOutputSerializer(page, many=True).data)
 
 
+def _alias_answer(link: ModelAlias, *, policy_sent: bool) -> Response:
+    """`{"alias", "version"}` (DESIGN §11), with the traffic policy when one was sent or the
+    alias has one."""
+    if policy_sent or not services.alias_policy(link).empty:
+        return Response(AliasOutputSerializer(link).data)
+    return Response({"alias": link.alias, "version": link.version.version})
+
+
 class AliasDetailApi(APIView):
     permission_classes = [TeamPermissions]
     queryset = ModelAlias.objects.none()  # whose permissions writes need
@@ -228,20 +236,38 @@ class AliasDetailApi(APIView):
         "DELETE": "registry.delete_modelalias",
     }
 
-    @extend_schema(tags=TAGS, request=AliasInputSerializer, responses=AliasSetOutputSerializer)
+    @extend_schema(tags=TAGS, responses=AliasOutputSerializer)
+    def get(self, request: Request, name: str, alias: str) -> Response:
+        """The alias, its version and its traffic policy."""
+        return Response(AliasOutputSerializer(selectors.alias_get(name=name, alias=alias)).data)
+
+    @extend_schema(tags=TAGS, request=AliasInputSerializer, responses=AliasOutputSerializer)
     def put(self, request: Request, name: str, alias: str) -> Response:
-        """Point the alias at a ready version (owner team or superuser)."""
+        """Point the alias at a ready version (owner team or superuser), with a traffic policy
+        when the body has `canary`, `shadows` or `bounds` (the whole policy is replaced; without
+        them it stays). Moving `production` passes the model's promotion gate (409 with the
+        failed rules) unless `override_reason` is given by a user allowed to override."""
         model = selectors.model_get(name=name)
         self.check_object_permissions(request, model)
         serializer = AliasInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        result = services.alias_set(
+        data = serializer.validated_data
+        policy = None
+        if {"canary", "shadows", "bounds"} & set(request.data):
+            policy = TrafficPolicy.parse(
+                {key: request.data.get(key) for key in ("canary", "shadows", "bounds")}
+            )
+        services.alias_set(
             model=model,
             alias=alias,
-            version_number=serializer.validated_data["version"],
+            version_number=data["version"],
             user=request.user,
+            policy=policy,
+            reason=data.get("override_reason", ""),
         )
-        return Response({"alias": result.alias, "version": result.version.version})
+        return _alias_answer(
+            selectors.alias_get(name=name, alias=alias), policy_sent=policy is not None
+        )
 
     @extend_schema(tags=TAGS, responses={204: None})
     def delete(self, request: Request, name: str, alias: str) -> Response:
@@ -249,6 +275,21 @@ class AliasDetailApi(APIView):
         self.check_object_permissions(request, model)
         services.alias_delete(model=model, alias=alias, user=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class AliasRollbackApi(APIView):
+    permission_classes = [TeamPermissions]
+    queryset = ModelAlias.objects.none()
+    object_permissions = {"POST": "registry.change_modelalias"}
+
+    @extend_schema(tags=TAGS, request=None, responses=AliasOutputSerializer)
+    def post(self, request: Request, name: str, alias: str) -> Response:
+        """Return the alias to the version it pointed at before its last move (from the audit
+        trail), ending any canary."""
+        model = selectors.model_get(name=name)
+        self.check_object_permissions(request, model)
+        services.alias_rollback(model=model, alias=alias, user=request.user)
+        return _alias_answer(selectors.alias_get(name=name, alias=alias), policy_sent=False)
 
 
 class AliasHistoryApi(APIView):
