@@ -13,6 +13,7 @@ class Job(models.Model):
         TRANSFORMATION = "transformation", "Feature transformation"
         MATERIALISATION = "materialisation", "Materialisation"
         TRAINING_SET = "training_set", "Training set"
+        EVALUATION = "evaluation", "Model evaluation"
 
     class Status(models.TextChoices):
         QUEUED = "queued"

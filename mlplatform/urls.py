@@ -28,11 +28,14 @@ urlpatterns = [
     path("api/v1/audit/<str:label>/<str:pk>/", audit_views.AuditApi.as_view(), name="audit-api"),
     path("audit/<str:label>/<str:pk>/", audit_views.audit_page, name="audit"),
     path("api/v1/", include("registry.api.urls")),
+    # Evaluation datasets, promotion gates and evaluations, under /api/v1/models/{name}/.
+    path("api/v1/", include("rollout.api.urls")),
     # Serving owns the predict routes under /api/v1/, and /mlflow/, /v2/ and /metrics.
     path("", include("serving.api.urls")),
     # Feast's feature server routes (/get-online-features, /push), where Feast's clients call them.
     path("", include("features.api.feast_urls")),
     path("models/", include("registry.urls")),
+    path("models/", include("rollout.urls")),
     path("features/", include("features.urls")),
     path("jobs/", include(jobs_pages)),
     path("serving/", include("serving.urls")),

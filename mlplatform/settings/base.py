@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "features",
     "jobs",
     "batch",
+    "rollout",
 ]
 
 MIDDLEWARE = [

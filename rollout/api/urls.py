@@ -1,0 +1,2 @@
+app_name = "rollout_api"
+urlpatterns: list = []

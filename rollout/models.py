@@ -1,0 +1,1 @@
+"""Evaluation datasets, promotion gates and the evaluations measured per version."""

@@ -1,0 +1,1 @@
+"""The promotion gate's answers to the registry's signals."""
