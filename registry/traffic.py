@@ -119,7 +119,7 @@ class TrafficPolicy:
         )
 
     def to_json(self) -> dict[str, Any]:
-        canary = None
+        canary: dict[str, Any] | None = None
         if self.canary_version is not None:
             canary = {"version": self.canary_version, "percent": self.canary_percent}
             if self.routing_field:

@@ -72,7 +72,7 @@ def test_a_policy_is_set_read_back_and_audited(team_client: APIClient, versions:
     }
     assert {k: v for k, v in put.json().items() if k != "updated_at"} == expected
     assert {k: v for k, v in got.json().items() if k != "updated_at"} == expected
-    change = AliasChange.objects.first()
+    change = AliasChange.objects.latest("changed_at", "id")
     assert (change.from_version, change.to_version, change.kind) == (1, 2, "set")
     assert change.policy["canary"] == expected["canary"]
     assert change.policy["shadows"] == [4, 5]
@@ -178,7 +178,7 @@ def test_rollback_returns_to_the_previous_version_and_ends_the_canary(
     assert back.json()["shadows"] == [3]
     # A rollback is a move like any other: rolling back again returns to v4.
     assert again.json()["version"] == 4
-    latest = AliasChange.objects.first()
+    latest = AliasChange.objects.latest("changed_at", "id")
     assert (latest.kind, latest.from_version, latest.to_version, latest.changed_by) == (
         "rollback",
         2,
