@@ -47,6 +47,39 @@ LOADED = Gauge(
     "mlplatform_models_loaded", "Estimators held in the model cache.", multiprocess_mode="livesum"
 )
 
+SHADOW_LABELS = ["model", "version"]  # the shadow version
+SHADOW_REQUESTS = Counter(
+    "mlplatform_shadow_requests_total", "Request copies scored by a shadow version.", SHADOW_LABELS
+)
+SHADOW_ERRORS = Counter(
+    "mlplatform_shadow_errors_total",
+    "Request copies a shadow version could not score (bad input for it, engine failure).",
+    SHADOW_LABELS,
+)
+SHADOW_DROPS = Counter(
+    "mlplatform_shadow_drops_total",
+    "Request copies dropped because the shadow queue was full.",
+    SHADOW_LABELS,
+)
+SHADOW_AGREEMENT = Histogram(
+    "mlplatform_shadow_agreement_ratio",
+    "Per request copy, the share of rows whose label agrees with the answer the caller got.",
+    SHADOW_LABELS,
+    buckets=(0.5, 0.8, 0.9, 0.95, 0.99, 1.0),
+)
+SHADOW_ABS_DIFF = Histogram(
+    "mlplatform_shadow_abs_difference",
+    "Per request copy, the mean absolute difference from the answer the caller got.",
+    SHADOW_LABELS,
+    buckets=(0.001, 0.01, 0.1, 1.0, 10.0, 100.0),
+)
+SHADOW_LATENCY = Histogram(
+    "mlplatform_shadow_latency_seconds",
+    "Time a shadow version took to score a request copy (a batch's time shared by rows).",
+    SHADOW_LABELS,
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+
 
 # Labelled children, looked up once per label set: `.labels()` costs more than `.inc()`.
 _children: dict[tuple[str, str, str, int], tuple[Any, Any, Any, Any]] = {}
@@ -73,6 +106,31 @@ def record_request(
         errors.inc()
     elif rows:
         rows_counter.inc(rows)
+
+
+def record_shadow(
+    *,
+    model: str,
+    version: str,
+    ok: bool,
+    seconds: float,
+    agreement: float | None = None,
+    abs_difference: float | None = None,
+) -> None:
+    """One request copy scored (or refused) by a shadow version."""
+    SHADOW_REQUESTS.labels(model, version).inc()
+    if not ok:
+        SHADOW_ERRORS.labels(model, version).inc()
+        return
+    SHADOW_LATENCY.labels(model, version).observe(seconds)
+    if agreement is not None:
+        SHADOW_AGREEMENT.labels(model, version).observe(agreement)
+    if abs_difference is not None:
+        SHADOW_ABS_DIFF.labels(model, version).observe(abs_difference)
+
+
+def record_shadow_drop(*, model: str, version: str) -> None:
+    SHADOW_DROPS.labels(model, version).inc()
 
 
 def version_figures(

@@ -204,10 +204,35 @@ def prediction_log(
     decoded: DecodedRequest,
     result: PredictionResult,
     started: float,
-) -> None:
-    """Record a sampled prediction off the request path (see serving.predictionlog)."""
+    role: str = "primary",
+) -> bool:
+    """Record a sampled prediction off the request path (see serving.predictionlog). Returns
+    whether this request was sampled (its shadows' predictions are logged alike, so they join)."""
     if not predictionlog.sampled():
-        return
+        return False
+    prediction_log_write(
+        version=version,
+        protocol=protocol,
+        request_id=request_id,
+        decoded=decoded,
+        result=result,
+        latency_ms=(time.perf_counter() - started) * 1000.0,
+        role=role,
+    )
+    return True
+
+
+def prediction_log_write(
+    *,
+    version: ModelVersion,
+    protocol: str,
+    request_id: str,
+    decoded: DecodedRequest,
+    result: PredictionResult,
+    latency_ms: float,
+    role: str,
+) -> None:
+    """Queue one prediction log entry, sampled or not (a shadow's follows its caller's)."""
     outputs: dict[str, Any] = {"predictions": result.predictions}
     if result.probabilities is not None:
         outputs["probabilities"] = result.probabilities
@@ -217,11 +242,12 @@ def prediction_log(
             "model_id": version.model_id,
             "version_id": version.pk,
             "protocol": protocol,
+            "role": role,
             "request_id": request_id,
             "inputs": {name: _jsonable(values) for name, values in decoded.columns.items()},
             "outputs": outputs,
             "n_rows": decoded.n_rows,
-            "latency_ms": (time.perf_counter() - started) * 1000.0,
+            "latency_ms": latency_ms,
             "created_at": timezone.now(),
         }
     )

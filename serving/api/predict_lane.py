@@ -45,8 +45,8 @@ from rest_framework.renderers import JSONRenderer
 
 from mlplatform.api import CachedTokenAuthentication
 from mlplatform.errors import ApplicationError
-from serving import metrics, selectors, services
-from serving.api.views import NativePredictApi
+from serving import metrics, services, shadows, traffic
+from serving.api.views import NativePredictApi, traffic_record
 from serving.codecs import native
 from serving.models import PredictionLog
 
@@ -118,19 +118,25 @@ class NativePredictLane:
         return _Answered(content)
 
     def _answer(
-        self, environ: dict[str, Any], body: bytes, route: re.Match[str]
+        self, environ: dict[str, Any], body: bytes, route_match: re.Match[str]
     ) -> tuple[str, Headers, bytes]:
         started = time.perf_counter()
-        name = route["name"]
+        name = route_match["name"]
         self._authenticate(environ, name)
         services.preload_once()
         try:
-            target = selectors.version_resolve(
+            route = traffic.route_resolve(
                 model_name=name,
-                version=int(route["version"]) if route["version"] else None,
-                alias=route["alias"],
+                version=int(route_match["version"]) if route_match["version"] else None,
+                alias=route_match["alias"],
             )
             decoded = native.request(_DECODER.decode(body.decode("utf-8")))
+            target, role = route.primary, traffic.PRIMARY
+            if route.canary is not None:  # as NativePredictApi.choose picks
+                key = traffic.header_key(environ.get("HTTP_X_ROUTING_KEY"))
+                if key is None:
+                    key = traffic.field_key(route, decoded)
+                target, role = route.pick(key)
             matrix = services.request_to_matrix(version=target, decoded=decoded)
         except (ApplicationError, ValueError, RecursionError):
             raise _Decline from None
@@ -141,13 +147,23 @@ class NativePredictLane:
                 version=target, matrix=matrix, outputs=decoded.outputs
             )
             request_id = services.request_id_for(environ.get("HTTP_X_REQUEST_ID"))
-            services.prediction_log(
+            logged = services.prediction_log(
                 version=target,
                 protocol=_PROTOCOL,
                 request_id=request_id,
                 decoded=decoded,
                 result=result,
                 started=started,
+                role=role,
+            )
+            shadows.submit(
+                route=route,
+                decoded=decoded,
+                answer=result,
+                answered_by=target,
+                request_id=request_id,
+                protocol=_PROTOCOL,
+                logged=logged,
             )
         except ApplicationError as exc:
             # As the API's exception handler answers, rendered as DRF renders it for the view.
@@ -163,14 +179,17 @@ class NativePredictLane:
                 ("X-Model-Version", served),
             ]
             rows = decoded.n_rows
+        seconds = time.perf_counter() - started
         metrics.record_request(
             model=target.model.name,
-            version=str(target.version),
+            version=served,
             protocol=_PROTOCOL,
             status=code,
-            seconds=time.perf_counter() - started,
+            seconds=seconds,
             rows=rows,
         )
+        if route.alias_id is not None:
+            traffic_record(route, target, role, code, seconds, rows)
         return f"{code} {responses[code]}", headers, content
 
     def _authenticate(self, environ: dict[str, Any], name: str) -> None:

@@ -8,6 +8,7 @@ document the shapes for OpenAPI.
 """
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from django.http import HttpResponse
@@ -23,7 +24,7 @@ from rest_framework.views import APIView
 from mlplatform.api import CachedTokenAuthentication
 from mlplatform.errors import NotFoundError
 from registry.models import ModelVersion
-from serving import enrichment, metrics, selectors, services
+from serving import enrichment, metrics, selectors, services, shadows, traffic, trafficstats
 from serving.api import openapi as oa
 from serving.api.bodies import request_body
 from serving.codecs import binary_tensors, columns, kserve_v1, mlflow, native, open_inference
@@ -70,21 +71,57 @@ class ServingApi(APIView):
         self.started = started
         self.served: ModelVersion | None = None  # the version that predicted (for metrics)
         self.named: ModelVersion | None = None  # a version a read resolved (not a prediction)
+        self.route: traffic.Route | None = None  # a prediction's target (serving/traffic.py)
+        self.role = traffic.PRIMARY
         self.rows = 0
         response = super().dispatch(request, *args, **kwargs)
         served = self.served
         answered = served or self.named
         if answered is not None:
             response["X-Model-Version"] = str(answered.version)
+        seconds = time.perf_counter() - started
         metrics.record_request(
             model=served.model.name if served else "",
             version=str(served.version) if served else "",
             protocol=str(self.protocol),
             status=response.status_code,
-            seconds=time.perf_counter() - started,
+            seconds=seconds,
             rows=self.rows,
         )
+        route = self.route
+        if route is not None and route.alias_id is not None and served is not None:
+            traffic_record(route, served, self.role, response.status_code, seconds, self.rows)
         return response
+
+    def resolve(
+        self, *, name: str, version: int | None = None, alias: str | None = None
+    ) -> traffic.Route:
+        """The prediction's route; its primary is the served version until `choose` picks."""
+        route = traffic.route_resolve(model_name=name, version=version, alias=alias)
+        self.route = route
+        self.served = route.primary
+        return route
+
+    def choose(
+        self,
+        request: Request,
+        route: traffic.Route,
+        decode: Callable[[ModelVersion], DecodedRequest],
+    ) -> tuple[ModelVersion, DecodedRequest]:
+        """The version that answers (the primary, or the canary for its share of routing keys)
+        and the request decoded for it (`decode` decodes the body for a version)."""
+        if route.canary is None:
+            return route.primary, decode(route.primary)
+        key = traffic.header_key(request.META.get("HTTP_X_ROUTING_KEY"))
+        decoded = None
+        if key is None and route.routing_field:
+            decoded = decode(route.primary)
+            key = traffic.field_key(route, decoded)
+        chosen, self.role = route.pick(key)
+        self.served = chosen
+        if decoded is None or chosen is not route.primary:
+            decoded = decode(chosen)
+        return chosen, decoded
 
     def predict(
         self, request: Request, *, version: ModelVersion, decoded: DecodedRequest
@@ -95,15 +132,41 @@ class ServingApi(APIView):
         result = services.prediction_make(version=version, matrix=matrix, outputs=decoded.outputs)
         self.rows = decoded.n_rows
         request_id = services.request_id_for(request.META.get("HTTP_X_REQUEST_ID"))
-        services.prediction_log(
+        logged = services.prediction_log(
             version=version,
             protocol=str(self.protocol),
             request_id=request_id,
             decoded=decoded,
             result=result,
             started=self.started,
+            role=self.role,
         )
+        if self.route is not None:
+            shadows.submit(
+                route=self.route,
+                decoded=decoded,
+                answer=result,
+                answered_by=version,
+                request_id=request_id,
+                protocol=str(self.protocol),
+                logged=logged,
+            )
         return result, request_id
+
+
+def traffic_record(
+    route: traffic.Route, served: ModelVersion, role: str, status: int, seconds: float, rows: int
+) -> None:
+    """An answer on an alias with a traffic policy: its figures, and the canary's bounds."""
+    trafficstats.record(
+        alias_id=route.alias_id or 0,
+        version_id=served.pk,
+        role=role,
+        ok=200 <= status < 300,
+        rows=rows,
+        latency_ms=seconds * 1000.0,
+    )
+    traffic.outcome_record(route=route, version=served, status=status, seconds=seconds)
 
 
 # --- native ---------------------------------------------------------------------------------
@@ -125,9 +188,9 @@ class NativePredictApi(ServingApi):
     def post(
         self, request: Request, name: str, version: int | None = None, alias: str | None = None
     ) -> HttpResponse:
-        target = selectors.version_resolve(model_name=name, version=version, alias=alias)
-        self.served = target
-        decoded = native.request(json_body(request))
+        route = self.resolve(name=name, version=version, alias=alias)
+        once = native.request(json_body(request))
+        target, decoded = self.choose(request, route, lambda _: once)
         result, request_id = self.predict(request, version=target, decoded=decoded)
         body = native.response(model=target.model.name, version=target.version, result=result)
         return json_response(body, request_id=request_id)
@@ -159,24 +222,28 @@ class MlflowInvocationsApi(MlflowApi):
         },
     )
     def post(self, request: Request, name: str, version: int | None = None) -> HttpResponse:
-        target = selectors.version_resolve(model_name=name, version=version)
-        self.served = target
+        route = self.resolve(name=name, version=version)
         content_type = mlflow.content_type_parse(request.META.get("CONTENT_TYPE", ""))
-        # Entity keys ride along for a version with a feature service; other extra columns are
-        # ignored, as MLflow ignores them.
-        keep = (
-            enrichment.entity_keys(feature_service_id=target.feature_service_id)
-            if target.feature_service_id
-            else None
-        )
-        signature = target.signature
-        if content_type == mlflow.JSON:
-            decoded = mlflow.json_request(json_body(request), signature)
-        elif content_type == mlflow.CSV:
-            decoded = mlflow.csv_request(request_body(request), signature)
-        else:
-            decoded = mlflow.parquet_request(request_body(request), signature, keep=keep or ())
-        decoded = mlflow.columns_select(decoded, signature, keep=keep)
+        body = json_body(request) if content_type == mlflow.JSON else request_body(request)
+
+        def decode(target: ModelVersion) -> DecodedRequest:
+            # Entity keys ride along for a version with a feature service; other extra columns
+            # are ignored, as MLflow ignores them.
+            keep = (
+                enrichment.entity_keys(feature_service_id=target.feature_service_id)
+                if target.feature_service_id
+                else None
+            )
+            signature = target.signature
+            if content_type == mlflow.JSON:
+                decoded = mlflow.json_request(body, signature)
+            elif content_type == mlflow.CSV:
+                decoded = mlflow.csv_request(body, signature)
+            else:
+                decoded = mlflow.parquet_request(body, signature, keep=keep or ())
+            return mlflow.columns_select(decoded, signature, keep=keep)
+
+        target, decoded = self.choose(request, route, decode)
         result, request_id = self.predict(request, version=target, decoded=decoded)
         return json_response(mlflow.response(decoded=decoded, result=result), request_id=request_id)
 
@@ -331,12 +398,19 @@ class V2InferApi(V2Api):
         },
     )
     def post(self, request: Request, name: str, version: int | None = None) -> HttpResponse:
-        target = selectors.version_resolve(model_name=name, version=version)
-        self.served = target
+        route = self.resolve(name=name, version=version)
         data = open_inference.body_decode(
             request_body(request), request.META.get("HTTP_INFERENCE_HEADER_CONTENT_LENGTH")
         )
-        decoded, infer_id = open_inference.request(data, target.signature)
+        infer_ids: list[Any] = []
+
+        def decode(target: ModelVersion) -> DecodedRequest:
+            decoded, infer_id = open_inference.request(data, target.signature)
+            infer_ids.append(infer_id)
+            return decoded
+
+        target, decoded = self.choose(request, route, decode)
+        infer_id = infer_ids[-1]
         binary = open_inference.binary_outputs(data, decoded.outputs)
         result, request_id = self.predict(request, version=target, decoded=decoded)
         body = open_inference.response(
@@ -519,9 +593,11 @@ class V1PredictApi(V1Api):
         },
     )
     def post(self, request: Request, name: str) -> HttpResponse:
-        target = selectors.version_resolve(model_name=name)
-        self.served = target
-        decoded = kserve_v1.request(json_body(request), target.signature)
+        route = self.resolve(name=name)
+        data = json_body(request)
+        target, decoded = self.choose(
+            request, route, lambda chosen: kserve_v1.request(data, chosen.signature)
+        )
         result, request_id = self.predict(request, version=target, decoded=decoded)
         return json_response(kserve_v1.response(result), request_id=request_id)
 
