@@ -331,6 +331,8 @@ MLPLATFORM_BATCH_MAX_ATTEMPTS = env.int("MLPLATFORM_BATCH_MAX_ATTEMPTS", default
 MLPLATFORM_BATCH_CHUNK_TIME_LIMIT = env.int("MLPLATFORM_BATCH_CHUNK_TIME_LIMIT", default=1800)
 MLPLATFORM_INLINE_INGEST_BYTES = env.int("MLPLATFORM_INLINE_INGEST_BYTES", default=20 * 1024**2)
 MLPLATFORM_INLINE_TRAINING_SET_ROWS = env.int("MLPLATFORM_INLINE_TRAINING_SET_ROWS", default=50_000)
+# Aliases whose moves pass the model's promotion gate (rollout/gate.py).
+MLPLATFORM_GATED_ALIASES = env.list("MLPLATFORM_GATED_ALIASES", default=["production"])
 MLPLATFORM_DUCKDB_MEMORY_LIMIT = env("MLPLATFORM_DUCKDB_MEMORY_LIMIT", default="400MB")
 MLPLATFORM_DUCKDB_THREADS = env.int("MLPLATFORM_DUCKDB_THREADS", default=2)
 # What one DuckDB connection may spill to disk, and how long one query of a job may run.
