@@ -184,7 +184,6 @@ class _Window:
     outcomes: deque[tuple[float, bool, float]] = field(
         default_factory=lambda: deque(maxlen=WINDOW_MAX)
     )
-    removed: bool = False
     checked_at: float = 0.0
 
 
@@ -205,8 +204,6 @@ def outcome_record(*, route: Route, version: ModelVersion, status: int, seconds:
         window = _windows.get(route.alias_id)
         if window is None or window.canary_id != canary.pk:
             window = _windows[route.alias_id] = _Window(canary_id=canary.pk)
-        if window.removed:
-            return
         outcomes = window.outcomes
         outcomes.append((now, not 200 <= status < 300, seconds * 1000.0))
         while outcomes and outcomes[0][0] < now - window_seconds:
@@ -220,7 +217,9 @@ def outcome_record(*, route: Route, version: ModelVersion, status: int, seconds:
         broken = _broken(outcomes, bounds)
         if broken is None:
             return
-        window.removed = True
+        # Judged once: answers still in flight with the old route start a new window, and
+        # the registry's removal is a no-op when the canary is already gone.
+        del _windows[route.alias_id]
     removed = registry_services.alias_canary_remove(
         alias_id=route.alias_id, canary_version_id=canary.pk, reason=broken
     )

@@ -1,5 +1,8 @@
 """Per-minute figures of the versions behind an alias with a traffic policy, for its page.
 
+With MLPLATFORM_LOG_BACKGROUND=False (tests, management commands) the figures are written at
+once by the caller instead.
+
 Each request on such an alias (and each shadow's scoring of a copy) adds to a small in-memory
 sum per (alias, version, role, minute); a background thread per process adds those sums to the
 `TrafficMinute` rows every FLUSH_SECONDS. The database sees one upsert per version and minute
@@ -16,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection, transaction
 
 from serving.models import TrafficMinute
@@ -80,6 +84,9 @@ def record(
                 sums.latency_sum_ms += latency_ms
                 sums.latency_max_ms = max(sums.latency_max_ms, latency_ms)
                 sums.buckets[bisect.bisect_left(LATENCY_BOUNDS_MS, latency_ms)] += 1
+    if not settings.MLPLATFORM_LOG_BACKGROUND:
+        flush()  # as the prediction log: written at once (tests, management commands)
+        return
     _ensure_thread()
 
 
