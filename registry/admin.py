@@ -17,7 +17,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from mlplatform.errors import ApplicationError
-from registry import services
+from registry import services, signals
 from registry.models import AliasChange, ModelAlias, ModelVersion, RegisteredModel
 from tenancy.admin import OwnedModelAdmin, service_errors
 
@@ -48,6 +48,16 @@ class RegisteredModelForm(forms.ModelForm):
     )
     alias_version = forms.IntegerField(
         label="to version", required=False, min_value=1, help_text="A ready version number."
+    )
+    alias_override_reason = forms.CharField(
+        label="Override reason",
+        required=False,
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 2, "cols": 60}),
+        help_text=(
+            "Only to move a gated alias past a failed promotion gate; needs the permission "
+            "to override the gate, and is kept in the alias history."
+        ),
     )
 
     request: HttpRequest | None = None
@@ -103,8 +113,37 @@ class RegisteredModelForm(forms.ModelForm):
                 self.add_error("alias_version", "Register the model and upload a version first.")
             else:
                 with service_errors(self, "alias_version"):
-                    services.alias_check(model=self.instance, alias=alias, version_number=number)
+                    version = services.alias_check(
+                        model=self.instance, alias=alias, version_number=number
+                    )
+                    _gate_check(
+                        self.instance,
+                        alias,
+                        version,
+                        user=user,
+                        reason=cleaned.get("alias_override_reason") or "",
+                    )
         return cleaned
+
+
+def _gate_check(
+    model: RegisteredModel, alias: str, version: ModelVersion, *, user: Any, reason: str
+) -> None:
+    """Ask the promotion gate (a receiver of `alias_moving`) before anything is saved, so a
+    refusal listing the failed rules is a form error; `alias_set` asks it again when saving."""
+    current = ModelAlias.objects.filter(model=model, alias=alias).select_related("version").first()
+    if current is not None and current.version_id == version.pk:
+        return
+    signals.alias_moving.send(
+        sender=ModelAlias,
+        model=model,
+        alias=alias,
+        version=version,
+        previous=current.version if current is not None else None,
+        user=user,
+        reason=reason.strip(),
+        kind=AliasChange.Kind.SET,
+    )
 
 
 class ModelVersionInline(admin.TabularInline):
@@ -155,7 +194,10 @@ class RegisteredModelAdmin(OwnedModelAdmin):
                 ]
             },
         ),
-        ("Set or move an alias", {"fields": ["alias_name", "alias_version"]}),
+        (
+            "Set or move an alias",
+            {"fields": ["alias_name", "alias_version", "alias_override_reason"]},
+        ),
     ]
 
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any):  # type: ignore[override]
@@ -225,6 +267,7 @@ class RegisteredModelAdmin(OwnedModelAdmin):
                     alias=data["alias_name"],
                     version_number=data["alias_version"],
                     user=request.user,
+                    reason=data.get("alias_override_reason") or "",
                 )
                 self.message_user(
                     request,

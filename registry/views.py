@@ -13,7 +13,12 @@ from django.shortcuts import render
 from django.urls import reverse
 
 from mlplatform import charts
-from mlplatform.errors import ApplicationError, NotFoundError, PermissionDeniedError
+from mlplatform.errors import (
+    ApplicationError,
+    ConflictError,
+    NotFoundError,
+    PermissionDeniedError,
+)
 from registry import selectors, services
 from registry.models import ModelVersion, RegisteredModel
 from tenancy.services import write_check
@@ -215,10 +220,14 @@ ALIAS_PERMS = {"set": "registry.change_modelalias", "delete": "registry.delete_m
 def alias_change(request: HttpRequest, name: str) -> HttpResponse:
     """Move, roll back or delete an alias in two steps: GET shows what will change and a
     confirmation form; POST with `confirm` does it through the registry's services (the same
-    rules and checks as the API), then back to the model page."""
+    rules and checks as the API), then back to the model page. A move the promotion gate
+    refuses shows the failed rules; a user allowed to override it may confirm again with a
+    reason."""
     model = _model_or_404(name)
     form = AliasForm(request.POST if request.method == "POST" else request.GET)
     error = ""
+    failed: list[str] = []
+    gated = False
     current = None
     status = 200
     if form.is_valid():
@@ -242,12 +251,19 @@ def alias_change(request: HttpRequest, name: str) -> HttpResponse:
                         alias=alias,
                         version_number=form.cleaned_data["version"],
                         user=request.user,
+                        reason=request.POST.get("override_reason", "")[:2000],
                     )
                 else:
                     services.alias_delete(model=model, alias=alias, user=request.user)
                 return HttpResponseRedirect(
                     reverse("registry:model-detail", args=[model.name]) + "#aliases"
                 )
+        except ConflictError as exc:
+            error, status = exc.message, 409
+            # The promotion gate's refusals carry the rules that failed (none while the
+            # version waits for its evaluation).
+            gated = "failed" in exc.extra
+            failed = list(exc.extra.get("failed") or [])
         except ApplicationError as exc:
             error, status = exc.message, 400
     else:
@@ -259,6 +275,9 @@ def alias_change(request: HttpRequest, name: str) -> HttpResponse:
             "model": model,
             "form": form,
             "error": error,
+            "failed": failed,
+            # Refused by the promotion gate: who may override it confirms again with a reason.
+            "may_override": gated and request.user.has_perm("rollout.override_gate"),
             "current": current,
             "history": list(selectors.alias_history(model=model, limit=10)),
         },

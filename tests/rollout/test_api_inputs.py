@@ -60,7 +60,8 @@ def test_upload_lists_gets_and_deletes(
 ) -> None:
     created = upload(client, "churn", parquet_bytes(labelled(30)), name="x.parquet").json()
     assert created["columns"][:3] == ["age", "income", "tenure"]
-    assert created["source"] == "upload" and created["rows"] == 30
+    assert created["source"] == "upload"
+    assert created["rows"] == 30
     listed = client.get("/api/v1/models/churn/evaluation-datasets/").json()
     assert [d["id"] for d in listed["results"]] == [created["id"]]
     one = client.get(f"/api/v1/models/churn/evaluation-datasets/{created['id']}/")
@@ -95,7 +96,8 @@ def test_rule_errors_are_400_naming_the_rule(
     )
     assert response.status_code == 400, response.content
     body = response.json()
-    assert named in body["detail"] and body["rule"] == rule
+    assert named in body["detail"]
+    assert body["rule"] == rule
     assert not Gate.objects.exists()
 
 

@@ -25,7 +25,8 @@ def _evaluate(client: Any, model: str, dataset: int) -> dict[str, Any]:
     assert finished.status == "succeeded", finished.error
     answer = client.get(f"/api/v1/models/{model}/versions/1/evaluations/").json()
     entry = next(e for e in answer["datasets"] if e["dataset"]["id"] == dataset)
-    assert entry["status"] == "succeeded" and entry["job"] == job
+    assert entry["status"] == "succeeded"
+    assert entry["job"] == job
     return answer | {"entry": entry}
 
 
@@ -68,13 +69,15 @@ def test_classifier_metrics_equal_sklearn(
         "labels": ["no", "yes"],
         "matrix": skm.confusion_matrix(y_true, y_pred, labels=["no", "yes"]).tolist(),
     }
-    assert measured["positive_class"] == "yes" and measured["averaging"] == "binary"
+    assert measured["positive_class"] == "yes"
+    assert measured["averaging"] == "binary"
     assert measured["p95_latency_ms"] >= measured["p50_latency_ms"] > 0
     assert measured["rows_per_second"] > 0
     # the uploaded metrics stay apart, as reported
     assert answer["reported"] == {"accuracy": 0.99}
     curves = answer["entry"]["evaluation"]["curves"]
-    assert 2 <= len(curves["roc"]) <= 200 and 2 <= len(curves["pr"]) <= 200
+    assert 2 <= len(curves["roc"]) <= 200
+    assert 2 <= len(curves["pr"]) <= 200
 
 
 def test_regressor_metrics_equal_sklearn(

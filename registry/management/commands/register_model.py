@@ -5,10 +5,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.core.files import File
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from mlplatform.errors import ApplicationError
+from jobs.models import Job
+from mlplatform.errors import ApplicationError, ConflictError
 from registry import selectors, services
 from registry.models import ModelVersion, RegisteredModel
 
@@ -25,6 +27,15 @@ class Command(BaseCommand):
         parser.add_argument("--tags", help="JSON object", default=None)
         parser.add_argument("--input-example", help="JSON list of rows", default=None)
         parser.add_argument("--owner", help="team (group) name for a new model", default=None)
+        parser.add_argument(
+            "--override-reason",
+            default="",
+            help="move a gated alias (production) past a failed promotion gate, for this "
+            "reason; needs --user holding the permission rollout.override_gate",
+        )
+        parser.add_argument(
+            "--user", default=None, help="act as this user (whose permissions the gate checks)"
+        )
         parser.add_argument(
             "--wait",
             action="store_true",
@@ -44,6 +55,11 @@ class Command(BaseCommand):
         path = Path(options["file"])
         if not path.is_file():
             raise CommandError(f"{path}: no such file.")
+        user = None
+        if options["user"]:
+            user = get_user_model().objects.filter(username=options["user"]).first()
+            if user is None:
+                raise CommandError(f"--user: there is no user {options['user']!r}.")
         try:
             model = RegisteredModel.objects.filter(name=options["name"]).first()
             if model is None:
@@ -70,12 +86,44 @@ class Command(BaseCommand):
             if version.status == ModelVersion.Status.REJECTED:
                 raise CommandError(f"Rejected: {version.status_message}")
             if options["alias"] and version.status == ModelVersion.Status.READY:
-                services.alias_set(
-                    model=model, alias=options["alias"], version_number=version.version, user=None
-                )
+                self._alias_set(model, version, options, user)
                 self.stdout.write(f"{options['alias']} → v{version.version}")
         except ApplicationError as exc:
-            raise CommandError(exc.message) from exc
+            failed = exc.extra.get("failed") if exc.extra else None
+            listed = "".join(f"\n  failed: {rule}" for rule in failed or [])
+            raise CommandError(exc.message + listed) from exc
+
+    def _alias_set(
+        self, model: RegisteredModel, version: ModelVersion, options: dict[str, Any], user: Any
+    ) -> None:
+        """Point the alias at the version. A promotion gate still evaluating the version (a
+        409 naming the job) is waited for, within --timeout, and asked again once."""
+        move = {
+            "model": model,
+            "alias": options["alias"],
+            "version_number": version.version,
+            "user": user,
+            "reason": options["override_reason"],
+        }
+        try:
+            services.alias_set(**move)
+        except ConflictError as exc:
+            job = exc.extra.get("job") if exc.extra else None
+            if not job or exc.extra.get("failed"):
+                raise
+            self.stdout.write(f"{exc.message} Waiting for job {job}…")
+            self._wait_job(int(job), float(options["timeout"]))
+            services.alias_set(**move)
+
+    def _wait_job(self, job_id: int, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if Job.objects.filter(pk=job_id, status__in=Job.FINISHED).exists():
+                return
+            time.sleep(0.5)
+        raise CommandError(
+            f"job {job_id} is still running after {timeout:g} s; is a worker running?"
+        )
 
     def _poll(self, version: ModelVersion, timeout: float) -> ModelVersion:
         deadline = time.monotonic() + timeout
