@@ -4,7 +4,7 @@ import math
 import threading
 import time
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,9 +15,9 @@ from django.utils import timezone
 from features.models import Feature, FeatureGroup
 from mlplatform.errors import ApplicationError
 from registry import selectors as registry_selectors
-from registry.models import ModelVersion, RegisteredModel
-from serving import enrichment
-from serving.models import PredictionLog
+from registry.models import ModelAlias, ModelVersion, RegisteredModel
+from serving import enrichment, trafficstats
+from serving.models import PredictionLog, Role, TrafficMinute
 from tenancy.services import readable_filter
 
 _resolved: dict[tuple[str, int | None, str | None], tuple[float, ModelVersion]] = {}
@@ -195,3 +195,113 @@ def try_inputs(*, version: ModelVersion) -> tuple[list[tuple[str, str]], bool]:
             dtypes.setdefault(key, str(dtype))
     fields = [(key, dtypes.get(key, "string")) for key in keys]
     return fields + [(n, d) for n, d in inputs if n not in served and n not in keys], True
+
+
+# --- an alias's traffic: what answered and what shadowed, per minute ----------------------------
+
+TRAFFIC_WINDOW = timedelta(hours=1)
+
+
+@dataclass
+class VersionTraffic:
+    """One version's figures for an alias over TRAFFIC_WINDOW, and its per-minute series."""
+
+    version: int
+    role: str
+    requests: int = 0
+    rows: int = 0
+    errors: int = 0
+    drops: int = 0
+    latency_mean_ms: float | None = None
+    latency_p50_ms: float | None = None
+    latency_p99_ms: float | None = None
+    compared_rows: int = 0
+    agreement: float | None = None  # share of rows whose label agrees (classifiers)
+    mean_abs_difference: float | None = None  # (regressors)
+    # Per minute: (its start, mean latency in ms, agreement or mean absolute difference).
+    by_minute: list[tuple[datetime, float | None, float | None]] = field(default_factory=list)
+
+    @property
+    def error_rate(self) -> float | None:
+        return self.errors / self.requests if self.requests else None
+
+
+@dataclass
+class AliasTraffic:
+    link: ModelAlias
+    answering: list[VersionTraffic]  # primary and canary
+    shadows: list[VersionTraffic]
+
+
+def alias_traffic(*, model: RegisteredModel, now: datetime | None = None) -> list[AliasTraffic]:
+    """Per alias of `model`: its figures over the last TRAFFIC_WINDOW from every process, per
+    version that answered (primary, canary) and per shadow; each with, per minute, the mean
+    latency and (shadows) the agreement or mean absolute difference."""
+    now = now or timezone.now()
+    links = list(registry_selectors.alias_list(model=model))
+    minutes = (
+        TrafficMinute.objects.filter(alias__in=links, minute__gte=now - TRAFFIC_WINDOW)
+        .select_related("version")
+        .order_by("minute")
+    )
+    grouped: dict[tuple[int, int, str], list[TrafficMinute]] = defaultdict(list)
+    for row in minutes:
+        grouped[(row.alias_id, row.version.version, row.role)].append(row)
+    classifiers = {
+        v.version: v.signature.task == "classification"
+        for v in ModelVersion.objects.filter(model=model, status=ModelVersion.Status.READY)
+    }
+    found = []
+    for link in links:
+        answering: list[VersionTraffic] = []
+        shadows: list[VersionTraffic] = []
+        for (alias_id, number, role), rows in sorted(grouped.items()):
+            if alias_id != link.pk:
+                continue
+            figures = _version_traffic(number, role, rows, classifier=classifiers.get(number))
+            (shadows if role == Role.SHADOW else answering).append(figures)
+        found.append(AliasTraffic(link=link, answering=answering, shadows=shadows))
+    return found
+
+
+def _version_traffic(
+    number: int, role: str, rows: list[TrafficMinute], *, classifier: bool | None
+) -> VersionTraffic:
+    figures = VersionTraffic(version=number, role=role)
+    buckets = [0] * (len(trafficstats.LATENCY_BOUNDS_MS) + 1)
+    latency_sum = latency_max = 0.0
+    abs_diff = 0.0
+    agreed = 0
+    for row in rows:
+        figures.requests += row.requests
+        figures.rows += row.rows
+        figures.errors += row.errors
+        figures.drops += row.drops
+        figures.compared_rows += row.compared_rows
+        agreed += row.agreed_rows
+        abs_diff += row.abs_diff_sum
+        latency_sum += row.latency_sum_ms
+        latency_max = max(latency_max, row.latency_max_ms)
+        for index, count in enumerate(row.latency_buckets or []):
+            if index < len(buckets):
+                buckets[index] += count
+        timed_here = sum(row.latency_buckets or [])
+        mean = row.latency_sum_ms / timed_here if timed_here else None
+        if not row.compared_rows:
+            quality = None
+        elif classifier:
+            quality = row.agreed_rows / row.compared_rows
+        else:
+            quality = row.abs_diff_sum / row.compared_rows
+        figures.by_minute.append((row.minute, mean, quality))
+    timed = sum(buckets)
+    if timed:
+        figures.latency_mean_ms = latency_sum / timed
+        figures.latency_p50_ms = trafficstats.percentile_ms(buckets, 0.5, maximum=latency_max)
+        figures.latency_p99_ms = trafficstats.percentile_ms(buckets, 0.99, maximum=latency_max)
+    if figures.compared_rows:
+        if classifier:
+            figures.agreement = agreed / figures.compared_rows
+        else:
+            figures.mean_abs_difference = abs_diff / figures.compared_rows
+    return figures

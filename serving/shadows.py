@@ -109,6 +109,7 @@ def _ensure_worker() -> queue.Queue[ShadowCopy]:
     global _queue, _thread
     pending = _queue
     if pending is not None and _thread is not None and _thread.is_alive():
+        pending.maxsize = queue_size()  # read by every put: a changed setting applies at once
         return pending
     with _lock:
         if _queue is None:

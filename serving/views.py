@@ -1,21 +1,31 @@
-"""HTML pages: the "Try it" form of a model, and its prediction log (with CSV export)."""
+"""HTML pages: the "Try it" form of a model, its prediction log (with CSV export), and its
+aliases' traffic (canary, shadows, bounds, live figures, rollback)."""
 
 import csv
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from django import forms
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseRedirect,
+    StreamingHttpResponse,
+)
 from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, render
 
 from mlplatform import charts
 from mlplatform.errors import ApplicationError
-from registry.models import ModelVersion, RegisteredModel
+from registry import selectors as registry_selectors
+from registry import services as registry_services
+from registry.models import AliasChange, ModelAlias, ModelVersion, RegisteredModel
+from registry.traffic import BOUNDS, TrafficPolicy
 from serving import selectors, services
 from serving.codecs.columns import DecodedRequest, InputError
 from serving.models import PredictionLog
@@ -201,6 +211,7 @@ def _csv_rows(entries: Any) -> Iterator[list[Any]]:
                 "created_at",
                 "request_id",
                 "version",
+                "role",
                 "protocol",
                 "latency_ms",
                 "row",
@@ -219,6 +230,7 @@ def _csv_rows(entries: Any) -> Iterator[list[Any]]:
                 entry.created_at.isoformat(),
                 entry.request_id,
                 entry.version.version,
+                entry.role,
                 entry.protocol,
                 round(entry.latency_ms, 3),
                 position,
@@ -298,3 +310,179 @@ def model_chart(request: HttpRequest, name: str, kind: str) -> HttpResponse:
     response = HttpResponse(svg, content_type="image/svg+xml; charset=utf-8")
     response["Cache-Control"] = "private, max-age=30"
     return response
+
+
+# --- traffic: an alias's canary, shadows and bounds, and how each version does ---------------
+
+_POLICY_FIELDS = {
+    "canary.version": "canary_version",
+    "canary.percent": "canary_percent",
+    "canary.routing_field": "routing_field",
+    "canary": "canary_version",
+    "shadows": "shadows",
+    "version": "version",
+    **{f"bounds.{name}": name for name in BOUNDS},
+}
+
+
+class PolicyForm(forms.Form):
+    """An alias's version and traffic policy, as the API's PUT takes them."""
+
+    alias = forms.SlugField(max_length=64, widget=forms.HiddenInput)
+    version = forms.IntegerField(min_value=1)
+    canary_version = forms.IntegerField(min_value=1, required=False, label="Canary version")
+    canary_percent = forms.FloatField(required=False, label="Canary share (%)")
+    routing_field = forms.CharField(max_length=100, required=False, label="Routing field")
+    shadows = forms.CharField(
+        max_length=100, required=False, help_text="Version numbers, separated by commas."
+    )
+    max_error_rate = forms.FloatField(required=False, label="Max error rate (0–1)")
+    max_p99_ms = forms.FloatField(required=False, label="Max p99 latency (ms)")
+    window_seconds = forms.FloatField(required=False, label="Window (s)")
+    min_requests = forms.FloatField(required=False, label="Min requests")
+
+    def policy(self) -> TrafficPolicy:
+        """The policy the cleaned fields give. Raises ApplicationError naming the field."""
+        data = self.cleaned_data
+        raw_shadows = [part.strip() for part in (data.get("shadows") or "").split(",")]
+        shadows: list[Any] = [int(p) if p.isdigit() else p for p in raw_shadows if p]
+        canary = None
+        if data.get("canary_version") is not None:
+            canary = {
+                "version": data["canary_version"],
+                "percent": data.get("canary_percent"),
+                "routing_field": data.get("routing_field") or "",
+            }
+        elif data.get("canary_percent"):
+            raise ApplicationError(
+                "canary.version: give the canary's version.", extra={"field": "canary.version"}
+            )
+        bounds = {name: data[name] for name in BOUNDS if data.get(name) is not None}
+        return TrafficPolicy.parse({"canary": canary, "shadows": shadows, "bounds": bounds})
+
+    @classmethod
+    def for_alias(cls, link: ModelAlias) -> "PolicyForm":
+        policy = registry_services.alias_policy(link)
+        bounds = policy.bounds
+        return cls(
+            initial={
+                "alias": link.alias,
+                "version": link.version.version,
+                "canary_version": policy.canary_version,
+                "canary_percent": policy.canary_percent if policy.canary_version else None,
+                "routing_field": policy.routing_field,
+                "shadows": ", ".join(str(n) for n in policy.shadows),
+                **{name: bounds.get(name) for name in BOUNDS},
+            },
+            prefix=link.alias,
+        )
+
+
+def _traffic_charts(entry: selectors.AliasTraffic) -> dict[str, str]:
+    latency: dict[str, Sequence[tuple[Any, Any]]] = {
+        f"v{f.version} {f.role}": [(minute, mean) for minute, mean, _ in f.by_minute]
+        for f in [*entry.answering, *entry.shadows]
+    }
+    quality: dict[str, Sequence[tuple[Any, Any]]] = {
+        f"v{f.version}": [(minute, q) for minute, _, q in f.by_minute] for f in entry.shadows
+    }
+    labels = any(f.agreement is not None for f in entry.shadows)
+    return {
+        "latency": charts.line_chart(
+            latency,
+            title="Mean latency per minute",
+            y_label="ms",
+            x_time=True,
+            y_from_zero=True,
+        ),
+        "quality": charts.line_chart(
+            quality,
+            title=(
+                "Shadow agreement with the answer given"
+                if labels
+                else "Shadow mean absolute difference from the answer given"
+            ),
+            y_label="share of rows" if labels else "mean |difference|",
+            x_time=True,
+            y_from_zero=True,
+        ),
+        "requests": charts.bar_chart(
+            [(f"v{f.version} {f.role}", f.requests) for f in [*entry.answering, *entry.shadows]],
+            title="Requests in the last hour",
+            y_label="requests",
+        ),
+    }
+
+
+@login_required
+def traffic_page(request: HttpRequest, name: str) -> HttpResponse:
+    """An alias's traffic: its version, canary, shadows and bounds (a form changes them), live
+    figures of each version that answers or shadows, the audit trail, and a Rollback button."""
+    model = get_object_or_404(RegisteredModel, name=name)
+    if not request.user.has_perm("registry.read_registeredmodel_data", model):  # tenancy rules
+        raise PermissionDenied(f"The traffic of {model.name} is its team's, or granted.")
+    may_change = request.user.has_perm("registry.change_modelalias", model)
+    bound: PolicyForm | None = None
+    confirming: dict[str, Any] | None = None  # a rollback asked for, to confirm
+    error = ""
+    status = 200
+    if request.method == "POST":
+        if not may_change:
+            raise PermissionDenied(f"Only {model.name}'s team may change its traffic.")
+        alias = request.POST.get("alias", "")
+        if request.POST.get("action") == "rollback":
+            previous = registry_selectors.alias_rollbacks(model=model).get(alias)
+            if not request.POST.get("confirm") and previous is not None:
+                confirming = {"alias": alias, "version": previous}
+            else:
+                try:
+                    registry_services.alias_rollback(model=model, alias=alias, user=request.user)
+                except ApplicationError as exc:
+                    error, status = exc.message, exc.status_code
+                else:
+                    return HttpResponseRedirect(request.path)
+        else:
+            bound = PolicyForm(request.POST, prefix=request.POST.get("prefix") or None)
+            if bound.is_valid():
+                try:
+                    registry_services.alias_set(
+                        model=model,
+                        alias=bound.cleaned_data["alias"],
+                        version_number=bound.cleaned_data["version"],
+                        user=request.user,
+                        policy=bound.policy(),
+                    )
+                except ApplicationError as exc:
+                    field = _POLICY_FIELDS.get(str(exc.extra.get("field", "")))
+                    bound.add_error(field, exc.message)
+                else:
+                    return HttpResponseRedirect(request.path)
+            status = 400
+    entries = []
+    for entry in selectors.alias_traffic(model=model):
+        form = PolicyForm.for_alias(entry.link)
+        if bound is not None and bound.prefix == entry.link.alias:
+            form = bound
+        entries.append(
+            {
+                "traffic": entry,
+                "policy": registry_services.alias_policy(entry.link),
+                "form": form,
+                "charts": _traffic_charts(entry),
+            }
+        )
+    return render(
+        request,
+        "serving/traffic.html",
+        {
+            "model": model,
+            "entries": entries,
+            "error": error,
+            "confirming": confirming,
+            "rollbacks": registry_selectors.alias_rollbacks(model=model),
+            "may_change": may_change,
+            "history": list(registry_selectors.alias_history(model=model, limit=50)),
+            "removed_kind": AliasChange.Kind.CANARY_REMOVED,
+        },
+        status=status,
+    )

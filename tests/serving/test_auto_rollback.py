@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from registry.models import AliasChange, ModelAlias, ModelVersion
-from tests.factories import ModelVersionFactory
 from serving import traffic
+from tests.factories import ModelVersionFactory
 from tests.serving.test_traffic import REG_ROW, policy_put, predict, reg4, versions_of, writer
 
 
@@ -46,13 +46,15 @@ def test_a_canary_above_the_error_rate_is_removed(
     canary_errors = [s for s in statuses if s == (400, "2")]
     assert len(canary_errors) == 10
     link = ModelAlias.objects.get(alias="production")
-    assert link.canary_version is None and link.bounds == {}
+    assert link.canary_version is None
+    assert link.bounds == {}
     change = AliasChange.objects.filter(kind=AliasChange.Kind.CANARY_REMOVED).get()
     assert "canary v2 removed: error rate 100.0%" in change.reason
     # And every request after it is answered by v1
     last_error = max(i for i, status in enumerate(statuses) if status == (400, "2"))
     after = statuses[last_error + 1 :]
-    assert after and set(after) == {(200, "1")}
+    assert after
+    assert set(after) == {(200, "1")}
     history = client.get("/api/v1/models/m/alias-history/")
     assert history.json()[0]["kind"] == "canary_removed"
 
@@ -78,7 +80,8 @@ def test_a_canary_above_the_p99_latency_is_removed(
     # Then the canary answered the first five (all 200) and then the primary took over
     assert answered == ["2"] * 5 + ["1"] * 7
     change = AliasChange.objects.filter(kind=AliasChange.Kind.CANARY_REMOVED).get()
-    assert "p99 latency" in change.reason and change.policy["canary"] is None
+    assert "p99 latency" in change.reason
+    assert change.policy["canary"] is None
 
 
 def test_a_canary_within_its_bounds_stays(
