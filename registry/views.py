@@ -259,10 +259,10 @@ def alias_change(request: HttpRequest, name: str) -> HttpResponse:
                     reverse("registry:model-detail", args=[model.name]) + "#aliases"
                 )
         except ConflictError as exc:
-            error, status = exc.message, 409
-            # The promotion gate's refusals carry the rules that failed (none while the
-            # version waits for its evaluation).
+            # The promotion gate's refusals (409) carry the rules that failed (none while the
+            # version waits for its evaluation); other conflicts are form errors (400).
             gated = "failed" in exc.extra
+            error, status = exc.message, 409 if gated else 400
             failed = list(exc.extra.get("failed") or [])
         except ApplicationError as exc:
             error, status = exc.message, 400
