@@ -336,7 +336,7 @@ class PolicyForm(forms.Form):
     shadows = forms.CharField(
         max_length=100, required=False, help_text="Version numbers, separated by commas."
     )
-    max_error_rate = forms.FloatField(required=False, label="Max error rate (0–1)")
+    max_error_rate = forms.FloatField(required=False, label="Max error rate (0 to 1)")
     max_p99_ms = forms.FloatField(required=False, label="Max p99 latency (ms)")
     window_seconds = forms.FloatField(required=False, label="Window (s)")
     min_requests = forms.FloatField(required=False, label="Min requests")

@@ -124,9 +124,9 @@ def test_agreement_of_an_identical_shadow_is_one_and_of_another_is_measured(
 
     # When requests of one and of several rows come
     rows = iris_rows(60)
+    chunks = [rows[start : start + (1 if start % 2 else 3)] for start in range(0, 60, 3)]
     answers = []
-    for start in range(0, 60, 3):
-        chunk = rows[start : start + (1 if start % 2 else 3)]
+    for chunk in chunks:
         response = client.post("/api/v1/models/m/predict", {"instances": chunk}, format="json")
         assert response.status_code == 200
         answers += response.json()["predictions"]

@@ -9,14 +9,15 @@ from typing import Any
 
 import numpy as np
 import pytest
-from django.contrib.auth.models import Permission
+from django.contrib.auth.models import Group, Permission
+from django.test import Client
 from rest_framework.test import APIClient
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
 from registry.models import ModelVersion
 from serving import traffic
-from tests.conftest import client_for
-from tests.factories import ModelVersionFactory
+from tests.conftest import client_for, team_member
+from tests.factories import DEFAULT_TEAM, ModelVersionFactory, TeamFactory
 
 REG_ROW = {"f0": 0.1, "f1": -0.2, "f2": 0.3}
 
@@ -277,3 +278,160 @@ def add_version(estimator: Any, example: list[dict[str, Any]]) -> ModelVersion:
         model=model.model, estimator=estimator, input_example=example
     )
     return version
+
+
+# --- the traffic page --------------------------------------------------------------------------
+
+
+def page_client(user: Any) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_the_traffic_page_shows_each_alias_its_figures_and_charts(
+    make_version: Callable[..., ModelVersion], user: Any
+) -> None:
+    # Given production on v1 with a 50 % canary v2, and requests answered (shadows' figures
+    # are tested in test_shadows.py)
+    versions_of(make_version, "reg", 2)
+    api = writer(user)
+    policy_put(
+        api,
+        {
+            "version": 1,
+            "canary": {"version": 2, "percent": 50, "routing_field": "f0"},
+            "bounds": {"max_error_rate": 0.5},
+        },
+    )
+    sides = Counter(
+        predict(api, REG_ROW, x_routing_key=f"k{i}")["X-Model-Version"] for i in range(30)
+    )
+
+    # When its team opens the traffic page
+    response = page_client(user).get("/serving/models/m/traffic/")
+
+    # Then it shows the policy, the requests each version answered, and real charts
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'class="canary">v2</strong> answers 50 %' in html
+    assert "No shadows." in html
+    assert "routed by <code>f0</code>" in html
+    (entry,) = response.context["entries"]
+    answering = {(f.version, f.role): f.requests for f in entry["traffic"].answering}
+    assert answering == {(1, "primary"): sides["1"], (2, "canary"): sides["2"]}
+    assert html.count("<svg") == 2
+    assert "Mean latency per minute" in html
+
+
+def test_the_policy_form_changes_the_traffic_and_refuses_bad_input(
+    make_version: Callable[..., ModelVersion], user: Any
+) -> None:
+    # Given production on v1, and its team on the traffic page
+    versions_of(make_version, "reg", 3)
+    api = writer(user)
+    policy_put(api, {"version": 1})
+    web = page_client(user)
+    form = {
+        "prefix": "production",
+        "production-alias": "production",
+        "production-version": "1",
+        "production-canary_version": "2",
+        "production-canary_percent": "25",
+        "production-routing_field": "customer_id",
+        "production-shadows": "3",
+        "production-max_p99_ms": "80",
+    }
+
+    # When the form sets a canary, a shadow and a bound
+    saved = web.post("/serving/models/m/traffic/", form)
+
+    # Then the alias has that policy (as the API reads it)
+    assert saved.status_code == 302
+    got = api.get("/api/v1/models/m/aliases/production/").json()
+    assert got["canary"] == {"version": 2, "percent": 25.0, "routing_field": "customer_id"}
+    assert got["shadows"] == [3]
+    assert got["bounds"]["max_p99_ms"] == 80.0
+
+    # When the canary is the alias's own version, or a shadow is not a number
+    same = web.post("/serving/models/m/traffic/", {**form, "production-canary_version": "1"})
+    junk = web.post("/serving/models/m/traffic/", {**form, "production-shadows": "3, x"})
+
+    # Then each is a form error naming the field, and nothing changed
+    assert same.status_code == 400
+    assert same.context["entries"][0]["form"].errors["canary_version"]
+    assert junk.status_code == 400
+    assert junk.context["entries"][0]["form"].errors["shadows"]
+    assert api.get("/api/v1/models/m/aliases/production/").json() == got
+
+
+def test_the_rollback_button_asks_then_returns_the_alias(
+    make_version: Callable[..., ModelVersion], user: Any
+) -> None:
+    # Given production moved from v1 to v2
+    versions_of(make_version, "reg", 2)
+    api = writer(user)
+    policy_put(api, {"version": 1})
+    policy_put(api, {"version": 2})
+    web = page_client(user)
+    assert "Roll back to v1" in web.get("/serving/models/m/traffic/").content.decode()
+
+    # When the button is pressed, it asks first
+    asked = web.post("/serving/models/m/traffic/", {"action": "rollback", "alias": "production"})
+    assert asked.status_code == 200
+    assert 'id="rollback-confirm"' in asked.content.decode()
+    assert predict(api, REG_ROW)["X-Model-Version"] == "2"
+
+    # And once confirmed, production is on v1 again
+    done = web.post(
+        "/serving/models/m/traffic/", {"action": "rollback", "alias": "production", "confirm": "1"}
+    )
+    assert done.status_code == 302
+    assert predict(api, REG_ROW)["X-Model-Version"] == "1"
+
+
+def test_the_traffic_page_is_the_teams(
+    make_version: Callable[..., ModelVersion], user: Any, django_user_model: Any
+) -> None:
+    # Given a model of team `data`, an outsider and a member without write rights
+    versions_of(make_version, "reg", 2)
+    policy_put(writer(user), {"version": 1})
+    outsider = team_member(django_user_model, "eve", TeamFactory.create(name="other"), apps=())
+    reader = team_member(django_user_model, "ray", Group.objects.get(name=DEFAULT_TEAM), apps=())
+    form = {"prefix": "production", "production-alias": "production", "production-version": "2"}
+
+    # Then the outsider sees nothing, the reader reads but may not change
+    assert page_client(outsider).get("/serving/models/m/traffic/").status_code == 403
+    assert page_client(outsider).post("/serving/models/m/traffic/", form).status_code == 403
+    reading = page_client(reader).get("/serving/models/m/traffic/")
+    assert reading.status_code == 200
+    assert "policy-form" not in reading.content.decode()
+    assert page_client(reader).post("/serving/models/m/traffic/", form).status_code == 403
+    assert predict(writer(user), REG_ROW)["X-Model-Version"] == "1"
+    assert Client().get("/serving/models/m/traffic/").status_code == 302  # to the login page
+
+
+def test_a_removed_canary_is_flagged_in_the_audit_trail(
+    make_version: Callable[..., ModelVersion], user: Any
+) -> None:
+    # Given a canary removed for breaking its p99 bound
+    versions_of(make_version, "reg", 2)
+    api = writer(user)
+    policy_put(
+        api,
+        {
+            "version": 1,
+            "canary": {"version": 2, "percent": 100},
+            "bounds": {"max_p99_ms": 0.001, "min_requests": 3},
+        },
+    )
+    for _ in range(4):
+        predict(api, REG_ROW)
+
+    # When the team opens the traffic page
+    html = page_client(user).get("/serving/models/m/traffic/").content.decode()
+
+    # Then the removal is flagged, with its reason, and the alias has no canary
+    assert 'class="canary-removed"' in html
+    assert "canary v2 removed: p99 latency" in html
+    assert "No canary." in html
