@@ -18,15 +18,18 @@ from django.core.handlers.wsgi import WSGIHandler
 from django.db import connection
 from django.utils import timezone
 from knox.crypto import hash_token
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
 
 from accounts.models import ApiToken
 from mlplatform.api import token_cache_clear
 from mlplatform.wsgi import build
 from registry.models import ModelAlias
-from serving import predictionlog, services
+from serving import predictionlog, services, shadows, traffic
 from serving.engines import EngineUnavailable
 from serving.models import PredictionLog
 from tests.conftest import api_key_for
+from tests.factories import ModelVersionFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -348,3 +351,58 @@ def test_the_lane_logs_and_ends_requests_as_django_does(
     assert entry.version_id == version.pk
     assert entry.protocol == PredictionLog.Protocol.NATIVE
     assert headers["X-Request-ID"] == "trace-42"
+
+
+def test_an_alias_with_a_canary_and_a_shadow_is_answered_by_the_lane_as_by_the_view(
+    stacks: Any, make_version: Any, user: Any
+) -> None:
+    # Given production on iris v1 with a 50 % canary v2 and a shadow v3 (routes not cached)
+    traffic.cache_clear()
+    primary = make_version("iris")
+    canary = ModelVersionFactory.create(
+        model=primary.model,
+        estimator=LogisticRegression(C=0.01, max_iter=300).fit(*_iris_xy()),
+        input_example=primary.input_example,
+    )
+    shadow = ModelVersionFactory.create(
+        model=primary.model,
+        estimator=LogisticRegression(max_iter=300).fit(*_iris_xy()),
+        input_example=primary.input_example,
+    )
+    link = ModelAlias.objects.create(
+        model=primary.model,
+        alias="production",
+        version=primary,
+        canary_version=canary,
+        canary_percent=50.0,
+        routing_field="f0",
+    )
+    link.shadows.set([shadow])
+    lane, behind, plain = stacks()
+    auth = {"authorization": f"Token {api_key_for(user)}"}
+    paths = ["/api/v1/models/iris/predict", "/api/v1/models/iris/aliases/production/predict"]
+
+    # When callers with routing keys (a header, or the policy's field) predict on both routes
+    answered = set()
+    for caller in range(12):
+        for path in paths:
+            keyed = records(IRIS_ROW, **{"return": ["predict", "predict_proba"]})
+            assert same_answer(lane, plain, path, keyed, x_routing_key=f"c{caller}", **auth) == 200
+            by_field = records({**IRIS_ROW, "f0": 4.0 + caller / 10})
+            assert same_answer(lane, plain, path, by_field, **auth) == 200
+            _, headers, _ = call(lane, path, keyed, x_routing_key=f"c{caller}", **auth)
+            answered.add(headers["X-Model-Version"])
+
+    # Then both stacks answered alike, the lane answered all of it, and both sides answered
+    assert behind.calls == 0
+    assert answered == {"1", "2"}
+    # And a version's own route ignores the policy
+    own = "/api/v1/models/iris/versions/1/predict"
+    _, headers, _ = call(lane, own, records(IRIS_ROW), x_routing_key="c1", **auth)
+    assert headers["X-Model-Version"] == "1"
+    assert shadows.wait_idle(timeout=30)
+
+
+def _iris_xy() -> tuple[Any, Any]:
+    iris = load_iris()
+    return iris.data, iris.target_names[iris.target]
