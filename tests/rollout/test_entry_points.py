@@ -144,9 +144,13 @@ def test_gate_through_admin_pages_and_command(
     assert Evaluation.objects.filter(version=v2).count() == before + 1
     wait_evaluated(v2)
 
-    # the command: waits for the new version's evaluation, then lists the failed rule
+    # a version made ready is evaluated at once when its model has a gate
     artifact = tmp_path / "poor.joblib"
     joblib.dump(poor_classifier, artifact)
+    call_command("register_model", "churn", str(artifact), "--wait", stdout=StringIO())
+    assert Evaluation.objects.filter(version__model=model, version__version=3).exists()
+
+    # the command: waits for the new version's evaluation, then lists the failed rule
     command = ["register_model", "churn", str(artifact), "--alias", "production", "--wait"]
     with pytest.raises(CommandError, match=r"failed: roc_auc >= 0\.8"):
         call_command(*command, "--timeout", "60", stdout=StringIO())

@@ -9,6 +9,7 @@ import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
+from tests.batch.helpers import wait_finished
 from tests.conftest import client_for, team_member
 from tests.rollout.conftest import FEATURES, version_of
 
@@ -119,3 +120,26 @@ def test_entity_file_by_reference_in_the_team_area(client: Any) -> None:
     )
     assert no_label.status_code == 400
     assert "label" in no_label.json()["detail"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_large_entity_file_is_built_as_a_job(
+    celery_worker: Any, client: Any, settings: Any
+) -> None:
+    settings.MLPLATFORM_INLINE_TRAINING_SET_ROWS = 2
+    stream = io.BytesIO(ENTITIES.to_csv(index=False).encode())
+    stream.name = "entities.csv"
+    response = client.post(
+        "/api/v1/models/churn/evaluation-datasets/",
+        {"file": stream, "feature_service": "churn-inputs", "label_column": "churned"},
+        format="multipart",
+    )
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["status"] == "building"
+    assert body["job"]
+    job = wait_finished(body["job"], timeout=60)
+    assert job.status == "succeeded", job.error
+    built = client.get(f"/api/v1/models/churn/evaluation-datasets/{body['id']}/").json()
+    assert built["status"] == "ready"
+    assert built["rows"] == 4
