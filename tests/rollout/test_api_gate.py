@@ -63,6 +63,9 @@ def test_gate_refuses_then_override_needs_the_permission(
     assert body["failed"] == ["roc_auc >= 0.8", "accuracy >= production - 0.02"]
     assert "did not pass" in body["detail"]
     assert v1.model.aliases.get(alias="production").version_id == v1.pk
+    # only the gated aliases (MLPLATFORM_GATED_ALIASES, default production) are gated
+    staging = client.put("/api/v1/models/churn/aliases/staging/", {"version": 2}, format="json")
+    assert staging.status_code == 200, staging.content
 
     # a reason without the permission changes nothing, and says what is needed
     reasoned = _move(client, "churn", 2, override_reason="hotfix")

@@ -134,3 +134,23 @@ def test_another_team_gets_nothing(churn: Any, client: Any, django_user_model: A
     assert "data" in reads[0].json()["detail"]
     assert EvaluationDataset.objects.count() == 1
     assert Gate.objects.get().rules == ["f1 > 0.5"]
+
+
+def test_gate_get_delete_and_its_dataset_is_kept_while_used(churn: Any, client: Any) -> None:
+    dataset = upload(client, "churn", csv_bytes(labelled(20))).json()["id"]
+    assert client.get("/api/v1/models/churn/gate/").status_code == 404
+    put = client.put(
+        "/api/v1/models/churn/gate/",
+        {"dataset": dataset, "rules": ["f1 >  0.5", "p95_latency_ms <= 1.2 * production"]},
+        format="json",
+    )
+    assert put.status_code == 200, put.content
+    gate = client.get("/api/v1/models/churn/gate/").json()
+    assert gate["rules"] == ["f1 > 0.5", "p95_latency_ms <= 1.2 * production"]
+    assert gate["dataset"]["id"] == dataset
+    refused = client.delete(f"/api/v1/models/churn/evaluation-datasets/{dataset}/")
+    assert refused.status_code == 409
+    assert "gate" in refused.json()["detail"]
+    assert client.delete("/api/v1/models/churn/gate/").status_code == 204
+    assert client.delete("/api/v1/models/churn/gate/").status_code == 404
+    assert client.delete(f"/api/v1/models/churn/evaluation-datasets/{dataset}/").status_code == 204
