@@ -38,4 +38,3 @@ class GateAdmin(_ReadOnly):
 class EvaluationAdmin(_ReadOnly):
     list_display = ["version", "dataset", "status", "rows", "seconds", "job", "created_at"]
     list_filter = ["status"]
-

@@ -4,12 +4,15 @@ import logging
 from typing import Any
 
 from django.dispatch import receiver
+from django.urls import reverse
 
+from jobs import signals as job_signals
+from jobs.models import Job
 from mlplatform.errors import ApplicationError
 from registry import signals
 from registry.models import ModelAlias, ModelVersion
 from rollout import gate, selectors, services
-from rollout.models import EvaluationDataset
+from rollout.models import Evaluation, EvaluationDataset
 
 logger = logging.getLogger(__name__)
 
@@ -50,3 +53,16 @@ def version_ready(sender: Any, *, version: Any, **kwargs: Any) -> None:
     except ApplicationError:
         # The version is ready either way; the gate queues the evaluation when it is needed.
         logger.exception("could not queue the evaluation of %s", version)
+
+
+@receiver(job_signals.job_page_context, dispatch_uid="rollout.page_context")
+def page_context(*, job: Job, **_: Any) -> dict[str, Any] | None:
+    """An evaluation job's page links to the rollout page of its version."""
+    if job.kind != Job.Kind.EVALUATION:
+        return None
+    found = Evaluation.objects.filter(job=job).select_related("version__model").first()
+    if found is None:
+        return None
+    model = found.version.model
+    url = reverse("rollout:model", args=[model.name]) + f"?candidate={found.version.version}"
+    return {"subject": {"label": f"{model.name} v{found.version.version} rollout", "url": url}}

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from django.test import Client
 from sklearn import metrics as skm
 
 from tests.batch.helpers import wait_finished
@@ -51,6 +52,10 @@ def test_classifier_metrics_equal_sklearn(
     assert created.status_code == 201, created.content
 
     answer = _evaluate(client, "churn", created.json()["id"])
+    browser = Client()
+    browser.force_login(member)
+    job_page = browser.get(f"/jobs/{answer['entry']['job']}/").content.decode()
+    assert "/models/churn/rollout/?candidate=1" in job_page
 
     measured = answer["entry"]["metrics"]
     served = _predictions(client, "churn", frame, proba=True)
