@@ -106,3 +106,11 @@ def test_regressor_metrics_equal_sklearn(
     curves = answer["entry"]["evaluation"]["curves"]
     assert len(curves["predicted_vs_actual"]) == 500
     assert sum(curves["residuals"]["counts"]) == 700
+    # the rollout page draws predicted against actual and the residuals, with their axes
+    browser = Client()
+    browser.force_login(member)
+    page = browser.get("/models/spend/rollout/").content.decode()
+    assert 'id="predicted-chart"' in page
+    assert 'id="residuals-1"' in page
+    assert 'data-metric="rmse"' in page
+    assert "actual" in page
