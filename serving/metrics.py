@@ -63,13 +63,13 @@ SHADOW_DROPS = Counter(
 )
 SHADOW_AGREEMENT = Histogram(
     "mlplatform_shadow_agreement_ratio",
-    "Per request copy, the share of rows whose label agrees with the answer the caller got.",
+    "Per scored batch of copies, the share of rows whose label agrees with the callers' answers.",
     SHADOW_LABELS,
     buckets=(0.5, 0.8, 0.9, 0.95, 0.99, 1.0),
 )
 SHADOW_ABS_DIFF = Histogram(
     "mlplatform_shadow_abs_difference",
-    "Per request copy, the mean absolute difference from the answer the caller got.",
+    "Per scored batch of copies, the mean absolute difference from the callers' answers.",
     SHADOW_LABELS,
     buckets=(0.001, 0.01, 0.1, 1.0, 10.0, 100.0),
 )
@@ -112,21 +112,39 @@ def record_shadow(
     *,
     model: str,
     version: str,
-    ok: bool,
-    seconds: float,
+    ok: bool = True,
+    copies: int = 1,
+    seconds: float = 0.0,
     agreement: float | None = None,
     abs_difference: float | None = None,
 ) -> None:
-    """One request copy scored (or refused) by a shadow version."""
-    SHADOW_REQUESTS.labels(model, version).inc()
+    """Request copies scored together by a shadow version (or one it could not score):
+    `seconds` is each copy's share of the predict, `agreement` / `abs_difference` the batch's."""
+    children = _shadow_children.get((model, version))
+    if children is None:
+        children = _shadow_children[(model, version)] = tuple(
+            metric.labels(model, version)
+            for metric in (
+                SHADOW_REQUESTS,
+                SHADOW_ERRORS,
+                SHADOW_LATENCY,
+                SHADOW_AGREEMENT,
+                SHADOW_ABS_DIFF,
+            )
+        )
+    requests, errors, latency, agreements, differences = children
+    requests.inc(copies)
     if not ok:
-        SHADOW_ERRORS.labels(model, version).inc()
+        errors.inc(copies)
         return
-    SHADOW_LATENCY.labels(model, version).observe(seconds)
+    latency.observe(seconds)
     if agreement is not None:
-        SHADOW_AGREEMENT.labels(model, version).observe(agreement)
+        agreements.observe(agreement)
     if abs_difference is not None:
-        SHADOW_ABS_DIFF.labels(model, version).observe(abs_difference)
+        differences.observe(abs_difference)
+
+
+_shadow_children: dict[tuple[str, str], tuple[Any, ...]] = {}
 
 
 def record_shadow_drop(*, model: str, version: str) -> None:

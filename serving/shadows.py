@@ -4,17 +4,23 @@ Once the caller's answer is computed, `submit` puts a copy of the request (the d
 the answer the caller got, the request id) on a bounded in-process queue
 (MLPLATFORM_SHADOW_QUEUE_SIZE copies, 1000 by default) and returns at once; when the queue is
 full the copy is dropped and counted (`mlplatform_shadow_drops_total`, and the alias's figures).
-A background thread per process (started lazily, so each gunicorn worker gets its own) takes
-what is queued, up to BATCH_MAX copies at a time, and scores them with each shadow version on
-the engines that serve it (ONNX in process, or its sandboxed model runner) — copies with the same
-columns in one predict. Each copy's answer is compared with the caller's: the share of rows
-whose label agrees (classifiers; scikit-learn's `accuracy_score`), or the mean absolute
-difference (regressors; `mean_absolute_error`). The outcome goes to Prometheus, to the alias's
-per-minute figures (serving/trafficstats.py), and — when the caller's request was sampled for
-the prediction log — to the prediction log, under the caller's request id with role "shadow".
+
+A background thread per process (started lazily, so each gunicorn worker gets its own) wakes
+when copies wait, gathers for GATHER_SECONDS, takes up to BATCH_MAX of them and scores them with
+each shadow version on the engines that serve it (ONNX in process, or its sandboxed model
+runner): copies with the same columns in one predict (one by one only when that fails, to
+charge the error to the copy at fault). The callers' answers are compared with the shadow's:
+the share of rows whose label agrees (classifiers; scikit-learn's `accuracy_score`), or the mean
+absolute difference (regressors; `mean_absolute_error`). The outcome goes to Prometheus, to the
+alias's per-minute figures (serving/trafficstats.py), and — for the copies whose caller was
+sampled for the prediction log — to the prediction log, under the caller's request id with
+role "shadow".
 
 Nothing here can fail or slow the caller: `submit` never blocks and never raises for a shadow's
-sake, and a shadow that refuses the input or times out is an error counted for that shadow.
+sake; a shadow that refuses the input or times out is an error counted for that shadow; and the
+thread keeps itself to MLPLATFORM_SHADOW_CPU_SHARE of a core (0.1 by default): after a batch
+that kept it busy t seconds it rests t * (1 / share - 1), so on a saturated server the queue
+fills and copies are dropped (counted) rather than taking the callers' CPU.
 """
 
 import logging
@@ -38,8 +44,10 @@ from serving.traffic import SHADOW, Route
 
 logger = logging.getLogger(__name__)
 
-BATCH_MAX = 64  # copies taken from the queue at once
+BATCH_MAX = 256  # copies taken from the queue at once
 DEFAULT_QUEUE_SIZE = 1000
+DEFAULT_CPU_SHARE = 0.1
+GATHER_SECONDS = 0.05
 
 
 @dataclass(frozen=True)
@@ -120,9 +128,22 @@ def _ensure_worker() -> queue.Queue[ShadowCopy]:
         return _queue
 
 
+def cpu_share() -> float:
+    """MLPLATFORM_SHADOW_CPU_SHARE: the share of one core the shadow thread of a process may
+    keep busy (the setting, else the environment variable, else 0.1); 1 or more: no limit."""
+    configured = getattr(settings, "MLPLATFORM_SHADOW_CPU_SHARE", None)
+    if configured is None:
+        configured = os.environ.get("MLPLATFORM_SHADOW_CPU_SHARE") or DEFAULT_CPU_SHARE
+    return min(max(float(configured), 0.01), 1.0)
+
+
 def _run(pending: queue.Queue[ShadowCopy]) -> None:
     while True:
         batch = [pending.get()]
+        # Gather for a moment: one wake-up per batch, not per request (each wake-up takes the
+        # interpreter lock from the request threads).
+        time.sleep(GATHER_SECONDS)
+        busy_from = time.thread_time()
         while len(batch) < BATCH_MAX:
             try:
                 batch.append(pending.get_nowait())
@@ -137,6 +158,12 @@ def _run(pending: queue.Queue[ShadowCopy]) -> None:
             connection.close()  # this thread's connection is not kept between batches
             for _ in batch:
                 pending.task_done()
+        # The shadow's work must not take the callers' CPU: after a batch that kept this thread
+        # busy for t seconds, it rests t * (1 / share - 1) (the queue fills meanwhile, and
+        # copies beyond it are dropped and counted).
+        share = cpu_share()
+        if share < 1.0:
+            time.sleep((time.thread_time() - busy_from) * (1.0 / share - 1.0))
 
 
 def score(batch: list[ShadowCopy]) -> None:
@@ -153,26 +180,20 @@ def score(batch: list[ShadowCopy]) -> None:
 
 
 def _score_together(shadow: ModelVersion, copies: list[ShadowCopy]) -> None:
-    """One predict for copies with the same columns; one by one when that fails (to charge
-    the error to the copy at fault)."""
-    if len(copies) > 1:
-        merged = _merge([copy.decoded for copy in copies])
-        if merged is not None:
-            started = time.perf_counter()
-            try:
-                result = _predict(shadow, merged)
-            except ApplicationError:
-                pass
-            else:
-                seconds = time.perf_counter() - started
-                offset = 0
-                for copy in copies:
-                    n = copy.decoded.n_rows
-                    part = (result.predictions or [])[offset : offset + n]
-                    offset += n
-                    share = seconds * n / max(merged.n_rows, 1)
-                    _record(shadow, copy, PredictionResult(part, None, None), share)
+    """One predict for copies with the same columns, recorded together; one by one when that
+    fails (to charge the error to the copy at fault)."""
+    merged = _merge([copy.decoded for copy in copies]) if len(copies) > 1 else copies[0].decoded
+    if merged is not None:
+        started = time.perf_counter()
+        try:
+            result = _predict(shadow, merged)
+        except ApplicationError as exc:
+            if len(copies) == 1:
+                _record_error(shadow, copies[0], str(exc))
                 return
+        else:
+            _record(shadow, copies, result.predictions, time.perf_counter() - started)
+            return
     for copy in copies:
         started = time.perf_counter()
         try:
@@ -180,7 +201,7 @@ def _score_together(shadow: ModelVersion, copies: list[ShadowCopy]) -> None:
         except ApplicationError as exc:
             _record_error(shadow, copy, str(exc))
             continue
-        _record(shadow, copy, result, time.perf_counter() - started)
+        _record(shadow, [copy], result.predictions, time.perf_counter() - started)
 
 
 def _predict(shadow: ModelVersion, decoded: DecodedRequest) -> PredictionResult:
@@ -200,7 +221,13 @@ def _merge(parts: list[DecodedRequest]) -> DecodedRequest | None:
             columns[name] = [item for v in values for item in v]
         else:
             return None
-    return DecodedRequest(columns=columns, n_rows=sum(part.n_rows for part in parts))
+    records = None
+    if all(part.records is not None for part in parts):
+        # Records let an all-numeric request become a matrix in one conversion.
+        records = [record for part in parts for record in part.records or []]
+    return DecodedRequest(
+        columns=columns, n_rows=sum(part.n_rows for part in parts), records=records
+    )
 
 
 def _labels(answer: PredictionResult) -> list[Any] | None:
@@ -233,51 +260,58 @@ def compare(
 
 
 def _record(
-    shadow: ModelVersion, copy: ShadowCopy, result: PredictionResult, seconds: float
+    shadow: ModelVersion, copies: list[ShadowCopy], predictions: list[Any] | None, seconds: float
 ) -> None:
+    """The outcome of copies scored in one predict (`seconds` shared among them): compared with
+    the answers their callers got, counted, and logged for the copies whose caller was."""
     classifier = shadow.signature.task == "classification"
-    labels = _labels(copy.answer)
-    compared = agreed = 0
-    abs_diff = 0.0
-    as_labels = classifier
-    if labels is not None and result.predictions is not None:
-        compared, agreed, abs_diff, as_labels = compare(
-            answer=labels, shadow=result.predictions, classifier=classifier
-        )
+    answers: list[Any] = []
+    for copy in copies:
+        labels = _labels(copy.answer)
+        answers += labels if labels is not None else [None] * copy.decoded.n_rows
+    compared, agreed, abs_diff, as_labels = compare(
+        answer=answers, shadow=predictions or [], classifier=classifier
+    )
     numeric = bool(compared) and not as_labels
+    each = seconds / len(copies)
     metrics.record_shadow(
         model=shadow.model.name,
         version=str(shadow.version),
-        ok=True,
-        seconds=seconds,
+        copies=len(copies),
+        seconds=each,
         agreement=agreed / compared if compared and not numeric else None,
         abs_difference=abs_diff / compared if numeric else None,
     )
     trafficstats.record(
-        alias_id=copy.route.alias_id or 0,
+        alias_id=copies[0].route.alias_id or 0,
         version_id=shadow.pk,
         role=SHADOW,
-        rows=copy.decoded.n_rows,
-        latency_ms=seconds * 1000.0,
+        requests=len(copies),
+        rows=len(answers),
+        latency_ms=each * 1000.0,
         compared_rows=compared,
         agreed_rows=agreed,
         abs_diff_sum=abs_diff,
     )
-    if copy.logged:
-        services.prediction_log_write(
-            version=shadow,
-            protocol=copy.protocol,
-            request_id=copy.request_id,
-            decoded=copy.decoded,
-            result=result,
-            latency_ms=seconds * 1000.0,
-            role=SHADOW,
-        )
+    offset = 0
+    for copy in copies:
+        n = copy.decoded.n_rows
+        if copy.logged:
+            services.prediction_log_write(
+                version=shadow,
+                protocol=copy.protocol,
+                request_id=copy.request_id,
+                decoded=copy.decoded,
+                result=PredictionResult((predictions or [])[offset : offset + n], None, None),
+                latency_ms=each * 1000.0,
+                role=SHADOW,
+            )
+        offset += n
 
 
 def _record_error(shadow: ModelVersion, copy: ShadowCopy, reason: str) -> None:
     logger.info("shadow %s could not score request %s: %s", shadow, copy.request_id, reason)
-    metrics.record_shadow(model=shadow.model.name, version=str(shadow.version), ok=False, seconds=0)
+    metrics.record_shadow(model=shadow.model.name, version=str(shadow.version), ok=False)
     trafficstats.record(
         alias_id=copy.route.alias_id or 0,
         version_id=shadow.pk,

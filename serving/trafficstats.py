@@ -57,6 +57,7 @@ def record(
     version_id: int,
     role: str,
     ok: bool = True,
+    requests: int = 1,
     rows: int = 0,
     latency_ms: float | None = None,
     compared_rows: int = 0,
@@ -64,7 +65,8 @@ def record(
     abs_diff_sum: float = 0.0,
     dropped: bool = False,
 ) -> None:
-    """Add one request (or one dropped shadow copy) to this minute's figures."""
+    """Add `requests` answered (or shadow copies scored together, `latency_ms` each), or one
+    dropped shadow copy, to this minute's figures."""
     minute = int(time.time()) // 60 * 60
     key = (alias_id, version_id, role, minute)
     with _lock:
@@ -74,16 +76,16 @@ def record(
         if dropped:
             sums.drops += 1
         else:
-            sums.requests += 1
+            sums.requests += requests
             sums.rows += rows
-            sums.errors += 0 if ok else 1
+            sums.errors += 0 if ok else requests
             sums.compared_rows += compared_rows
             sums.agreed_rows += agreed_rows
             sums.abs_diff_sum += abs_diff_sum
             if latency_ms is not None:
-                sums.latency_sum_ms += latency_ms
+                sums.latency_sum_ms += latency_ms * requests
                 sums.latency_max_ms = max(sums.latency_max_ms, latency_ms)
-                sums.buckets[bisect.bisect_left(LATENCY_BOUNDS_MS, latency_ms)] += 1
+                sums.buckets[bisect.bisect_left(LATENCY_BOUNDS_MS, latency_ms)] += requests
     if not settings.MLPLATFORM_LOG_BACKGROUND:
         flush()  # as the prediction log: written at once (tests, management commands)
         return
