@@ -14,6 +14,7 @@ class Job(models.Model):
         MATERIALISATION = "materialisation", "Materialisation"
         TRAINING_SET = "training_set", "Training set"
         EVALUATION = "evaluation", "Model evaluation"
+        MONITORING = "monitoring", "Monitoring"
 
     class Status(models.TextChoices):
         QUEUED = "queued"

@@ -30,12 +30,15 @@ urlpatterns = [
     path("api/v1/", include("registry.api.urls")),
     # Evaluation datasets, promotion gates and evaluations, under /api/v1/models/{name}/.
     path("api/v1/", include("rollout.api.urls")),
+    # Reference profiles, monitoring windows, feedback and alerts, under /api/v1/models/{name}/.
+    path("api/v1/", include("monitoring.api.urls")),
     # Serving owns the predict routes under /api/v1/, and /mlflow/, /v2/ and /metrics.
     path("", include("serving.api.urls")),
     # Feast's feature server routes (/get-online-features, /push), where Feast's clients call them.
     path("", include("features.api.feast_urls")),
     path("models/", include("registry.urls")),
     path("models/", include("rollout.urls")),
+    path("models/", include("monitoring.urls")),
     path("features/", include("features.urls")),
     path("jobs/", include(jobs_pages)),
     path("serving/", include("serving.urls")),

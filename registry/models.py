@@ -24,6 +24,8 @@ class RegisteredModel(models.Model):
         help_text="The team whose members may add versions and move aliases.",
     )
     tags = models.JSONField(default=dict, blank=True)
+    # The share of its prediction requests logged, for monitoring (None: the default setting).
+    log_sample_rate = models.FloatField(null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

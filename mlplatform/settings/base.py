@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "jobs",
     "batch",
     "rollout",
+    "monitoring",
 ]
 
 MIDDLEWARE = [

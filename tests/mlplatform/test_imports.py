@@ -13,7 +13,18 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("mlplatform", "accounts", "tenancy", "jobs", "registry", "features", "serving", "batch")
+PACKAGES = (
+    "mlplatform",
+    "accounts",
+    "tenancy",
+    "jobs",
+    "registry",
+    "features",
+    "serving",
+    "batch",
+    "rollout",
+    "monitoring",
+)
 
 # (module, function's qualified name or "*" for the whole module) -> why the import is inside it.
 # An app's `AppConfig.ready()` (in `<app>.apps`) may import its own modules and connect receivers:

@@ -1,0 +1,1 @@
+"""Monitoring's answers to the signals of the apps below it."""
