@@ -14,7 +14,7 @@ from jobs.models import Job
 from mlplatform.errors import ApplicationError, ConflictError, NotFoundError
 from mlplatform.tasks import enqueue_after_commit
 from registry.models import ModelAlias, ModelVersion, RegisteredModel
-from rollout import datasets, evaluation, rules, selectors, tasks
+from rollout import datasets, evaluation, rules, selectors, signals, tasks
 from rollout.models import Evaluation, EvaluationDataset, Gate
 from tenancy.services import read_check
 
@@ -406,6 +406,7 @@ def evaluation_run_job(*, evaluation_id: int) -> None:
                 job_services.job_succeed(
                     job_id=job_id, result={"evaluation": found.pk, "metrics": summary}
                 )
+            signals.evaluation_finished.send(sender=Evaluation, evaluation=found)
     finally:
         ended = Job.objects.filter(pk=job_id).first()
         Evaluation.objects.filter(

@@ -114,7 +114,7 @@ def version_estimator(version: Any) -> Any:
     """The fitted estimator behind a factory-made version (the test's own, by its sha256)."""
     if version.sha256 not in _estimators:
         with version.artifact.open("rb") as handle:
-            _estimators[version.sha256] = joblib.load(io.BytesIO(handle.read()))  # noqa: S301
+            _estimators[version.sha256] = joblib.load(io.BytesIO(handle.read()))
     return _estimators[version.sha256]
 
 
