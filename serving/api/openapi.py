@@ -310,6 +310,17 @@ INFER_HEADER = OpenApiParameter(
     "of the JSON header that starts it; the tensors' raw values follow.",
 )
 
+ROUTING_KEY = OpenApiParameter(
+    "X-Routing-Key",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    required=False,
+    description="On a model or alias whose traffic policy has a canary: the key (a customer id, "
+    "say; its first 256 characters) that keeps this caller on the same side of the split. "
+    "Without it, the policy's routing field in the first row, else a random draw. The "
+    "X-Model-Version response header names the version that answered.",
+)
+
 
 # --- KServe V1 ----------------------------------------------------------------------------------
 

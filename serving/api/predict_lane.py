@@ -156,15 +156,16 @@ class NativePredictLane:
                 started=started,
                 role=role,
             )
-            shadows.submit(
-                route=route,
-                decoded=decoded,
-                answer=result,
-                answered_by=target,
-                request_id=request_id,
-                protocol=_PROTOCOL,
-                logged=logged,
-            )
+            if route.shadows:
+                shadows.submit(
+                    route=route,
+                    decoded=decoded,
+                    answer=result,
+                    answered_by=target,
+                    request_id=request_id,
+                    protocol=_PROTOCOL,
+                    logged=logged,
+                )
         except ApplicationError as exc:
             # As the API's exception handler answers, rendered as DRF renders it for the view.
             code, content = exc.status_code, _RENDERER.render(native.error_body(exc))

@@ -141,7 +141,7 @@ class ServingApi(APIView):
             started=self.started,
             role=self.role,
         )
-        if self.route is not None:
+        if self.route is not None and self.route.shadows:
             shadows.submit(
                 route=self.route,
                 decoded=decoded,
@@ -179,6 +179,7 @@ class NativePredictApi(ServingApi):
         description="Predictions of the model's version (the latest ready one, the one named, "
         "or the alias's) for rows sent as records (`instances`) or columns (`inputs`); "
         "`return` asks for `predict`, `predict_proba` or both.",
+        parameters=[oa.ROUTING_KEY],
         request={"application/json": oa.NativePredictSerializer},
         responses={
             200: oa.NativePredictResponseSerializer,
@@ -215,6 +216,7 @@ class MlflowInvocationsApi(MlflowApi):
         description="MLflow's scoring protocol: a JSON body in one of MLflow's four formats "
         "(`dataframe_split`, `dataframe_records`, `instances`, `inputs`, with optional "
         "`params.predict_method`), a CSV file with a header row, or a Parquet file.",
+        parameters=[oa.ROUTING_KEY],
         request=oa.MLFLOW_REQUEST,
         responses={
             200: oa.MlflowPredictionsSerializer,
@@ -390,7 +392,7 @@ class V2InferApi(V2Api):
         "one 2-D tensor of rows) in JSON, or with their values as binary data after a JSON "
         "header (application/octet-stream with the Inference-Header-Content-Length header); "
         "every output of the model unless `outputs` names some.",
-        parameters=[oa.INFER_HEADER],
+        parameters=[oa.INFER_HEADER, oa.ROUTING_KEY],
         request=oa.INFER_REQUEST,
         responses={
             **oa.INFER_RESPONSES,
@@ -586,6 +588,7 @@ class V1PredictApi(V1Api):
         operation_id="v1_models_predict",
         summary="Predict (KServe V1)",
         description="KServe's V1 protocol: `instances` as records or rows in, `predictions` out.",
+        parameters=[oa.ROUTING_KEY],
         request={"application/json": oa.V1PredictSerializer},
         responses={
             200: oa.V1PredictionsSerializer,
