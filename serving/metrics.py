@@ -233,6 +233,11 @@ _job_registry = CollectorRegistry(auto_describe=False)
 _job_registry.register(JobCollector())
 
 
+def collector_register(collector: Collector) -> None:
+    """Add a collector read from the DB at scrape time (apps above serving: monitoring)."""
+    _job_registry.register(collector)
+
+
 def render() -> tuple[bytes, str]:
     """The text exposition of every serving metric (all processes when multi-process)."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

@@ -348,6 +348,20 @@ MLPLATFORM_MATERIALISE_CHUNK_ROWS = env.int("MLPLATFORM_MATERIALISE_CHUNK_ROWS",
 MLPLATFORM_FEATURE_CATALOG_TTL_SECONDS = env.float(
     "MLPLATFORM_FEATURE_CATALOG_TTL_SECONDS", default=5.0
 )
+# Monitoring (docs/monitoring.md): default alert thresholds a model gets with its first reference
+# profile, and a group with a schedule or availability rule (stale: its newest row older than this
+# many expected intervals); the fewest rows (labelled rows) a window needs before its drift
+# (accuracy) is judged; how far back feedback is joined; sampled requests compared for skew.
+MLPLATFORM_ALERT_PSI = env.float("MLPLATFORM_ALERT_PSI", default=0.2)
+MLPLATFORM_ALERT_NULL_RATE = env.float("MLPLATFORM_ALERT_NULL_RATE", default=0.05)
+MLPLATFORM_ALERT_ACCURACY_DROP = env.float("MLPLATFORM_ALERT_ACCURACY_DROP", default=0.05)
+MLPLATFORM_ALERT_STALE_FACTOR = env.float("MLPLATFORM_ALERT_STALE_FACTOR", default=2.0)
+MLPLATFORM_MONITORING_MIN_ROWS = env.int("MLPLATFORM_MONITORING_MIN_ROWS", default=100)
+MLPLATFORM_MONITORING_MIN_LABELLED = env.int("MLPLATFORM_MONITORING_MIN_LABELLED", default=30)
+MLPLATFORM_FEEDBACK_LOOKBACK_DAYS = env.float("MLPLATFORM_FEEDBACK_LOOKBACK_DAYS", default=7.0)
+MLPLATFORM_FEEDBACK_MAX_ITEMS = env.int("MLPLATFORM_FEEDBACK_MAX_ITEMS", default=100_000)
+MLPLATFORM_SKEW_SAMPLE_ROWS = env.int("MLPLATFORM_SKEW_SAMPLE_ROWS", default=1000)
+MLPLATFORM_SKEW_TOLERANCE = env.float("MLPLATFORM_SKEW_TOLERANCE", default=1e-6)
 
 LOGGING = {
     "version": 1,
