@@ -16,6 +16,7 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 
 from registry.models import ModelVersion
 from serving import traffic
+from serving.models import PredictionLog
 from tests.conftest import client_for, team_member
 from tests.factories import DEFAULT_TEAM, ModelVersionFactory, TeamFactory
 
@@ -435,3 +436,32 @@ def test_a_removed_canary_is_flagged_in_the_audit_trail(
     assert 'class="canary-removed"' in html
     assert "canary v2 removed: p99 latency" in html
     assert "No canary." in html
+
+
+def test_the_prediction_log_names_the_version_and_role_that_answered(
+    make_version: Callable[..., ModelVersion], user: Any, settings: Any
+) -> None:
+    # Given every request logged, and production on v1 with a 50 % canary v2
+    settings.MLPLATFORM_LOG_SAMPLE_RATE = 1.0
+    versions_of(make_version, "reg", 2)
+    client = writer(user)
+    policy_put(client, {"version": 1, "canary": {"version": 2, "percent": 50}})
+
+    # When callers on both sides predict
+    sides = {
+        f"c{i}": predict(client, REG_ROW, x_routing_key=f"c{i}", x_request_id=f"q{i}")[
+            "X-Model-Version"
+        ]
+        for i in range(10)
+    }
+
+    # Then each log entry names the version that answered and its role, on the log's page too
+    entries = {e.request_id: e for e in PredictionLog.objects.filter(model__name="m")}
+    for i in range(10):
+        entry = entries[f"q{i}"]
+        assert str(entry.version.version) == sides[f"c{i}"]
+        assert entry.role == ("canary" if sides[f"c{i}"] == "2" else "primary")
+    assert set(sides.values()) == {"1", "2"}
+    html = page_client(user).get("/serving/models/m/predictions/").content.decode()
+    assert "<td>Canary</td>" in html
+    assert "<td>Primary</td>" in html
