@@ -485,3 +485,351 @@ def histogram(
         y_label=y_label,
         css="histogram",
     )
+
+
+def _legend(names: Sequence[str], *, x: float, y: float, opacity: float = 1.0) -> SafeString:
+    """Swatches and names, one per line, from (x, y) down."""
+    return format_html_join(
+        "",
+        '<g class="legend-item"><rect x="{}" y="{}" width="10" height="10" fill="{}"'
+        ' fill-opacity="{}"/><text x="{}" y="{}" font-size="11" fill="{}">{}</text></g>',
+        (
+            (
+                x,
+                y + 14 * i,
+                PALETTE[i % len(PALETTE)],
+                opacity,
+                x + 14,
+                y + 14 * i + 9,
+                AXIS,
+                name,
+            )
+            for i, name in enumerate(names)
+        ),
+    )
+
+
+def overlaid_histogram(
+    edges: Sequence[Any],
+    series: dict[str, Sequence[Any]],
+    *,
+    title: str = "Histogram",
+    x_label: str = "",
+    y_label: str = "share of rows",
+    width: int = WIDTH,
+    height: int = HEIGHT,
+) -> SafeString:
+    """Histograms of several series over the same bins, drawn over each other with
+    see-through fills: `edges` (n + 1 numbers) and `{series name: [n values]}` (a share or a
+    count per bin). A series of the wrong length, or edges that are not numbers, is left out;
+    the legend names the series."""
+    edge_values = [_finite(e) for e in edges]
+    if len(edge_values) < 2 or any(e is None for e in edge_values):
+        return _empty(title, width, height)
+    bins = [e for e in edge_values if e is not None]
+    kept: dict[str, list[float]] = {}
+    for name, values in series.items():
+        numbers = [_finite(v) for v in values]
+        if len(numbers) == len(bins) - 1 and all(v is not None for v in numbers):
+            kept[name] = [v for v in numbers if v is not None]
+    if not kept:
+        return _empty(title, width, height)
+    y_ticks, y_low, y_high = _y_range([v for vs in kept.values() for v in vs], zero=True)
+    bottom = height - MARGIN_BOTTOM
+    y = _Scale(y_low, y_high, bottom, MARGIN_TOP)
+    x_low, x_high = bins[0], bins[-1]
+    x_ticks = [t for t in nice_ticks(x_low, x_high) if x_low <= t <= x_high] or [x_low, x_high]
+    x = _Scale(x_low, x_high, MARGIN_LEFT, width - MARGIN_RIGHT)
+    layers = []
+    for index, (name, values) in enumerate(kept.items()):
+        color = PALETTE[index % len(PALETTE)]
+        rects = format_html_join(
+            "",
+            '<rect class="bin" x="{}" y="{}" width="{}" height="{}" fill="{}" fill-opacity="0.45"'
+            ' stroke="{}" stroke-width="1"><title>{} [{}, {}]: {}</title></rect>',
+            (
+                (
+                    x(bins[i]),
+                    y(v),
+                    round(max(x(bins[i + 1]) - x(bins[i]), 0.5), 1),
+                    round(bottom - y(v), 1),
+                    color,
+                    color,
+                    name,
+                    number_label(bins[i]),
+                    number_label(bins[i + 1]),
+                    number_label(v),
+                )
+                for i, v in enumerate(values)
+            ),
+        )
+        layers.append(format_html('<g class="series" data-series="{}">{}</g>', name, rects))
+    body = format_html(
+        "{}{}{}{}",
+        _y_axis(y_ticks, y, width),
+        format_html_join("", "{}", ((layer,) for layer in layers)),
+        _x_axis(((x(t), number_label(t)) for t in x_ticks), bottom, width),
+        _legend(list(kept), x=width - MARGIN_RIGHT - 110, y=MARGIN_TOP, opacity=0.6),
+    )
+    return _frame(
+        title=title,
+        width=width,
+        height=height,
+        body=body,
+        x_label=x_label,
+        y_label=y_label,
+        css="overlaid-histogram",
+    )
+
+
+def grouped_bars(
+    categories: Sequence[Any],
+    series: dict[str, Sequence[Any]],
+    *,
+    title: str = "",
+    x_label: str = "",
+    y_label: str = "",
+    width: int = WIDTH,
+    height: int = HEIGHT,
+) -> SafeString:
+    """One group of bars per category, one bar per series side by side:
+    `{series name: [a value per category]}` (a missing value draws no bar). Long category
+    names are shortened on the axis; each bar's title has the full name and value."""
+    labels = [str(c) for c in categories]
+    kept = {
+        name: [_finite(v) for v in values]
+        for name, values in series.items()
+        if len(values) == len(labels)
+    }
+    numbers = [v for values in kept.values() for v in values if v is not None]
+    if not labels or not numbers:
+        return _empty(title, width, height)
+    y_ticks, y_low, y_high = _y_range(numbers, zero=True)
+    bottom = height - MARGIN_BOTTOM
+    y = _Scale(y_low, y_high, bottom, MARGIN_TOP)
+    slot = (width - MARGIN_LEFT - MARGIN_RIGHT) / len(labels)
+    bar = max(slot * 0.8 / len(kept), 1.0)
+    zero = y(0.0)
+    rects = []
+    for index, (name, values) in enumerate(kept.items()):
+        color = PALETTE[index % len(PALETTE)]
+        rects.append(
+            format_html(
+                '<g class="series" data-series="{}">{}</g>',
+                name,
+                format_html_join(
+                    "",
+                    '<rect class="bar" x="{}" y="{}" width="{}" height="{}" fill="{}">'
+                    "<title>{} · {}: {}</title></rect>",
+                    (
+                        (
+                            round(MARGIN_LEFT + i * slot + slot * 0.1 + index * bar, 1),
+                            min(y(v), zero),
+                            round(bar, 1),
+                            round(abs(zero - y(v)), 1),
+                            color,
+                            labels[i],
+                            name,
+                            number_label(v),
+                        )
+                        for i, v in enumerate(values)
+                        if v is not None
+                    ),
+                ),
+            )
+        )
+    longest = max(4, int(slot / 6.5))
+    body = format_html(
+        "{}{}{}{}",
+        _y_axis(y_ticks, y, width),
+        _x_axis(
+            (
+                (
+                    round(MARGIN_LEFT + i * slot + slot / 2, 1),
+                    label if len(label) <= longest else label[: longest - 1] + "…",
+                )
+                for i, label in enumerate(labels)
+            ),
+            bottom,
+            width,
+        ),
+        format_html_join("", "{}", ((r,) for r in rects)),
+        _legend(list(kept), x=width - MARGIN_RIGHT - 110, y=MARGIN_TOP) if len(kept) > 1 else "",
+    )
+    return _frame(
+        title=title,
+        width=width,
+        height=height,
+        body=body,
+        x_label=x_label,
+        y_label=y_label,
+        css="grouped-bars",
+    )
+
+
+# PSI's usual reading: below 0.1 no shift, 0.1 to 0.2 a moderate one, above 0.2 a significant one.
+PSI_BANDS = ((0.1, "#d3f0dc"), (0.2, "#ffe8a3"), (0.5, "#f59f6b"), (math.inf, "#c92a2a"))
+NO_VALUE = "#eef0f4"
+
+
+def _band_labels(bands: Sequence[tuple[float, str]]) -> list[str]:
+    labels, low = [], None
+    for high, _ in bands:
+        if low is None:
+            labels.append(f"< {number_label(high)}")
+        elif math.isinf(high):
+            labels.append(f"≥ {number_label(low)}")
+        else:
+            labels.append(f"{number_label(low)} to {number_label(high)}")
+        low = high
+    return labels
+
+
+def heatmap(
+    rows: Sequence[str],
+    columns: Sequence[Any],
+    values: dict[tuple[str, Any], Any],
+    *,
+    title: str = "",
+    x_label: str = "",
+    y_label: str = "",
+    value_label: str = "value",
+    bands: Sequence[tuple[float, str]] = PSI_BANDS,
+    x_time: bool = True,
+    width: int = WIDTH + 160,
+) -> SafeString:
+    """A grid of cells, `rows` (named on the left) by `columns` (datetimes with `x_time`, else
+    labels along the bottom), coloured by `values[(row, column)]` in `bands` (upper bound,
+    colour), the last band open-ended; a missing value is a grey cell. Every cell's title names
+    its row, column and value; a legend explains the colours."""
+    if not rows or not columns:
+        return _empty(title, width, HEIGHT)
+    longest = max(len(str(r)) for r in rows)
+    shown = [r if len(r) <= 24 else r[:23] + "…" for r in map(str, rows)]
+    left = min(24, longest) * 6.5 + 16
+    legend_width = 110
+    right = width - MARGIN_RIGHT - legend_width
+    cell_h = 18 if len(rows) <= 30 else 12
+    bottom = MARGIN_TOP + cell_h * len(rows)
+    height = int(bottom + MARGIN_BOTTOM)
+    cell_w = (right - left) / len(columns)
+    stamps = [_x_value(c) if x_time else None for c in columns]
+    span = (
+        max(s for s in stamps if s is not None) - min(s for s in stamps if s is not None)
+        if x_time and all(s is not None for s in stamps)
+        else 0.0
+    )
+
+    def column_label(index: int) -> str:
+        stamp = stamps[index]
+        if x_time and stamp is not None:
+            return _time_label(stamp, span)
+        return str(columns[index])
+
+    def colour(value: float | None) -> str:
+        if value is None:
+            return NO_VALUE
+        return next((c for high, c in bands if value < high), bands[-1][1])
+
+    cells = []
+    for r, row in enumerate(rows):
+        for c, column in enumerate(columns):
+            value = _finite(values.get((row, column)))
+            full = (
+                datetime.fromtimestamp(stamps[c] or 0, tz=UTC).strftime("%Y-%m-%d %H:%M")
+                if x_time and stamps[c] is not None
+                else str(column)
+            )
+            cells.append(
+                (
+                    round(left + c * cell_w, 1),
+                    MARGIN_TOP + r * cell_h,
+                    round(max(cell_w - 1, 0.5), 1),
+                    cell_h - 1,
+                    colour(value),
+                    "" if value is None else number_label(round(value, 4)),
+                    row,
+                    full,
+                    value_label,
+                    "no value" if value is None else number_label(round(value, 4)),
+                )
+            )
+    grid = format_html_join(
+        "",
+        '<rect class="cell" x="{}" y="{}" width="{}" height="{}" fill="{}" data-value="{}">'
+        "<title>{} · {}: {} {}</title></rect>",
+        cells,
+    )
+    row_labels = format_html_join(
+        "",
+        '<text x="{}" y="{}" text-anchor="end" font-size="11" fill="{}">{}<title>{}</title></text>',
+        (
+            (left - 6, MARGIN_TOP + r * cell_h + cell_h / 2 + 4, AXIS, shown[r], row)
+            for r, row in enumerate(rows)
+        ),
+    )
+    step = max(1, math.ceil(len(columns) / max(1, int((right - left) / 56))))
+    column_ticks = format_html_join(
+        "",
+        '<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="{}"/>'
+        '<text x="{}" y="{}" text-anchor="middle" font-size="11" fill="{}">{}</text>',
+        (
+            (x, bottom, x, bottom + 4, AXIS, x, bottom + 16, AXIS, column_label(c))
+            for c in range(0, len(columns), step)
+            for x in (round(left + c * cell_w + cell_w / 2, 1),)
+        ),
+    )
+    legend_x = width - MARGIN_RIGHT - legend_width + 12
+    legend = format_html_join(
+        "",
+        '<g class="legend-item"><rect x="{}" y="{}" width="12" height="12" fill="{}"'
+        ' stroke="{}" stroke-width="0.5"/><text x="{}" y="{}" font-size="11" fill="{}">{}</text>'
+        "</g>",
+        (
+            (legend_x, MARGIN_TOP + 18 + 16 * i, fill, AXIS, legend_x + 16,
+             MARGIN_TOP + 18 + 16 * i + 10, AXIS, label)
+            for i, (fill, label) in enumerate(
+                [*zip((c for _, c in bands), _band_labels(bands), strict=True),
+                 (NO_VALUE, "no value")]
+            )
+        ),
+    )  # fmt: skip
+    return format_html(
+        '<svg class="chart heatmap" role="img" aria-label="{}" xmlns="http://www.w3.org/2000/svg"'
+        ' width="100%" viewBox="0 0 {} {}" preserveAspectRatio="xMidYMid meet"'
+        ' font-family="sans-serif"><title>{}</title>'
+        '<g class="y-axis">{}</g><g class="cells">{}</g>'
+        '<g class="x-axis"><line x1="{}" y1="{}" x2="{}" y2="{}" stroke="{}"/>{}</g>'
+        '<text class="x-label" x="{}" y="{}" text-anchor="middle" font-size="12" fill="{}">'
+        "{}</text>"
+        '<text class="y-label" x="12" y="{}" text-anchor="middle" font-size="12" fill="{}"'
+        ' transform="rotate(-90 12 {})">{}</text>'
+        '<g class="legend"><text x="{}" y="{}" font-size="11" font-weight="bold" fill="{}">'
+        "{}</text>"
+        "{}</g></svg>",
+        title or "Heatmap",
+        width,
+        height,
+        title or "Heatmap",
+        row_labels,
+        grid,
+        left,
+        bottom,
+        right,
+        bottom,
+        AXIS,
+        column_ticks,
+        left + (right - left) / 2,
+        height - 6,
+        AXIS,
+        x_label,
+        MARGIN_TOP + (bottom - MARGIN_TOP) / 2,
+        AXIS,
+        MARGIN_TOP + (bottom - MARGIN_TOP) / 2,
+        y_label,
+        legend_x,
+        MARGIN_TOP + 8,
+        AXIS,
+        value_label,
+        legend,
+    )
