@@ -113,34 +113,41 @@ def reference_build(
     scored = frame.loc[complete].reset_index(drop=True)
     outputs = profiles.outputs_score(version, scored)
     profile = profiles.profile_make(version, frame[inputs], outputs)
-    sample = _sample_bytes(scored, outputs, inputs=inputs, target_column=target_column)
+    sample = _sample_bytes(version, scored, outputs, target_column=target_column)
     return _store(
         version=version, source=source, rows=len(frame), profile=profile, sample=sample, user=user
     )
 
 
 def _sample_bytes(
-    scored: pd.DataFrame, outputs: pd.DataFrame, *, inputs: list[str], target_column: str
+    version: ModelVersion,
+    scored: pd.DataFrame,
+    outputs: pd.DataFrame,
+    *,
+    target_column: str,
 ) -> bytes:
+    """≤ SAMPLE_ROWS of the scored rows as Parquet: numbers as float64, text as strings."""
     picked = np.arange(len(scored))
     if len(picked) > SAMPLE_ROWS:
         picked = np.sort(np.random.default_rng(SEED).choice(len(scored), SAMPLE_ROWS, False))
-    columns: dict[str, Any] = {}
-    for name in inputs:
-        values = scored[name].iloc[picked].reset_index(drop=True)
-        columns[f"in__{name}"] = values.astype(object).where(values.notna(), None)
+    columns: dict[str, pd.Series] = {}
+    for name, kind in profiles.input_kinds(version).items():
+        columns[f"in__{name}"] = _typed(scored[name].iloc[picked], kind)
+    kinds = profiles.output_kinds(version)
     for name in outputs.columns:
-        values = outputs[name].iloc[picked].reset_index(drop=True)
-        columns[f"out__{name}"] = values.astype(object) if values.dtype == object else values
+        columns[f"out__{name}"] = _typed(outputs[name].iloc[picked], kinds.get(name, "numeric"))
     if target_column:
-        columns["target"] = scored[target_column].iloc[picked].astype(str).reset_index(drop=True)
-    table = pd.DataFrame(columns)
-    for name in table.columns:
-        if table[name].dtype == object:
-            table[name] = table[name].map(lambda v: None if v is None else str(v))
+        columns["target"] = _typed(scored[target_column].iloc[picked], "categorical")
     buffer = io.BytesIO()
-    table.to_parquet(buffer, index=False)
+    pd.DataFrame(columns).to_parquet(buffer, index=False)
     return buffer.getvalue()
+
+
+def _typed(values: pd.Series, kind: str) -> pd.Series:
+    values = values.reset_index(drop=True)
+    if kind == "numeric":
+        return pd.to_numeric(values, errors="coerce").astype("float64")
+    return values.astype(object).map(lambda v: None if pd.isna(v) else str(v))
 
 
 def _store(

@@ -5,6 +5,7 @@ prediction log partitions written in the log's Parquet layout
 import io
 import uuid
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import joblib
@@ -54,6 +55,14 @@ def churn_estimator() -> Any:
         ]
     )
     return make_pipeline(encode, LogisticRegression()).fit(frame[COLUMNS], frame[TARGET])
+
+
+@pytest.fixture
+def media(settings: Any, tmp_path: Path) -> Path:
+    """A media folder of the test's own (log partitions and reference samples of earlier tests
+    are not seen). Not for tests with a worker process, which keeps the session's folder."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    return Path(settings.MEDIA_ROOT)
 
 
 @pytest.fixture
@@ -124,9 +133,7 @@ def log_write(version: Any, inputs: pd.DataFrame, *, at: datetime, role: str = "
     table = table.cast(
         pa.schema(
             [
-                pa.field(f.name, pa.string())
-                if f.name in ("out__prediction", "in__city")
-                else f
+                pa.field(f.name, pa.string()) if f.name in ("out__prediction", "in__city") else f
                 for f in table.schema
             ]
         )

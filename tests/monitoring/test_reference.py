@@ -45,13 +45,6 @@ def _sample_files() -> list[Path]:
 
 
 @pytest.fixture
-def media(settings: Any, tmp_path: Path) -> Path:
-    """A media folder of the test's own, to see what it stores."""
-    settings.MEDIA_ROOT = tmp_path / "media"
-    return Path(settings.MEDIA_ROOT)
-
-
-@pytest.fixture
 def ana(django_user_model: Any, team: Any, media: Path) -> Any:
     return client_for(team_member(django_user_model, "ana", team, apps=("registry",)))
 
@@ -87,7 +80,7 @@ def test_upload_profiles_inputs_and_outputs(ana: Any, churn: Any) -> None:
     assert body["outputs"]["proba__yes"]["edges"] == pytest.approx(
         np.quantile(proba, np.linspace(0, 1, 11)), abs=1e-5
     )
-    assert ana.get(URL + "/").json() == body
+    assert ana.get(URL).json() == body
     stored = ReferenceProfile.objects.get(version=churn)
     sample = pd.read_parquet(stored.sample.path)
     assert len(sample) == 3000
