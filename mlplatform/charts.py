@@ -706,7 +706,8 @@ def heatmap(
         return _empty(title, width, HEIGHT)
     longest = max(len(str(r)) for r in rows)
     shown = [r if len(r) <= 24 else r[:23] + "…" for r in map(str, rows)]
-    left = min(24, longest) * 6.5 + 16
+    # room for the axis label, then the longest row name (about 6.5 px a character at 11 px)
+    left = 30 + min(24, longest) * 6.5 + 8
     legend_width = 110
     right = width - MARGIN_RIGHT - legend_width
     cell_h = 18 if len(rows) <= 30 else 12

@@ -62,6 +62,7 @@ def _model(request: HttpRequest, name: str) -> RegisteredModel:
 class Figure:
     id: str
     svg: SafeString
+    caption: str = ""
 
 
 @dataclass
@@ -247,6 +248,7 @@ def _predictions(page: Page) -> list[Figure]:
                     x_time=True,
                     y_from_zero=True,
                 ),
+                caption="Predicted classes per window",
             )
         )
     else:
@@ -279,6 +281,7 @@ def _predictions(page: Page) -> list[Figure]:
                         y_label="prediction",
                         x_time=True,
                     ),
+                    caption="Predicted value per window (estimated from the reference bins)",
                 )
             )
     names = sorted({name for w in page.windows for name in w.outputs})
@@ -298,6 +301,7 @@ def _predictions(page: Page) -> list[Figure]:
                     x_time=True,
                     y_from_zero=True,
                 ),
+                caption="Prediction drift per window (PSI against the reference)",
             )
         )
     return found
@@ -343,6 +347,7 @@ def _quality_charts(page: Page) -> list[Figure]:
                     x_time=True,
                     y_from_zero=True,
                 ),
+                caption="Null rate per window (columns with nulls)",
             )
         )
     return found
@@ -385,6 +390,7 @@ def _accuracy(page: Page) -> list[Figure]:
                         y_label=metric,
                         x_time=True,
                     ),
+                    caption=f"Live {metric} per window (from feedback)",
                 )
             )
     found.append(
@@ -396,6 +402,7 @@ def _accuracy(page: Page) -> list[Figure]:
                 x_label="window start (UTC)",
                 y_label="labelled rows",
             ),
+            caption="Predictions with feedback per window",
         )
     )
     return found
