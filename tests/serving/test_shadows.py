@@ -208,7 +208,7 @@ def test_shadow_predictions_are_logged_under_the_callers_request_id(
     # And the log's CSV export names each entry's role
     web = Client()
     web.force_login(user)
-    csv = web.get("/serving/models/m/predictions/?format=csv")
+    csv: Any = web.get("/serving/models/m/predictions/?format=csv")
     text = b"".join(csv.streaming_content).decode()
     assert "req-shadowed" in text
     assert ",shadow," in text

@@ -102,8 +102,8 @@ def test_a_routing_key_keeps_a_caller_on_one_side(
     assert all(len(seen) == 1 for seen in sides.values())
     assert {v for seen in sides.values() for v in seen} == {"1", "2"}
     # And the side is the hash's, the same in every process
-    for caller, seen in sides.items():
-        expected = "2" if traffic.key_share("m", caller) < 50 else "1"
+    for key, seen in sides.items():
+        expected = "2" if traffic.key_share("m", key) < 50 else "1"
         assert seen == {expected}
 
 
@@ -184,8 +184,7 @@ def test_every_protocol_names_the_version_that_answered(
             ],
         }
     )
-    binary = client.generic(
-        "POST",
+    binary = client.post(
         "/v2/models/m/infer",
         header.encode() + b"".join(np.array([v]).astype("<f8").tobytes() for v in row.values()),
         content_type="application/octet-stream",
