@@ -23,7 +23,7 @@ from features.models import FeatureGroup
 from jobs.models import Job
 from mlplatform import charts
 from mlplatform.errors import ApplicationError, NotFoundError, PermissionDeniedError
-from monitoring import run, selectors
+from monitoring import profiles, run, selectors
 from monitoring.models import Alert, AlertRule, MonitoringWindow, ReferenceProfile
 from registry import selectors as registry_selectors
 from registry.models import ModelVersion, RegisteredModel
@@ -43,6 +43,7 @@ TOP_CATEGORIES = 12
 # Thresholds used to flag a figure when the model has no rule of its own (the default rules').
 DEFAULT_LIMITS = {"psi": 0.2, "null_rate": 0.05}
 ALERT_LIMIT = 50
+OTHER_LABEL = "(other)"
 JOB_LIMIT = 3
 
 
@@ -175,9 +176,15 @@ def _numeric_chart(name: str, reference: dict[str, Any], live: dict[str, Any]) -
     )
 
 
+def _readable(shares: dict[str, Any]) -> dict[str, Any]:
+    return {OTHER_LABEL if key == profiles.OTHER else key: value for key, value in shares.items()}
+
+
 def _categorical_chart(name: str, reference: dict[str, Any], live: dict[str, Any]) -> SafeString:
-    ref_shares = reference.get("categories") or {}
-    live_shares = live.get("categories") or {}
+    # Values outside the reference's categories (unseen live, or beyond its most frequent) are
+    # counted together under one key: name it for people.
+    ref_shares = _readable(reference.get("categories") or {})
+    live_shares = _readable(live.get("categories") or {})
     values = sorted(
         set(ref_shares) | set(live_shares),
         key=lambda v: (-max(_number(ref_shares.get(v)) or 0, _number(live_shares.get(v)) or 0), v),

@@ -122,7 +122,7 @@ def monitored(version: Any) -> list[MonitoringWindow]:
                         "ks": 0.03, "ks_pvalue": 0.6, "counts": [40] * 10},
                 "city": {"rows": 500, "null_rate": 0.0, "unknown_categories": 0.25, "psi": 0.3,
                          "js": 0.3, "categories": {"paris": 0.4, "lyon": 0.2, "nice": 0.15,
-                                                   "marseille": 0.25}},
+                                                   "__other__": 0.25}},
             },
             rejections={"age": 7, "city": 2},
             skew={"spend_30d": {"compared": 200, "mismatches": 30, "rate": 0.15}},
@@ -191,8 +191,10 @@ def test_tab_overlays_reference_and_live_per_column(member: Any, production: Any
     assert "KS 0.420" in amount
     city = re.search(r'data-column="city".*?</figure>', body, flags=re.S).group(0)
     (bars,) = svg(city, "grouped-bars")
-    assert "marseille · live (latest window): 0.25</title>" in bars
-    assert "marseille · reference: 0</title>" in bars  # a category the reference never saw
+    # values the reference never saw are counted together, under a readable name
+    assert "(other) · live (latest window): 0.25</title>" in bars
+    assert "(other) · reference: 0</title>" in bars
+    assert "__other__" not in bars
     assert "paris · reference: 0.5</title>" in bars
 
 
