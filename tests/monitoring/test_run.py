@@ -177,10 +177,8 @@ def test_drift_alerts_fire_on_shifted_traffic_and_resolve(
     scraped = Client().get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-secret")
     assert scraped.status_code == 200
     text = scraped.content.decode()
-    assert (
-        'mlplatform_alert_firing{column="amount",group="",metric="psi",model="churn",version="1"} 1.0'
-        in text
-    )
+    amount_alert = 'column="amount",group="",metric="psi",model="churn",version="1"'
+    assert f"mlplatform_alert_firing{{{amount_alert}}} 1.0" in text
     psi_line = next(
         line
         for line in text.splitlines()
