@@ -418,3 +418,52 @@ def test_readers_without_change_rights_get_no_run_button(
     assert 'id="run-now"' not in text(response)
     assert browser_for(reader).post("/models/churn/monitoring/run").status_code == 403
     assert not Job.objects.filter(kind=Job.Kind.MONITORING).exists()
+
+
+def test_a_regressor_gets_percentiles_over_time_and_its_error(member: Any, team: Any) -> None:
+    version = ModelVersionFactory.create(model=RegisteredModelFactory(name="price", owner=team))
+    edges = [float(e) for e in range(0, 110, 10)]
+    ReferenceProfile.objects.create(
+        version=version,
+        source=ReferenceProfile.Source.EVALUATION,
+        rows=1000,
+        profile={
+            "columns": {},
+            "outputs": {"prediction": {"kind": "numeric", "edges": edges, "counts": [100] * 10}},
+        },
+    )
+    for hour, counts in enumerate(([100] * 10, [0, 0, 0, 0, 0, 0, 0, 0, 500, 500])):
+        start = START + timedelta(hours=hour)
+        MonitoringWindow.objects.create(
+            model=version.model, version=version, granularity="hour", start=start,
+            end=start + timedelta(hours=1), rows=1000,
+            outputs={"prediction": {"rows": 1000, "psi": 0.01 + hour, "counts": counts}},
+            accuracy={"labelled": 30, "mae": 1.5 + hour, "rmse": 2.0 + hour},
+        )  # fmt: skip
+
+    body = text(tab(browser_for(member), name="price"))
+
+    prediction = re.search(r'id="prediction-chart".*?</figure>', body, flags=re.S).group(0)
+    # the median estimated from the bins: 50 for uniform counts, 90 when all sit in [80, 100]
+    assert "06:00: 50</title>" in prediction
+    assert "07:00: 90</title>" in prediction
+    for series in ("90th percentile", "median", "10th percentile"):
+        assert f'data-series="{series}"' in prediction
+    assert 'id="accuracy-mae-chart"' in body
+    assert 'id="accuracy-rmse-chart"' in body
+    assert 'id="accuracy-accuracy-chart"' not in body
+
+
+def test_names_from_the_traffic_are_escaped(member: Any, production: Any) -> None:
+    hostile = '<script>alert("x")</script>'
+    window_of(
+        production,
+        0,
+        columns={hostile: {"rows": 1, "null_rate": 1.0, "psi": 0.5}},
+        rejections={hostile: 3},
+    )
+
+    body = text(tab(browser_for(member)))
+
+    assert hostile not in body
+    assert "&lt;script&gt;" in body
