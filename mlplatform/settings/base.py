@@ -334,6 +334,10 @@ MLPLATFORM_INLINE_INGEST_BYTES = env.int("MLPLATFORM_INLINE_INGEST_BYTES", defau
 MLPLATFORM_INLINE_TRAINING_SET_ROWS = env.int("MLPLATFORM_INLINE_TRAINING_SET_ROWS", default=50_000)
 # Aliases whose moves pass the model's promotion gate (rollout/gate.py).
 MLPLATFORM_GATED_ALIASES = env.list("MLPLATFORM_GATED_ALIASES", default=["production"])
+# Shadow versions (serving/shadows.py): copies waiting to be scored per process (more are dropped
+# and counted), and the share of one core the shadow thread may use.
+MLPLATFORM_SHADOW_QUEUE_SIZE = env.int("MLPLATFORM_SHADOW_QUEUE_SIZE", default=1000)
+MLPLATFORM_SHADOW_CPU_SHARE = env.float("MLPLATFORM_SHADOW_CPU_SHARE", default=0.1)
 MLPLATFORM_DUCKDB_MEMORY_LIMIT = env("MLPLATFORM_DUCKDB_MEMORY_LIMIT", default="400MB")
 MLPLATFORM_DUCKDB_THREADS = env.int("MLPLATFORM_DUCKDB_THREADS", default=2)
 # What one DuckDB connection may spill to disk, and how long one query of a job may run.
