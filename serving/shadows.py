@@ -24,7 +24,6 @@ fills and copies are dropped (counted) rather than taking the callers' CPU.
 """
 
 import logging
-import os
 import queue
 import threading
 import time
@@ -45,8 +44,6 @@ from serving.traffic import SHADOW, Route
 logger = logging.getLogger(__name__)
 
 BATCH_MAX = 256  # copies taken from the queue at once
-DEFAULT_QUEUE_SIZE = 1000
-DEFAULT_CPU_SHARE = 0.1
 GATHER_SECONDS = 0.05
 
 
@@ -67,11 +64,8 @@ _lock = threading.Lock()
 
 
 def queue_size() -> int:
-    """MLPLATFORM_SHADOW_QUEUE_SIZE: the setting, else the environment variable, else 1000."""
-    configured = getattr(settings, "MLPLATFORM_SHADOW_QUEUE_SIZE", None)
-    if configured is None:
-        configured = os.environ.get("MLPLATFORM_SHADOW_QUEUE_SIZE") or DEFAULT_QUEUE_SIZE
-    return max(1, int(configured))
+    """MLPLATFORM_SHADOW_QUEUE_SIZE (at least 1)."""
+    return max(1, int(settings.MLPLATFORM_SHADOW_QUEUE_SIZE))
 
 
 def submit(
@@ -130,11 +124,8 @@ def _ensure_worker() -> queue.Queue[ShadowCopy]:
 
 def cpu_share() -> float:
     """MLPLATFORM_SHADOW_CPU_SHARE: the share of one core the shadow thread of a process may
-    keep busy (the setting, else the environment variable, else 0.1); 1 or more: no limit."""
-    configured = getattr(settings, "MLPLATFORM_SHADOW_CPU_SHARE", None)
-    if configured is None:
-        configured = os.environ.get("MLPLATFORM_SHADOW_CPU_SHARE") or DEFAULT_CPU_SHARE
-    return min(max(float(configured), 0.01), 1.0)
+    keep busy (MLPLATFORM_SHADOW_CPU_SHARE); 1 or more: no limit."""
+    return min(max(float(settings.MLPLATFORM_SHADOW_CPU_SHARE), 0.01), 1.0)
 
 
 def _run(pending: queue.Queue[ShadowCopy]) -> None:
