@@ -15,6 +15,7 @@ from monitoring.models import Alert, AlertRule
 from serving import selectors
 from tests.conftest import log_in
 from tests.e2e.pages import DESKTOP, PHONE
+from tests.e2e.test_phone import HIDDEN_COLUMNS
 from tests.factories import FeatureFactory, FeatureGroupFactory, ModelAliasFactory, UserFactory
 from tests.monitoring.conftest import churn, churn_estimator, team
 from tests.monitoring.test_pages import monitored
@@ -71,6 +72,14 @@ def test_monitoring_tab_shows_the_heatmap_and_alerts_without_leaving_the_site(
     assert page.locator("#alert-table tr[data-state=firing]").count() == 1
     assert page.locator('figure[data-column="amount"] svg.overlaid-histogram').is_visible()
     assert page.locator("#prediction-chart svg").is_visible()
+
+    # and on a phone nothing is wider than the screen (the heatmap and tables scroll inside
+    # their own boxes) and no table column is hidden
+    page.set_viewport_size(PHONE)
+    page.reload()
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    assert page.evaluate(HIDDEN_COLUMNS) == []
+    page.set_viewport_size(DESKTOP)
 
     # and the catalog flags the group with a firing alert
     page.goto("/features/")
