@@ -24,8 +24,6 @@ Per column (and per output: `prediction`, `proba__<class>`) a window holds
 # ruff: noqa: S608
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -35,6 +33,7 @@ import pandas as pd
 from django.core.files.storage import default_storage
 from django.db import transaction
 
+from features import offline
 from features.offline import ident, literal, local_paths, parquet_scan
 from monitoring import drift, profiles, reference
 from monitoring.models import MonitoringWindow
@@ -93,74 +92,74 @@ def _rejections(model_id: int, start: datetime, end: datetime) -> dict[Any, dict
 
 @dataclass
 class _Column:
-    """One column's SQL expressions and what its figures are compared with."""
+    """One column of the log and what its figures are compared with."""
 
     name: str  # input column or output name
     logged: str  # its column in the log
     kind: str
     profile: dict[str, Any] | None
-    select: list[str] = field(default_factory=list)
+    logged_type: str = ""
 
 
 def _value(column: _Column) -> str:
-    cast = "VARCHAR" if column.kind == "categorical" else "DOUBLE"
-    return f"TRY_CAST({ident(column.logged)} AS {cast})"
+    """The column as a number (numeric) or text (categorical), whatever type the log gave it."""
+    wanted = "VARCHAR" if column.kind == "categorical" else "DOUBLE"
+    if column.logged_type == wanted:
+        return ident(column.logged)
+    return f"TRY_CAST({ident(column.logged)} AS {wanted})"
 
 
-def _expressions(column: _Column, index: int) -> list[str]:
-    """SQL aggregates of a column, named c<index>_<figure>."""
+def _code(column: _Column) -> str:
+    """SQL giving each row's bin code: NULL for a null; for a numeric column with a reference,
+    -1 below its min, k for bin k, `bins` above its max; for a text column, the value if the
+    reference knows it, else `profiles.OTHER`; without a reference, 0."""
     value = _value(column)
-    out = [f"count({value}) AS c{index}_present"]
     profile = column.profile
-    if profile is None:
-        return out
-    if column.kind == "numeric" and profile.get("min") is not None:
-        inner = profiles.inner_edges(profile)
-        cases = " ".join(f"WHEN {value} < {edge!r} THEN {k}" for k, edge in enumerate(inner))
-        out.append(
-            f"histogram(CASE WHEN {value} IS NULL THEN NULL {cases} ELSE {len(inner)} END) "
-            f"AS c{index}_bins"
-        )
-        out.append(
-            f"count(*) FILTER (WHERE {value} < {float(profile['min'])!r} "
-            f"OR {value} > {float(profile['max'])!r}) AS c{index}_outside"
-        )
-    elif column.kind == "categorical":
+    if profile is None or (column.kind == "numeric" and profile.get("min") is None):
+        return f"CASE WHEN {value} IS NULL THEN NULL ELSE 0 END"
+    if column.kind == "categorical":
         known = [c for c in profile.get("categories", {}) if c != profiles.OTHER]
         listed = ", ".join(literal(c) for c in known) or "NULL"
-        out.append(
-            f"histogram(CASE WHEN {value} IS NULL THEN NULL WHEN {value} IN ({listed}) "
-            f"THEN {value} ELSE {literal(profiles.OTHER)} END) AS c{index}_categories"
+        return (
+            f"CASE WHEN {value} IS NULL THEN NULL WHEN {value} IN ({listed}) THEN {value} "
+            f"ELSE {literal(profiles.OTHER)} END"
         )
-    return out
+    inner = profiles.inner_edges(profile)
+    low, high = float(profile["min"]), float(profile["max"])
+    cases = " ".join(f"WHEN {value} < {edge!r} THEN {k}" for k, edge in enumerate(inner))
+    return (
+        f"CASE WHEN {value} IS NULL THEN NULL WHEN {value} < {low!r} THEN -1 {cases} "
+        f"WHEN {value} <= {high!r} THEN {len(inner)} ELSE {len(inner) + 1} END"
+    )
 
 
-def _columns_of(version: ModelVersion, logged: set[str], profile: dict[str, Any]) -> list[_Column]:
+def _columns_of(
+    version: ModelVersion, logged: dict[str, str], profile: dict[str, Any]
+) -> list[_Column]:
     found = []
     for name, kind in profiles.input_kinds(version).items():
-        if f"in__{name}" in logged:
-            found.append(
-                _Column(name, f"in__{name}", kind, (profile.get("columns") or {}).get(name))
-            )
+        column = f"in__{name}"
+        if column in logged:
+            reference_profile = (profile.get("columns") or {}).get(name)
+            found.append(_Column(name, column, kind, reference_profile, logged[column]))
     for name, kind in profiles.output_kinds(version).items():
-        if f"out__{name}" in logged:
-            found.append(
-                _Column(name, f"out__{name}", kind, (profile.get("outputs") or {}).get(name))
-            )
+        column = f"out__{name}"
+        if column in logged:
+            reference_profile = (profile.get("outputs") or {}).get(name)
+            found.append(_Column(name, column, kind, reference_profile, logged[column]))
     return found
 
 
 def _figures(
     column: _Column,
-    row: dict[str, Any],
-    index: int,
+    codes: dict[Any, int],
     *,
     rows: int,
     live_sample: pd.DataFrame | None,
     reference_sample: pd.DataFrame | None,
 ) -> dict[str, Any]:
-    """A column's figures in one window from its aggregates (`row`) and samples."""
-    present = int(row[f"c{index}_present"] or 0)
+    """A column's figures in one window from its rows per bin code and the samples."""
+    present = sum(count for code, count in codes.items() if code is not None)
     figures: dict[str, Any] = {
         "rows": rows,
         "null_rate": (rows - present) / rows if rows else 0.0,
@@ -170,11 +169,13 @@ def _figures(
         return figures
     enough = present >= MIN_DRIFT_ROWS
     if column.kind == "numeric" and profile.get("min") is not None:
-        bins = dict(row[f"c{index}_bins"] or {})
-        counts = [int(bins.get(k, 0)) for k in range(len(profile["counts"]))]
+        bins = len(profile["counts"])
+        counts = [int(codes.get(str(k), 0)) for k in range(bins)]
+        below, above = int(codes.get("-1", 0)), int(codes.get(str(bins), 0))
+        counts[0] += below
+        counts[-1] += above
         figures["counts"] = counts
-        outside = int(row[f"c{index}_outside"] or 0)
-        figures["out_of_range"] = outside / present if present else 0.0
+        figures["out_of_range"] = (below + above) / present if present else 0.0
         if enough:
             figures["psi"] = drift.psi(profile["counts"], counts)
             tested = None
@@ -182,14 +183,14 @@ def _figures(
                 live_sample is not None
                 and reference_sample is not None
                 and column.logged in reference_sample
+                and column.logged in live_sample
             ):
                 tested = drift.ks(reference_sample[column.logged], live_sample[column.logged])
             if tested is not None:
                 figures["ks"], figures["ks_pvalue"] = tested
     elif column.kind == "categorical":
-        counted = {str(k): int(v) for k, v in (row[f"c{index}_categories"] or {}).items()}
-        total = sum(counted.values())
-        shares = {k: v / total for k, v in counted.items()} if total else {}
+        counted = {str(k): int(v) for k, v in codes.items() if k is not None}
+        shares = {k: v / present for k, v in counted.items()} if present else {}
         figures["categories"] = shares
         reference_shares = profile.get("categories", {})
         figures["unknown_categories"] = shares.get(profiles.OTHER, 0.0)
@@ -203,18 +204,19 @@ def _figures(
     return figures
 
 
-@contextmanager
-def _connection() -> Iterator[duckdb.DuckDBPyConnection]:
-    connection = duckdb.connect()
-    try:
-        connection.execute("SET TimeZone = 'UTC'")
-        yield connection
-    finally:
-        connection.close()
-
-
 def _stamp(moment: datetime) -> str:
     return literal(moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f+00"))
+
+
+def _bucket(granularity: str) -> str:
+    """SQL for a row's window, as whole UTC hours or days since the epoch (integer arithmetic
+    on the timestamp: no calendar lookups per row)."""
+    micros = int(window_length(granularity).total_seconds()) * 1_000_000
+    return f"epoch_us(ts) // {micros}"
+
+
+def _bucket_start(number: int, granularity: str) -> datetime:
+    return datetime(1970, 1, 1, tzinfo=UTC) + number * window_length(granularity)
 
 
 @dataclass
@@ -235,35 +237,42 @@ def _version_groups(
     scan: str,
     *,
     version: ModelVersion,
-    logged: set[str],
+    logged: dict[str, str],
     granularity: str,
     where: str,
 ) -> list[_Group]:
-    """Aggregate one version's rows per window and role, and compare them with its reference."""
+    """Aggregate one version's rows per window and role, and compare them with its reference.
+
+    One query counts rows and requests; then one per column counts its rows per bin code (a
+    small integer or known category, grouped by hash: far faster in DuckDB than map-building
+    aggregates over all columns at once)."""
     found = reference.reference_profile(version)
     profile = found.profile if found is not None else {}
     reference_sample = reference.reference_sample(found) if found is not None else None
     columns = _columns_of(version, logged, profile)
-    unit = "day" if granularity == MonitoringWindow.Granularity.DAY else "hour"
-    aggregates = [
-        "count(*) AS n_rows",
-        "count(DISTINCT request_id) AS n_requests" if "request_id" in logged else "0 AS n_requests",
-    ]
+    bucket = _bucket(granularity)
+    rows_of = f"{scan} WHERE {where} AND version = {int(version.version)}"
+    requests = "count(DISTINCT request_id)" if "request_id" in logged else "0"
+    groups: dict[tuple[int, str], _Group] = {}
+    for number, role, rows, asked in connection.execute(
+        f"SELECT {bucket} AS bucket, coalesce(role, {literal(PRIMARY)}) AS role, count(*), "
+        f"{requests} FROM {rows_of} GROUP BY ALL"
+    ).fetchall():
+        start = _bucket_start(int(number), granularity)
+        groups[(int(number), str(role))] = _Group(
+            version=version, role=str(role), start=start, rows=int(rows), requests=int(asked)
+        )
+    codes: dict[tuple[int, str], list[dict[Any, int]]] = {
+        key: [{} for _ in columns] for key in groups
+    }
     for index, column in enumerate(columns):
-        aggregates += _expressions(column, index)
-    sql = (
-        f"SELECT epoch(date_trunc('{unit}', ts)) AS bucket, role, {', '.join(aggregates)} "
-        f"FROM {scan} WHERE {where} AND version = {int(version.version)} GROUP BY bucket, role"
-    )
-    cursor = connection.execute(sql)
-    names = [d[0] for d in cursor.description]
-    groups = []
+        for number, role, code, count in connection.execute(
+            f"SELECT {bucket} AS bucket, coalesce(role, {literal(PRIMARY)}) AS role, "
+            f"{_code(column)} AS code, count(*) FROM {rows_of} GROUP BY ALL"
+        ).fetchall():
+            codes[(int(number), str(role))][index][None if code is None else str(code)] = int(count)
     numeric = [c for c in columns if c.kind == "numeric" and c.profile is not None]
-    for values in cursor.fetchall():
-        row = dict(zip(names, values, strict=True))
-        start = datetime.fromtimestamp(float(row["bucket"]), tz=UTC)
-        role = str(row["role"] or PRIMARY)
-        rows = int(row["n_rows"])
+    for key, group in groups.items():
         live_sample = None
         if numeric and reference_sample is not None:
             live_sample = _sample(
@@ -271,25 +280,21 @@ def _version_groups(
                 scan,
                 numeric,
                 version=version,
-                role=role,
-                start=start,
-                end=start + window_length(granularity),
+                role=group.role,
+                start=group.start,
+                end=group.start + window_length(granularity),
             )
-        group = _Group(version=version, role=role, start=start, rows=rows)
-        group.requests = int(row["n_requests"] or 0)
         for index, column in enumerate(columns):
             figures = _figures(
                 column,
-                row,
-                index,
-                rows=rows,
+                codes[key][index],
+                rows=group.rows,
                 live_sample=live_sample,
                 reference_sample=reference_sample,
             )
             target = group.columns if column.logged.startswith("in__") else group.outputs
             target[column.name] = figures
-        groups.append(group)
-    return groups
+    return list(groups.values())
 
 
 def _sample(
@@ -331,9 +336,10 @@ def windows_compute(
     }
     groups: list[_Group] = []
     if names:
-        with local_paths(names) as paths, _connection() as connection:
+        with local_paths(names) as paths, offline.connection(label="monitoring") as connection:
             scan = parquet_scan(paths)
-            logged = {d[0] for d in connection.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()}
+            described = connection.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()
+            logged = {str(d[0]): str(d[1]) for d in described}
             where = f"ts >= {_stamp(first)} AND ts < {_stamp(last)}"
             numbers = [
                 int(v)
