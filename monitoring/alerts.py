@@ -134,7 +134,8 @@ def rule_check(*, model: RegisteredModel, rule: Any, where: str) -> dict[str, An
     metric = rule.get("metric")
     if metric not in MODEL_METRICS:
         raise ApplicationError(
-            f"{where}.metric: {metric!r} is not one of {MODEL_METRICS}.", extra={"field": "metric"}
+            f"{where}.metric: {metric!r:.80} is not one of {MODEL_METRICS}.",
+            extra={"field": "metric"},
         )
     column = rule.get("column") or ""
     if not isinstance(column, str) or len(column) > 200:

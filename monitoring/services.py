@@ -27,6 +27,7 @@ from monitoring.models import AlertRule, Feedback
 from registry.models import ModelVersion, RegisteredModel
 
 MAX_REQUEST_ID = 64
+MAX_LABEL = 200
 
 
 @dataclass(frozen=True)
@@ -65,12 +66,13 @@ def _actual_check(value: Any, *, version: ModelVersion | None, where: str) -> An
     if signature is not None and signature.classes is not None:
         text = label_text(value).strip()
         for known in signature.classes:
+            number = _number(value)
             if label_text(known) == text or (
-                not isinstance(known, str) and _number(value) == _number(known)
+                number is not None and not isinstance(known, str) and number == _number(known)
             ):
                 return known
         raise ApplicationError(
-            f"{where}.actual: {value!r} is not one of the model's classes "
+            f"{where}.actual: {value!r:.80} is not one of the model's classes "
             f"{[label_text(c) for c in signature.classes]}.",
             extra={"field": "actual"},
         )
@@ -78,12 +80,18 @@ def _actual_check(value: Any, *, version: ModelVersion | None, where: str) -> An
         number = _number(value)
         if number is None:
             raise ApplicationError(
-                f"{where}.actual: {value!r} is not a finite number.", extra={"field": "actual"}
+                f"{where}.actual: {value!r:.80} is not a finite number.", extra={"field": "actual"}
             )
         return number
-    if isinstance(value, str):
+    if isinstance(value, str) and 0 < len(value.strip()) <= MAX_LABEL:
         return value.strip()
-    return value
+    if isinstance(value, bool) or _number(value) is not None:
+        return value
+    raise ApplicationError(
+        f"{where}.actual: {value!r:.80} is not a label (1 to {MAX_LABEL} characters) or a "
+        "finite number.",
+        extra={"field": "actual"},
+    )
 
 
 def _number(value: Any) -> float | None:

@@ -186,3 +186,26 @@ def test_ids_logged_before_the_lookback_are_not_joined(ana: Any, churn: Any, set
 
     assert response.status_code == 201
     assert response.json()["joined"] == 0
+
+
+def test_a_model_without_ready_versions_takes_labels_and_finite_numbers(
+    ana: Any, team: Any
+) -> None:
+    RegisteredModelFactory.create(name="fresh", owner=team)
+    url = "/api/v1/models/fresh/feedback"
+
+    ok = ana.post(
+        url,
+        [{"request_id": "f1", "actual": "cat"}, {"request_id": "f2", "actual": 3}],
+        format="json",
+    )
+    assert ok.status_code == 201, ok.content
+    assert _stored() == {"f1": "cat", "f2": 3}
+
+    for bad in ("x" * 201, " ", {"a": 1}):
+        response = ana.post(url, {"request_id": "f3", "actual": bad}, format="json")
+        assert response.status_code == 400, response.content
+        assert response.json()["field"] == "actual"
+    nan = ana.post(url, '[{"request_id": "f3", "actual": NaN}]', content_type="application/json")
+    assert nan.status_code == 400
+    assert "f3" not in _stored()
