@@ -244,3 +244,16 @@ def test_run_needs_write_rights_and_reads_need_the_team(
         .status_code
         == 404
     )
+
+
+@pytest.mark.django_db(transaction=False)
+def test_a_second_run_while_one_is_queued_is_409(ana: Any, churn: Any) -> None:
+    first = ana.post(RUN)
+    assert first.status_code == 202
+    job = first.json()["job"]
+
+    second = ana.post(RUN)
+
+    assert second.status_code == 409
+    assert second.json()["job"] == job
+    assert ana.get(f"/api/v1/jobs/{job}/").json()["kind"] == "monitoring"
