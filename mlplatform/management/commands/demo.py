@@ -7,6 +7,7 @@ from accounts.models import ApiToken
 from accounts.services import token_create
 from features.demo import demo_load as features_demo
 from registry.demo import demo_load as registry_demo
+from rollout.demo import demo_load as rollout_demo
 
 DEMO_USER = "admin"
 DEMO_PASSWORD = "admin"  # noqa: S105 - printed on purpose: a local demo account
@@ -32,6 +33,8 @@ class Command(BaseCommand):
         for line in features_demo(user=user):
             self.stdout.write(line)
         for line in registry_demo(user=user):
+            self.stdout.write(line)
+        for line in rollout_demo(user=user):
             self.stdout.write(line)
 
         self.stdout.write(self.style.SUCCESS("Demo ready."))
