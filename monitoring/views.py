@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -40,8 +41,6 @@ WINDOW_LIMIT: dict[str, int] = {
 ROLES = ("primary", "canary", "shadow")
 # Categories drawn per column: the most frequent ones, in the reference or live.
 TOP_CATEGORIES = 12
-# Thresholds used to flag a figure when the model has no rule of its own (the default rules').
-DEFAULT_LIMITS = {"psi": 0.2, "null_rate": 0.05}
 ALERT_LIMIT = 50
 OTHER_LABEL = "(other)"
 JOB_LIMIT = 3
@@ -123,7 +122,10 @@ def _shares(values: Sequence[Any]) -> list[float]:
 
 def _limits(model: RegisteredModel) -> dict[str, float]:
     """The threshold per metric from the model's enabled rules on any column, else defaults."""
-    limits = dict(DEFAULT_LIMITS)
+    limits = {
+        "psi": settings.MLPLATFORM_ALERT_PSI,
+        "null_rate": settings.MLPLATFORM_ALERT_NULL_RATE,
+    }
     for rule in AlertRule.objects.filter(model=model, enabled=True, column=""):
         limits[rule.metric] = rule.threshold
     return limits
