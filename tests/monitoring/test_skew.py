@@ -18,7 +18,9 @@ from django.utils import timezone
 from sklearn.linear_model import LinearRegression
 
 from features import online, services
+from features.ingestion import AVAILABLE, EVENT
 from features.models import FeatureGroup
+from registry.models import RegisteredModel
 from tests.conftest import client_for, team_member
 from tests.factories import (
     EntityFactory,
@@ -128,6 +130,49 @@ def test_online_values_that_disagree_give_a_mismatch_rate_and_an_alert(
     firing = [a for a in summary["alerts"] if a["state"] == "firing"]
     assert [(a["metric"], a["column"]) for a in firing] == [("skew", "f1")]
     assert firing[0]["value"] == pytest.approx(0.25)
+
+
+def test_skew_of_features_served_through_the_predict_api(
+    celery_worker: Any, django_user_model: Any, team: Any, linked: Any, settings: Any
+) -> None:
+    # given the offline values materialised online, then newer online values of f1 for every
+    # fourth customer that the offline store never got
+    settings.MLPLATFORM_LOG_BACKGROUND = False
+    RegisteredModel.objects.filter(pk=linked.model_id).update(log_sample_rate=1.0)
+    group = FeatureGroup.objects.get(name="stats")
+    services.materialise_group(group=group)
+    recent = (timezone.now() - timedelta(minutes=1)).replace(tzinfo=None)
+    online.online_write(
+        group=group,
+        rows=[
+            {
+                "customer_id": int(row.customer_id),
+                EVENT: recent,
+                AVAILABLE: recent,
+                "f1": row.f1 + 5.0,
+                "f2": row.f2,
+            }
+            for row in offline_values().itertuples()
+            if row.customer_id % 4 == 0
+        ],
+    )
+    ana = client_for(team_member(django_user_model, "ana", team, apps=("registry",)))
+    ids = offline_values()["customer_id"].tolist()
+
+    # when every customer is scored by key alone, the features read online
+    response = ana.post(
+        "/api/v1/models/churn/predict",
+        {"instances": [{"customer_id": int(i)} for i in ids]},
+        format="json",
+    )
+    assert response.status_code == 200, response.content
+    summary = run(ana)
+
+    skew = summary["versions"][0]["windows"]["day"]["skew"]
+    assert skew["f1"]["compared"] == CUSTOMERS
+    assert skew["f1"]["rate"] == pytest.approx(0.25)
+    assert skew["f1"]["example"]["online"] == pytest.approx(skew["f1"]["example"]["offline"] + 5.0)
+    assert skew["f2"]["rate"] == 0.0
 
 
 def test_skew_rules_name_features_of_the_service(
