@@ -122,8 +122,25 @@ def model_update(
     tags: dict[str, Any] | None = None,
     owner: Group | str | None = None,
     clear_owner: bool = False,
+    log_sample_rate: float | None = None,
+    reset_log_sample_rate: bool = False,
 ) -> RegisteredModel:
-    """Change a model's description, tags or owner (its name is its address and never changes)."""
+    """Change a model's description, tags, owner or log sample rate (its name is its address
+    and never changes). The serving processes see a new rate within their route cache's TTL.
+
+    Raises:
+        ApplicationError: the sample rate is not a number from 0 to 1, or tags/owner are invalid.
+    """
+    if log_sample_rate is not None:
+        valid = isinstance(log_sample_rate, int | float) and not isinstance(log_sample_rate, bool)
+        if not (valid and math.isfinite(log_sample_rate) and 0.0 <= log_sample_rate <= 1.0):
+            raise ApplicationError(
+                "log_sample_rate: a number from 0 to 1, or null.",
+                extra={"field": "log_sample_rate"},
+            )
+        model.log_sample_rate = float(log_sample_rate)
+    elif reset_log_sample_rate:
+        model.log_sample_rate = None
     if description is not None:
         model.description = description
     if tags is not None:

@@ -81,3 +81,24 @@ class TrafficMinute(models.Model):
 
     def __str__(self) -> str:
         return f"{self.alias} v{self.version.version} {self.role} {self.minute:%H:%M}"
+
+
+class RejectionMinute(models.Model):
+    """4xx answers of a model's prediction routes that named a field, in one minute: summed in
+    memory per process and added here once a minute (serving/rejectionstats.py), never a write
+    per request. `version` is the version the request resolved (None when it resolved none)."""
+
+    model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="+")
+    version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    field = models.CharField(max_length=200)
+    minute = models.DateTimeField()
+    count = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["model", "minute"]
+        indexes = [models.Index(fields=["model", "minute"], name="rejection_model_minute")]
+
+    def __str__(self) -> str:
+        return f"{self.model.name} {self.field} {self.minute:%H:%M}: {self.count}"

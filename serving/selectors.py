@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import QuerySet, Sum
 from django.utils import timezone
 
 from features.models import Feature, FeatureGroup
@@ -17,7 +17,7 @@ from mlplatform.errors import ApplicationError
 from registry import selectors as registry_selectors
 from registry.models import ModelAlias, ModelVersion, RegisteredModel
 from serving import enrichment, trafficstats
-from serving.models import PredictionLog, Role, TrafficMinute
+from serving.models import PredictionLog, RejectionMinute, Role, TrafficMinute
 from tenancy.services import readable_filter
 
 _resolved: dict[tuple[str, int | None, str | None], tuple[float, ModelVersion]] = {}
@@ -70,6 +70,11 @@ def models_serving(*, user: Any) -> list[tuple[str, int | None]]:
 
 def model_exists(*, name: str) -> bool:
     return RegisteredModel.objects.filter(name=name).exists()
+
+
+def model_id(*, name: str) -> int | None:
+    """The id of the model named `name`, or None."""
+    return RegisteredModel.objects.filter(name=name).values_list("pk", flat=True).first()
 
 
 def resolution_cache_clear() -> None:
@@ -305,3 +310,21 @@ def _version_traffic(
         else:
             figures.mean_abs_difference = abs_diff / figures.compared_rows
     return figures
+
+
+# --- 4xx rejections per field, for monitoring ----------------------------------------------------
+
+
+def rejections(model_id: int, start: datetime, end: datetime) -> dict[int | None, dict[str, int]]:
+    """{version number, or None when the request resolved none: {field: 4xx answers naming it}}
+    of the model's prediction routes in [start, end) (whole minutes, as they are counted)."""
+    found: dict[int | None, dict[str, int]] = defaultdict(dict)
+    counted = (
+        RejectionMinute.objects.filter(model_id=model_id, minute__gte=start, minute__lt=end)
+        .values_list("version__version", "field")
+        .annotate(total=Sum("count"))
+        .order_by()
+    )
+    for number, name, total in counted:
+        found[number][name] = found[number].get(name, 0) + int(total)
+    return dict(found)

@@ -7,9 +7,9 @@ import time
 import warnings
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
+from datetime import datetime, timedelta
 from typing import Any
 
-import numpy as np
 import sklearn
 from django.conf import settings
 from django.utils import timezone
@@ -27,6 +27,7 @@ from serving.codecs.columns import (
     records_to_columns,
 )
 from serving.engines import Engine, EngineInputError, EngineUnavailable
+from serving.models import PredictionLog, RejectionMinute
 
 logger = logging.getLogger(__name__)
 
@@ -205,10 +206,12 @@ def prediction_log(
     result: PredictionResult,
     started: float,
     role: str = "primary",
+    matrix: Matrix | None = None,
 ) -> bool:
-    """Record a sampled prediction off the request path (see serving.predictionlog). Returns
-    whether this request was sampled (its shadows' predictions are logged alike, so they join)."""
-    if not predictionlog.sampled():
+    """Record a prediction off the request path when its model's sample rate draws it (see
+    serving.predictionlog). Returns whether it was sampled (its shadows' predictions are logged
+    alike, so they join). `matrix`, what the model received, holds served features."""
+    if not predictionlog.sampled(version):
         return False
     prediction_log_write(
         version=version,
@@ -218,6 +221,7 @@ def prediction_log(
         result=result,
         latency_ms=(time.perf_counter() - started) * 1000.0,
         role=role,
+        matrix=matrix,
     )
     return True
 
@@ -231,29 +235,32 @@ def prediction_log_write(
     result: PredictionResult,
     latency_ms: float,
     role: str,
+    matrix: Matrix | None = None,
 ) -> None:
-    """Queue one prediction log entry, sampled or not (a shadow's follows its caller's)."""
-    outputs: dict[str, Any] = {"predictions": result.predictions}
-    if result.probabilities is not None:
-        outputs["probabilities"] = result.probabilities
-        outputs["classes"] = result.classes
+    """Queue one prediction log entry, sampled or not (a shadow's follows its caller's). Only
+    references are kept here: the writer converts them, off the request path."""
     predictionlog.enqueue(
-        {
-            "model_id": version.model_id,
-            "version_id": version.pk,
-            "protocol": protocol,
-            "role": role,
-            "request_id": request_id,
-            "inputs": {name: _jsonable(values) for name, values in decoded.columns.items()},
-            "outputs": outputs,
-            "n_rows": decoded.n_rows,
-            "latency_ms": latency_ms,
-            "created_at": timezone.now(),
-        }
+        predictionlog.Entry(
+            version=version,
+            protocol=protocol,
+            role=role,
+            request_id=request_id,
+            columns=decoded.columns,
+            n_rows=decoded.n_rows,
+            matrix=matrix,
+            result=result,
+            latency_ms=latency_ms,
+            at=time.time(),
+        )
     )
 
 
-def _jsonable(values: Any) -> list[Any]:
-    if isinstance(values, np.ndarray):
-        return jsonable_column(values)
-    return list(values)
+def prediction_log_expire(*, now: datetime | None = None) -> dict[str, int]:
+    """Delete the prediction log older than MLPLATFORM_LOG_RETENTION_DAYS: its Parquet
+    partitions (whole UTC hours), its database rows and the rejection counts. Returns how many
+    of each were deleted."""
+    before = (now or timezone.now()) - timedelta(days=float(settings.MLPLATFORM_LOG_RETENTION_DAYS))
+    files = predictionlog.partitions_expire(before=before)
+    rows, _ = PredictionLog.objects.filter(created_at__lt=before).delete()
+    rejections, _ = RejectionMinute.objects.filter(minute__lt=before).delete()
+    return {"partitions": files, "rows": rows, "rejections": rejections}

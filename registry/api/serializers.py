@@ -52,6 +52,20 @@ class ModelUpdateSerializer(serializers.Serializer):
     description = serializers.CharField(required=False, allow_blank=True)
     tags = JsonTextField(kind=dict, example="object", required=False)
     owner = serializers.CharField(required=False, allow_blank=True, allow_null=True)
+    log_sample_rate = serializers.FloatField(
+        required=False,
+        allow_null=True,
+        min_value=0.0,
+        max_value=1.0,
+        help_text="The share of prediction requests logged, 0 to 1 (null: the server's "
+        "default, MLPLATFORM_LOG_SAMPLE_RATE).",
+    )
+
+    def validate_log_sample_rate(self, value: float | None) -> float | None:
+        raw = self.initial_data.get("log_sample_rate")
+        if isinstance(raw, bool):
+            raise serializers.ValidationError("A number from 0 to 1, or null.")
+        return value
 
 
 class CanarySerializer(serializers.Serializer):
@@ -105,6 +119,7 @@ class ModelOutputSerializer(serializers.ModelSerializer):
             "description",
             "owner",
             "tags",
+            "log_sample_rate",
             "aliases",
             "latest_version",
             "created_at",

@@ -80,7 +80,7 @@ class ModelDetailApi(APIView):
 
     @extend_schema(tags=TAGS, request=ModelUpdateSerializer, responses=ModelOutputSerializer)
     def patch(self, request: Request, name: str) -> Response:
-        """Change description, tags or owner (owner team or superuser)."""
+        """Change description, tags, owner or log sample rate (owner team or superuser)."""
         model = selectors.model_get(name=name)
         self.check_object_permissions(request, model)
         serializer = ModelUpdateSerializer(data=request.data, partial=True)
@@ -96,6 +96,8 @@ class ModelDetailApi(APIView):
             tags=data.get("tags"),
             owner=owner,
             clear_owner="owner" in data and not data["owner"],
+            log_sample_rate=data.get("log_sample_rate"),
+            reset_log_sample_rate="log_sample_rate" in data and data["log_sample_rate"] is None,
         )
         return Response(ModelOutputSerializer(model).data)
 

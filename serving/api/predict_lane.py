@@ -45,7 +45,7 @@ from rest_framework.renderers import JSONRenderer
 
 from mlplatform.api import CachedTokenAuthentication
 from mlplatform.errors import ApplicationError
-from serving import metrics, services, shadows, traffic
+from serving import metrics, rejectionstats, services, shadows, traffic
 from serving.api.views import NativePredictApi, traffic_record
 from serving.codecs import native
 from serving.models import PredictionLog
@@ -155,6 +155,7 @@ class NativePredictLane:
                 result=result,
                 started=started,
                 role=role,
+                matrix=matrix,
             )
             if route.shadows:
                 shadows.submit(
@@ -169,6 +170,11 @@ class NativePredictLane:
         except ApplicationError as exc:
             # As the API's exception handler answers, rendered as DRF renders it for the view.
             code, content = exc.status_code, _RENDERER.render(native.error_body(exc))
+            field = exc.extra.get("field")
+            if field and 400 <= code < 500:
+                rejectionstats.record(
+                    model_id=target.model_id, version_id=target.pk, field=str(field)
+                )
             headers = [("Content-Type", "application/json"), ("X-Model-Version", served)]
             rows = 0
         else:

@@ -24,7 +24,16 @@ from rest_framework.views import APIView
 from mlplatform.api import CachedTokenAuthentication
 from mlplatform.errors import NotFoundError
 from registry.models import ModelVersion
-from serving import enrichment, metrics, selectors, services, shadows, traffic, trafficstats
+from serving import (
+    enrichment,
+    metrics,
+    rejectionstats,
+    selectors,
+    services,
+    shadows,
+    traffic,
+    trafficstats,
+)
 from serving.api import openapi as oa
 from serving.api.bodies import request_body
 from serving.codecs import binary_tensors, columns, kserve_v1, mlflow, native, open_inference
@@ -93,6 +102,15 @@ class ServingApi(APIView):
             traffic_record(route, served, self.role, response.status_code, seconds, self.rows)
         return response
 
+    def handle_exception(self, exc: Exception) -> Response:
+        """The API's error answer; a 4xx naming a field is counted for monitoring (read before
+        a protocol rewrites the body in its own shape)."""
+        response = super().handle_exception(exc)
+        data = response.data
+        if 400 <= response.status_code < 500 and isinstance(data, dict) and data.get("field"):
+            rejection_record(self, str(data["field"]))
+        return response
+
     def resolve(
         self, *, name: str, version: int | None = None, alias: str | None = None
     ) -> traffic.Route:
@@ -140,6 +158,7 @@ class ServingApi(APIView):
             result=result,
             started=self.started,
             role=self.role,
+            matrix=matrix,
         )
         if self.route is not None and self.route.shadows:
             shadows.submit(
@@ -152,6 +171,21 @@ class ServingApi(APIView):
                 logged=logged,
             )
         return result, request_id
+
+
+def rejection_record(view: ServingApi, field: str) -> None:
+    """Count a 4xx naming `field` against the model (and the version) the request resolved; a
+    request that resolved no version (an unknown version or alias of a model) counts without
+    one. Requests naming no model there is are not counted."""
+    served = view.served or view.named
+    if served is not None:
+        rejectionstats.record(model_id=served.model_id, version_id=served.pk, field=field)
+        return
+    name = view.kwargs.get("name") if isinstance(view.kwargs, dict) else None
+    if name:
+        model_id = selectors.model_id(name=str(name))
+        if model_id is not None:
+            rejectionstats.record(model_id=model_id, version_id=None, field=field)
 
 
 def traffic_record(
