@@ -20,10 +20,11 @@ from django.utils import timezone
 from sklearn import metrics as skm
 
 from monitoring.models import Alert, AlertRule
+from registry.models import RegisteredModel
 from tests.batch.helpers import wait_finished
 from tests.conftest import client_for, team_member
 from tests.factories import TeamFactory
-from tests.monitoring.conftest import log_frame, log_write, rows_like_training
+from tests.monitoring.conftest import COLUMNS, log_frame, log_write, rows_like_training
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -257,3 +258,26 @@ def test_a_second_run_while_one_is_queued_is_409(ana: Any, churn: Any) -> None:
     assert second.status_code == 409
     assert second.json()["job"] == job
     assert ana.get(f"/api/v1/jobs/{job}/").json()["kind"] == "monitoring"
+
+
+def test_shifted_traffic_through_the_predict_api_fires_drift_alerts(
+    celery_worker: Any, ana: Any, churn: Any, settings: Any
+) -> None:
+    settings.MLPLATFORM_LOG_BACKGROUND = False
+    RegisteredModel.objects.filter(pk=churn.model_id).update(log_sample_rate=1.0)
+    upload_reference(ana, rows_like_training(4000, seed=3))
+    shifted = rows_like_training(3000, seed=12)
+    shifted["amount"] += 30
+    shifted.loc[shifted.index[::3], "city"] = "berlin"
+
+    response = ana.post(
+        "/api/v1/models/churn/predict",
+        {"inputs": {name: shifted[name].tolist() for name in COLUMNS}},
+        format="json",
+    )
+    assert response.status_code == 200, response.content
+    summary = run(ana)
+
+    assert summary["versions"][0]["windows"]["day"]["rows"] == 3000
+    assert firing(summary) >= {("psi", "amount"), ("psi", "city")}
+    assert ("psi", "age") not in firing(summary)
