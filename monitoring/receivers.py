@@ -8,6 +8,7 @@ from django.dispatch import receiver
 
 from mlplatform.errors import ApplicationError
 from monitoring import reference
+from monitoring.models import ReferenceProfile
 from registry import signals as registry_signals
 from registry.models import ModelVersion
 from rollout import selectors as rollout_selectors
@@ -21,12 +22,20 @@ logger = logging.getLogger(__name__)
     rollout_signals.evaluation_finished, sender=Evaluation, dispatch_uid="monitoring-reference"
 )
 def evaluation_finished(sender: Any, *, evaluation: Evaluation, **kwargs: Any) -> None:
-    """The evaluated rows become the version's reference, unless it has an uploaded one. Runs
-    in the evaluation's job, on the worker; a failure is logged, the evaluation stands."""
+    """The evaluated rows become the version's reference, unless it has an uploaded one or
+    one of that dataset already: profiled by a monitoring job of its own, so the evaluation's
+    job ends as it did."""
+    version, dataset = evaluation.version, evaluation.dataset
+    current = reference.reference_profile(version)
+    if current is not None and (
+        current.source == ReferenceProfile.Source.UPLOAD
+        or current.profile.get("dataset") == dataset.pk
+    ):
+        return
     try:
-        reference.reference_from_dataset(version=evaluation.version, dataset=evaluation.dataset)
+        reference.reference_job_request(version=version, dataset=dataset)
     except ApplicationError:
-        logger.exception("could not profile the reference of %s", evaluation.version)
+        logger.exception("could not queue the reference profile of %s", version)
 
 
 @receiver(registry_signals.version_ready, sender=ModelVersion, dispatch_uid="monitoring-reference")

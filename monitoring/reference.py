@@ -3,9 +3,11 @@
 A version's reference comes from, in order of precedence:
 - a file of input rows the user uploads (`reference_upload`; it is never replaced
   automatically);
-- else the rows of an evaluation dataset it was evaluated on (`reference_from_dataset`, when an
-  evaluation finishes) — for a dataset built from a feature service that is the training set
-  built point in time, and the profile says `training_set`;
+- else the rows of an evaluation dataset it was evaluated on (`reference_from_dataset`, in a
+  monitoring job queued when an evaluation finishes; the profile then names the dataset in
+  `profile["dataset"]`, and a later evaluation on it does not profile it again); for a
+  dataset built from a feature service that is the training set built point in time, and the
+  profile says `training_set`;
 - else, when a version becomes ready and its model has a ready evaluation dataset, that dataset,
   profiled by a monitoring job (`reference_job_request` / `reference_job_run`).
 
@@ -82,6 +84,7 @@ def reference_build(
     source: str,
     target_column: str = "",
     user: Any = None,
+    dataset_id: int | None = None,
 ) -> ReferenceProfile:
     """Profile `frame`'s rows (inputs, and the version's outputs for them) as the version's
     reference, replacing the one it had.
@@ -113,6 +116,8 @@ def reference_build(
     scored = frame.loc[complete].reset_index(drop=True)
     outputs = profiles.outputs_score(version, scored)
     profile = profiles.profile_make(version, frame[inputs], outputs)
+    if dataset_id is not None:
+        profile["dataset"] = dataset_id  # the evaluation dataset it was taken from
     sample = _sample_bytes(version, scored, outputs, target_column=target_column)
     return _store(
         version=version, source=source, rows=len(frame), profile=profile, sample=sample, user=user
@@ -254,7 +259,9 @@ def reference_from_dataset(
         else ReferenceProfile.Source.EVALUATION
     )
     label = dataset.label_column if dataset.label_column in frame.columns else ""
-    return reference_build(version=version, frame=frame, source=source, target_column=label)
+    return reference_build(
+        version=version, frame=frame, source=source, target_column=label, dataset_id=dataset.pk
+    )
 
 
 def dataset_for(version: ModelVersion) -> EvaluationDataset | None:

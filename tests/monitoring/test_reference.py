@@ -190,14 +190,19 @@ def test_an_evaluation_and_a_new_version_take_the_dataset_as_reference(
     frame = rows_like_training(1200, seed=5)
     dataset = _dataset(ana, frame)
 
-    # an evaluation of v1 on the dataset profiles its rows
+    # an evaluation of v1 on the dataset has its rows profiled, by a monitoring job
     queued = ana.post(
         "/api/v1/models/churn/versions/1/evaluations/", {"dataset": dataset}, format="json"
     )
     assert queued.status_code == 202, queued.content
     _wait(lambda: ReferenceProfile.objects.filter(version=v1).exists())
     profile = ReferenceProfile.objects.get(version=v1)
-    assert (profile.source, profile.rows) == ("evaluation", 1200)
+    assert (profile.source, profile.rows, profile.profile["dataset"]) == (
+        "evaluation",
+        1200,
+        dataset,
+    )
+    assert Job.objects.filter(kind=Job.Kind.MONITORING, params__version=1).count() == 1
     assert profile.profile["columns"]["age"]["edges"] == pytest.approx(
         np.quantile(frame["age"], np.linspace(0, 1, 11))
     )
@@ -207,7 +212,7 @@ def test_an_evaluation_and_a_new_version_take_the_dataset_as_reference(
         model=v1.model, estimator=churn_estimator, input_example=example
     )
     registry_signals.version_ready.send(sender=ModelVersion, version=v2)
-    job = Job.objects.get(kind=Job.Kind.MONITORING)
+    job = Job.objects.filter(kind=Job.Kind.MONITORING, params__version=2).get()
     _wait(lambda: ReferenceProfile.objects.filter(version=v2).exists())
     assert ReferenceProfile.objects.get(version=v2).source == "evaluation"
     job.refresh_from_db()
@@ -224,3 +229,4 @@ def test_an_evaluation_and_a_new_version_take_the_dataset_as_reference(
     time.sleep(0.5)
     profile = ReferenceProfile.objects.get(version=v1)
     assert (profile.source, profile.rows) == ("upload", 300)
+    assert Job.objects.filter(kind=Job.Kind.MONITORING, params__version=1).count() == 1
