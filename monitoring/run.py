@@ -4,6 +4,7 @@ feedback lookback, skew for versions linked to a feature service, freshness of t
 versions read, and every alert rule evaluated on the result. Run as a job (`POST
 /api/v1/models/{name}/monitoring/run`), and hourly by beat for every model with traffic."""
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,24 +25,39 @@ DAY = MonitoringWindow.Granularity.DAY
 STEPS = 5  # windows, accuracy, skew, freshness, alerts
 
 
-def monitoring_run(*, model: RegisteredModel, now: datetime | None = None) -> dict[str, Any]:
+def monitoring_run(
+    *,
+    model: RegisteredModel,
+    now: datetime | None = None,
+    step_done: Callable[[], None] | None = None,
+) -> dict[str, Any]:
     """Compute the model's current windows and their figures, then evaluate its alerts;
-    returns a summary (the job's result)."""
+    returns a summary (the job's result). `step_done` is called after each of the STEPS."""
     now = now or timezone.now()
+
+    def done() -> None:
+        if step_done is not None:
+            step_done()
+
     hour_start = windows.window_floor(now - timedelta(hours=1), HOUR)
     day_start = windows.window_floor(now - timedelta(hours=1), DAY)
     computed = [
         *windows.windows_compute(model=model, granularity=HOUR, start=hour_start, end=now),
         *windows.windows_compute(model=model, granularity=DAY, start=day_start, end=now),
     ]
+    done()
     lookback = now - timedelta(days=float(settings.MLPLATFORM_FEEDBACK_LOOKBACK_DAYS))
     labelled = accuracy.accuracy_compute(
         model=model, since=windows.window_floor(lookback, DAY), until=now
     )
+    done()
     skewed = skew.skew_compute(model=model, windows=computed)
+    done()
     groups = selectors.groups_of_model(model=model)
     stale = alerts.group_alerts_evaluate(groups=groups, now=now)
+    done()
     fired = alerts.model_alerts_evaluate(model=model, now=now)
+    done()
     return {
         "windows": len(computed),
         "labelled_windows": labelled,
@@ -99,7 +115,9 @@ def monitoring_run_job(*, job_id: int) -> None:
         if model is None:
             job_services.job_fail(job_id=job_id, error="The model was deleted.")
             return
-        result = monitoring_run(model=model)
+        result = monitoring_run(
+            model=model, step_done=lambda: job_services.job_advance(job_id=job_id, done=1)
+        )
         job_services.job_succeed(job_id=job_id, result=result)
 
 

@@ -24,6 +24,7 @@ from django.conf import settings
 from features import offline, online, training_sets
 from features.ingestion import EVENT
 from features.models import Feature
+from mlplatform.errors import ApplicationError
 from monitoring import predictions
 from monitoring.models import MonitoringWindow
 from registry.models import RegisteredModel
@@ -147,8 +148,13 @@ def skew_compute(*, model: RegisteredModel, windows: list[MonitoringWindow]) -> 
         if not log.files:
             return 0
         for window in linked:
-            features = online.features_resolve(feature_service=window.version.feature_service)
-            window.skew = window_skew(log, window=window, features=features)
+            try:
+                features = online.features_resolve(feature_service=window.version.feature_service)
+                window.skew = window_skew(log, window=window, features=features)
+            except ApplicationError as exc:
+                # The offline store refused (a query past its limits, a service changed
+                # meanwhile): the window says why, the rest of the run goes on.
+                window.skew = {"error": exc.message}
             done += 1 if window.skew else 0
     MonitoringWindow.objects.bulk_update(linked, ["skew"])
     return done

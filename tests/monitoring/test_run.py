@@ -67,6 +67,7 @@ def run(client: Any) -> dict[str, Any]:
     job = wait_finished(queued.json()["job"], timeout=90)
     assert job.status == "succeeded", job.error
     assert job.kind == "monitoring"
+    assert (job.progress_done, job.progress_total, job.progress_unit) == (5, 5, "steps")
     summary = client.get(SUMMARY)
     assert summary.status_code == 200, summary.content
     return summary.json()
