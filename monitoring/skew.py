@@ -12,6 +12,7 @@ is a mismatch, nulls on both sides agree.
 # DuckDB SQL is assembled from quoted identifiers only.
 # ruff: noqa: S608
 
+import logging
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,8 @@ from mlplatform.errors import ApplicationError
 from monitoring import predictions
 from monitoring.models import MonitoringWindow
 from registry.models import RegisteredModel
+
+logger = logging.getLogger(__name__)
 
 KEY = "key__"
 INPUT = "in__"
@@ -153,8 +156,9 @@ def skew_compute(*, model: RegisteredModel, windows: list[MonitoringWindow]) -> 
                 window.skew = window_skew(log, window=window, features=features)
             except ApplicationError as exc:
                 # The offline store refused (a query past its limits, a service changed
-                # meanwhile): the window says why, the rest of the run goes on.
-                window.skew = {"error": exc.message}
+                # meanwhile): logged, the window has no skew figures, the run goes on.
+                logger.warning("skew of %s not computed: %s", window, exc.message)
+                window.skew = {}
             done += 1 if window.skew else 0
     MonitoringWindow.objects.bulk_update(linked, ["skew"])
     return done
