@@ -4,6 +4,7 @@ prediction log partitions written in the log's Parquet layout
 
 import io
 import uuid
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from serving import selectors
 from tests.factories import ModelVersionFactory, RegisteredModelFactory, TeamFactory
 
 NUMERIC = ["amount", "age"]
@@ -55,6 +57,15 @@ def churn_estimator() -> Any:
         ]
     )
     return make_pipeline(encode, LogisticRegression()).fit(frame[COLUMNS], frame[TARGET])
+
+
+@pytest.fixture(autouse=True)
+def _fresh_resolutions() -> Iterator[None]:
+    """Models named alike in other tests (rolled back, ids reused) are not resolved from this
+    process's cache of routes."""
+    selectors.resolution_cache_clear()
+    yield
+    selectors.resolution_cache_clear()
 
 
 @pytest.fixture
