@@ -101,7 +101,7 @@ def enqueue(entry: Entry) -> None:
     """Queue one entry; dropped (and counted in the log) if the queue is full."""
     if not settings.MLPLATFORM_LOG_BACKGROUND:
         _write_rows([entry])
-        _write_files([entry])
+        _write_files({key: (v, [t]) for key, (v, t) in _tables([entry]).items()})
         return
     _ensure_thread()
     try:
@@ -114,7 +114,8 @@ def enqueue(entry: Entry) -> None:
 
 # --- the writer --------------------------------------------------------------------------------
 
-_pending: list[Entry] = []  # waiting for their Parquet file
+# Rows waiting for their Parquet file: per (version id, hour), the version and its tables.
+_pending: dict[tuple[int, int], tuple[ModelVersion, list[pa.Table]]] = {}
 _pending_rows = 0
 _pending_since = 0.0
 _pending_lock = threading.Lock()
@@ -146,13 +147,17 @@ def _drain() -> list[Entry]:
 
 
 def _pend(entries: list[Entry], *, force: bool = False) -> None:
-    """Add entries to the Parquet buffer; write it when it is full, old, or `force`."""
+    """Convert entries to Arrow at once (a buffer of Python objects would grow the garbage
+    collector's work, and every request would pay for it) and buffer them per version and hour;
+    write the buffer when it is full, old, or `force`."""
     global _pending, _pending_rows, _pending_since
+    tables = _tables(entries)
     with _pending_lock:
-        if entries and not _pending:
+        if tables and not _pending:
             _pending_since = time.monotonic()
-        _pending += entries
-        _pending_rows += sum(entry.n_rows for entry in entries)
+        for key, (version, table) in tables.items():
+            _pending.setdefault(key, (version, []))[1].append(table)
+            _pending_rows += table.num_rows
         due = (
             force
             or _pending_rows >= int(settings.MLPLATFORM_LOG_FILE_ROWS)
@@ -160,8 +165,26 @@ def _pend(entries: list[Entry], *, force: bool = False) -> None:
         )
         if not due or not _pending:
             return
-        taken, _pending, _pending_rows = _pending, [], 0
+        taken, _pending, _pending_rows = _pending, {}, 0
     _write_files(taken)
+
+
+def _tables(entries: list[Entry]) -> dict[tuple[int, int], tuple[ModelVersion, pa.Table]]:
+    """Entries as Arrow tables, one per version and UTC hour (keyed by version id, hour)."""
+    groups: dict[tuple[int, int], list[Entry]] = defaultdict(list)
+    for entry in entries:
+        groups[(entry.version.pk, int(entry.at // 3600))].append(entry)
+    tables = {}
+    for key, grouped in groups.items():
+        try:
+            tables[key] = (grouped[0].version, log_table(grouped))
+        except Exception:  # best effort, as the database rows; logged in full
+            logger.exception(
+                "could not convert %d prediction log entries of %s",
+                len(grouped),
+                grouped[0].version,
+            )
+    return tables
 
 
 def _write_rows(entries: list[Entry]) -> None:
@@ -252,15 +275,11 @@ def folder(model_id: int, hour: datetime) -> str:
     return f"{ROOT}/model={model_id}/date={hour:%Y-%m-%d}/hour={hour:%H}"
 
 
-def _write_files(entries: list[Entry]) -> None:
-    """One Parquet file per version and UTC hour of `entries`."""
-    groups: dict[tuple[int, int], list[Entry]] = defaultdict(list)
-    for entry in entries:
-        groups[(entry.version.pk, int(entry.at // 3600))].append(entry)
-    for (_, hour), grouped in groups.items():
-        version = grouped[0].version
+def _write_files(pending: dict[tuple[int, int], tuple[ModelVersion, list[pa.Table]]]) -> None:
+    """One Parquet file per version and UTC hour."""
+    for (_, hour), (version, tables) in pending.items():
         try:
-            table = log_table(grouped)
+            table = pa.concat_tables(tables, promote_options="default")
             buffer = io.BytesIO()
             pq.write_table(table, buffer, compression="zstd")
             name = (
@@ -269,9 +288,7 @@ def _write_files(entries: list[Entry]) -> None:
             )
             default_storage.save(name, ContentFile(buffer.getvalue()))
         except Exception:  # best effort, as the database rows; logged in full
-            logger.exception(
-                "could not write %d prediction log entries of %s", len(grouped), version
-            )
+            logger.exception("could not write prediction log rows of %s", version)
 
 
 def _numbers(values: Any, n_rows: int) -> np.ndarray:

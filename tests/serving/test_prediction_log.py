@@ -56,7 +56,9 @@ def logged(model: str) -> pa.Table:
     query = (
         f"SELECT * FROM read_parquet([{paths}], union_by_name=true) ORDER BY request_id, role, row"  # noqa: S608
     )
-    return duckdb.sql(query).to_arrow_table()
+    relation = duckdb.sql(query)
+    assert relation is not None
+    return relation.to_arrow_table()
 
 
 def rate_patch(client: APIClient, model: str, rate: Any) -> Any:
@@ -284,7 +286,9 @@ def test_retention_deletes_partitions_and_rows_older_than_it_only(
     # partition, a database row and a rejection count from 31 days ago and from 29 days ago
     settings.MLPLATFORM_LOG_RETENTION_DAYS = 30
     entry = PeriodicTask.objects.get(task="serving.tasks.prediction_log_expire")
-    assert entry.enabled and entry.crontab is not None and entry.crontab.hour == "*"
+    assert entry.enabled
+    assert entry.crontab is not None
+    assert entry.crontab.hour == "*"
     version = make_version("iris")
     client = writer(user)
     rate_patch(client, "iris", 1.0)
