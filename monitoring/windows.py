@@ -30,7 +30,6 @@ from typing import Any
 
 import duckdb
 import pandas as pd
-from django.core.files.storage import default_storage
 from django.db import transaction
 
 from features import offline
@@ -45,7 +44,6 @@ logger = logging.getLogger(__name__)
 
 SAMPLE_ROWS = 20_000
 MIN_DRIFT_ROWS = 200
-LOG_ROOT = "prediction-log"
 PRIMARY = "primary"
 
 
@@ -65,29 +63,12 @@ def window_length(granularity: str) -> timedelta:
 
 def partitions(model_id: int, start: datetime, end: datetime) -> list[str]:
     """Storage names of the model's log partitions overlapping [start, end)."""
-    named = getattr(predictionlog, "partition_names", None)
-    if named is not None:
-        return list(named(model_id, start, end))
-    # The log's layout (`prediction-log/model=<id>/date=<d>/hour=<h>/<file>`), listed per hour.
-    names: list[str] = []
-    hour = window_floor(start, MonitoringWindow.Granularity.HOUR)
-    while hour < end:
-        folder = f"{LOG_ROOT}/model={model_id}/date={hour:%Y-%m-%d}/hour={hour:%H}"
-        try:
-            _, files = default_storage.listdir(folder)
-        except FileNotFoundError:
-            files = []
-        names += [f"{folder}/{name}" for name in sorted(files) if name.endswith(".parquet")]
-        hour += timedelta(hours=1)
-    return names
+    return predictionlog.partition_names(model_id, start, end)
 
 
 def _rejections(model_id: int, start: datetime, end: datetime) -> dict[Any, dict[str, int]]:
     """{version number or None: {field: 4xx answers naming it}} from the serving layer."""
-    count = getattr(serving_selectors, "rejections", None)
-    if count is None:
-        return {}
-    return dict(count(model_id, start, end) or {})
+    return serving_selectors.rejections(model_id, start, end)
 
 
 @dataclass
