@@ -54,6 +54,8 @@ def baseline(version: ModelVersion) -> dict[str, Any] | None:
 
 
 def _feedback_table(model: RegisteredModel, since: datetime) -> pa.Table:
+    """The model's feedback received since `since` (before or after its prediction was
+    logged: either may come first)."""
     request_ids, texts, numbers = [], [], []
     for request_id, actual in Feedback.objects.filter(
         model=model, received_at__gte=since
@@ -74,10 +76,13 @@ def _feedback_table(model: RegisteredModel, since: datetime) -> pa.Table:
     )
 
 
-def joined_pairs(*, model: RegisteredModel, start: datetime, end: datetime) -> pd.DataFrame:
-    """Logged first rows of requests in [start, end) that have feedback: `version`, `role`,
-    `ts`, `out__prediction`, `out__proba__*`, `actual_text`, `actual_number`."""
-    feedback = _feedback_table(model, start)
+def joined_pairs(
+    *, model: RegisteredModel, start: datetime, end: datetime, received_since: datetime
+) -> pd.DataFrame:
+    """Logged first rows of requests in [start, end) with feedback received since
+    `received_since`: `version`, `role`, `ts`, `out__prediction`, `out__proba__*`,
+    `actual_text`, `actual_number`."""
+    feedback = _feedback_table(model, received_since)
     if feedback.num_rows == 0:
         return pd.DataFrame()
     with predictions.log_view(model_id=model.pk, start=start, end=end, label="accuracy") as log:
@@ -125,9 +130,16 @@ def figures(pairs: pd.DataFrame, version: ModelVersion) -> dict[str, Any]:
     return result
 
 
-def accuracy_compute(*, model: RegisteredModel, since: datetime, until: datetime) -> int:
+def accuracy_compute(
+    *,
+    model: RegisteredModel,
+    since: datetime,
+    until: datetime,
+    received_since: datetime | None = None,
+) -> int:
     """Fill `accuracy` of every window of the model starting in [since, until) from the feedback
-    received so far; returns how many windows have labelled rows."""
+    received since `received_since` (default: `since`); returns how many windows have labelled
+    rows."""
     windows = list(
         MonitoringWindow.objects.filter(model=model, start__gte=since, start__lt=until)
         .select_related("version")
@@ -136,7 +148,12 @@ def accuracy_compute(*, model: RegisteredModel, since: datetime, until: datetime
     if not windows:
         return 0
     end = max(w.end for w in windows)
-    pairs = joined_pairs(model=model, start=min(w.start for w in windows), end=end)
+    pairs = joined_pairs(
+        model=model,
+        start=min(w.start for w in windows),
+        end=end,
+        received_since=received_since or since,
+    )
     if not pairs.empty:
         pairs["ts"] = pd.to_datetime(pairs["ts"], utc=True)
     baselines: dict[int, dict[str, Any] | None] = {}

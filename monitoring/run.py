@@ -17,7 +17,7 @@ from jobs.models import Job
 from mlplatform.errors import ConflictError
 from mlplatform.tasks import enqueue_after_commit
 from monitoring import accuracy, alerts, selectors, skew, tasks, windows
-from monitoring.models import MonitoringWindow
+from monitoring.models import Feedback, MonitoringWindow
 from registry.models import RegisteredModel
 
 HOUR = MonitoringWindow.Granularity.HOUR
@@ -46,9 +46,16 @@ def monitoring_run(
         *windows.windows_compute(model=model, granularity=DAY, start=day_start, end=now),
     ]
     done()
-    lookback = now - timedelta(days=float(settings.MLPLATFORM_FEEDBACK_LOOKBACK_DAYS))
+    lookback = windows.window_floor(
+        now - timedelta(days=float(settings.MLPLATFORM_FEEDBACK_LOOKBACK_DAYS)), DAY
+    )
+    # Windows of earlier days change only with new feedback: without any since the last run,
+    # only the windows computed now are measured (the log of the lookback is not read again).
     labelled = accuracy.accuracy_compute(
-        model=model, since=windows.window_floor(lookback, DAY), until=now
+        model=model,
+        since=lookback if _feedback_since_last_run(model) else day_start,
+        until=now,
+        received_since=lookback,
     )
     done()
     skewed = skew.skew_compute(model=model, windows=computed)
@@ -67,6 +74,19 @@ def monitoring_run(
         "alerts_resolved": fired["resolved"] + stale["resolved"],
         "firing": len(selectors.alerts_firing(model=model)),
     }
+
+
+def _feedback_since_last_run(model: RegisteredModel) -> bool:
+    last = (
+        Job.objects.filter(
+            kind=Job.Kind.MONITORING, params__model_id=model.pk, status=Job.Status.SUCCEEDED
+        )
+        .order_by("-started_at")
+        .first()
+    )
+    if last is None or last.started_at is None:
+        return True
+    return Feedback.objects.filter(model=model, received_at__gte=last.started_at).exists()
 
 
 def monitoring_request(*, model: RegisteredModel, user: Any = None) -> Job:

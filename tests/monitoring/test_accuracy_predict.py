@@ -9,10 +9,9 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from registry.models import RegisteredModel
 from tests.conftest import client_for, team_member
 from tests.monitoring.conftest import COLUMNS, rows_like_training
-from tests.monitoring.test_run import run
+from tests.monitoring.test_run import log_everything, run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -22,8 +21,7 @@ REQUESTS = 60
 def test_feedback_on_served_predictions_gives_sklearn_accuracy(
     celery_worker: Any, django_user_model: Any, team: Any, churn: Any, settings: Any
 ) -> None:
-    settings.MLPLATFORM_LOG_BACKGROUND = False
-    RegisteredModel.objects.filter(pk=churn.model_id).update(log_sample_rate=1.0)
+    log_everything(churn.model, settings)
     ana = client_for(team_member(django_user_model, "ana", team, apps=("registry",)))
     frame = rows_like_training(REQUESTS, seed=9)
     predicted, yes_probability = [], []
@@ -65,7 +63,5 @@ def test_feedback_on_served_predictions_gives_sklearn_accuracy(
     accuracy = summary["versions"][0]["windows"]["day"]["accuracy"]
     assert accuracy["labelled"] == REQUESTS
     assert accuracy["accuracy"] == pytest.approx(skm.accuracy_score(truth, predicted))
-    assert accuracy["roc_auc"] == pytest.approx(
-        skm.roc_auc_score(truth == "yes", yes_probability)
-    )
+    assert accuracy["roc_auc"] == pytest.approx(skm.roc_auc_score(truth == "yes", yes_probability))
     assert "baseline" not in accuracy  # neither evaluated nor uploaded with an accuracy

@@ -21,6 +21,8 @@ from sklearn import metrics as skm
 
 from monitoring.models import Alert, AlertRule
 from registry.models import RegisteredModel
+from serving import selectors as serving_selectors
+from serving import traffic
 from tests.batch.helpers import wait_finished
 from tests.conftest import client_for, team_member
 from tests.factories import TeamFactory
@@ -58,6 +60,16 @@ def one_row_requests(version: Any, frame: Any, *, at: datetime) -> Any:
         ContentFile(buffer.getvalue()),
     )
     return logged
+
+
+def log_everything(model: Any, settings: Any) -> None:
+    """Every request of `model` logged at once; no route or resolution cached from an earlier
+    test (ids are reused once the database is flushed)."""
+    settings.MLPLATFORM_LOG_BACKGROUND = False
+    settings.MLPLATFORM_ALIAS_TTL_SECONDS = 0
+    serving_selectors.resolution_cache_clear()
+    traffic.cache_clear()
+    RegisteredModel.objects.filter(pk=model.pk).update(log_sample_rate=1.0)
 
 
 def run(client: Any) -> dict[str, Any]:
@@ -264,8 +276,7 @@ def test_a_second_run_while_one_is_queued_is_409(ana: Any, churn: Any) -> None:
 def test_shifted_traffic_through_the_predict_api_fires_drift_alerts(
     celery_worker: Any, ana: Any, churn: Any, settings: Any
 ) -> None:
-    settings.MLPLATFORM_LOG_BACKGROUND = False
-    RegisteredModel.objects.filter(pk=churn.model_id).update(log_sample_rate=1.0)
+    log_everything(churn.model, settings)
     upload_reference(ana, rows_like_training(4000, seed=3))
     shifted = rows_like_training(3000, seed=12)
     shifted["amount"] += 30

@@ -20,7 +20,6 @@ from sklearn.linear_model import LinearRegression
 from features import online, services
 from features.ingestion import AVAILABLE, EVENT
 from features.models import FeatureGroup
-from registry.models import RegisteredModel
 from tests.conftest import client_for, team_member
 from tests.factories import (
     EntityFactory,
@@ -30,7 +29,7 @@ from tests.factories import (
     ModelVersionFactory,
     RegisteredModelFactory,
 )
-from tests.monitoring.test_run import run
+from tests.monitoring.test_run import log_everything, run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -137,8 +136,7 @@ def test_skew_of_features_served_through_the_predict_api(
 ) -> None:
     # given the offline values materialised online, then newer online values of f1 for every
     # fourth customer that the offline store never got
-    settings.MLPLATFORM_LOG_BACKGROUND = False
-    RegisteredModel.objects.filter(pk=linked.model_id).update(log_sample_rate=1.0)
+    log_everything(linked.model, settings)
     group = FeatureGroup.objects.get(name="stats")
     services.materialise_group(group=group)
     recent = (timezone.now() - timedelta(minutes=1)).replace(tzinfo=None)
