@@ -101,8 +101,13 @@ def _fresh_catalog_caches() -> None:
     back. The signal empties every per-process catalog cache (features.online's resolved
     features, serving.enrichment's entity keys)."""
     from features.signals import catalog_changed
+    from serving import traffic
 
     catalog_changed.send(sender=_fresh_catalog_caches)
+    # Nor the routes another test resolved (its versions, canaries and shadows are gone with
+    # its data, but their ids come back), nor its canaries' windows.
+    traffic.cache_clear()
+    traffic.windows_clear()
 
 
 @pytest.fixture(scope="session")
