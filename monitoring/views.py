@@ -13,7 +13,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.html import format_html
@@ -23,12 +23,13 @@ from django.views.decorators.http import require_GET, require_POST
 from features.models import FeatureGroup
 from jobs.models import Job
 from mlplatform import charts
-from mlplatform.errors import ApplicationError, NotFoundError, PermissionDeniedError
+from mlplatform.errors import ApplicationError, PermissionDeniedError
 from monitoring import profiles, run, selectors
 from monitoring.models import Alert, AlertRule, MonitoringWindow, ReferenceProfile
 from registry import selectors as registry_selectors
 from registry.models import ModelVersion, RegisteredModel
-from tenancy.services import read_check, write_check
+from registry.views import model_for_reader
+from tenancy.services import write_check
 
 ALIAS = "production"
 # What a line chart draws: {series name: [(window start, value), ...]}.
@@ -44,18 +45,6 @@ TOP_CATEGORIES = 12
 ALERT_LIMIT = 50
 OTHER_LABEL = "(other)"
 JOB_LIMIT = 3
-
-
-def _model(request: HttpRequest, name: str) -> RegisteredModel:
-    """The model, if the user may read its data (the prediction log's figures): 404 / 403."""
-    try:
-        model = registry_selectors.model_get(name=name)
-        read_check(user=request.user, obj=model)
-    except NotFoundError as exc:
-        raise Http404(exc.message) from exc
-    except PermissionDeniedError as exc:
-        raise PermissionDenied(exc.message) from exc
-    return model
 
 
 @dataclass
@@ -502,7 +491,7 @@ def page_build(
 @require_GET
 def model_monitoring(request: HttpRequest, name: str) -> HttpResponse:
     """`?version=n&granularity=hour|day&role=primary|canary|shadow`."""
-    model = _model(request, name)
+    model = model_for_reader(request, name)
     page = page_build(
         model,
         number=request.GET.get("version"),
@@ -524,7 +513,7 @@ def model_monitoring(request: HttpRequest, name: str) -> HttpResponse:
 @require_GET
 def model_badge(request: HttpRequest, name: str) -> HttpResponse:
     """The model page's badge: how many of its alerts are firing (nothing when none)."""
-    model = _model(request, name)
+    model = model_for_reader(request, name)
     firing = selectors.alerts_firing(model=model)
     return render(request, "monitoring/_model_badge.html", {"model": model, "firing": firing})
 
@@ -547,7 +536,7 @@ def group_badges(request: HttpRequest) -> HttpResponse:
 def run_now(request: HttpRequest, name: str) -> HttpResponse:
     """Queue the model's monitoring job now (team write rights); back to the tab with the job's
     link, or the reason it was not queued (a run already queued or running)."""
-    model = _model(request, name)
+    model = model_for_reader(request, name)
     try:
         write_check(user=request.user, perm="registry.change_registeredmodel", obj=model)
     except PermissionDeniedError as exc:

@@ -21,7 +21,7 @@ from mlplatform.errors import (
 )
 from registry import selectors, services
 from registry.models import ModelVersion, RegisteredModel
-from tenancy.services import write_check
+from tenancy.services import read_check, write_check
 
 MODELS_PER_PAGE = 25
 
@@ -143,6 +143,17 @@ def _model_or_404(name: str) -> RegisteredModel:
         return selectors.model_get(name=name)
     except NotFoundError as exc:
         raise Http404(exc.message) from exc
+
+
+def model_for_reader(request: HttpRequest, name: str) -> RegisteredModel:
+    """The model, for a page showing its data (evaluations, traffic, monitoring figures): 404
+    when there is none, 403 when the user may not read its data (tenancy rules)."""
+    model = _model_or_404(name)
+    try:
+        read_check(user=request.user, obj=model)
+    except PermissionDeniedError as exc:
+        raise PermissionDenied(exc.message) from exc
+    return model
 
 
 @login_required

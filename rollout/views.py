@@ -10,31 +10,21 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from mlplatform import charts
-from mlplatform.errors import ApplicationError, NotFoundError, PermissionDeniedError
+from mlplatform.errors import ApplicationError, PermissionDeniedError
 from registry import selectors as registry_selectors
 from registry.models import ModelVersion, RegisteredModel
+from registry.views import model_for_reader
 from rollout import rules, selectors, services
 from rollout.models import Evaluation, EvaluationDataset
-from tenancy.services import read_check, write_check
+from tenancy.services import write_check
 
 ALIAS = "production"
-
-
-def _model(request: HttpRequest, name: str) -> RegisteredModel:
-    try:
-        model = registry_selectors.model_get(name=name)
-        read_check(user=request.user, obj=model)
-    except NotFoundError as exc:
-        raise Http404(exc.message) from exc
-    except PermissionDeniedError as exc:
-        raise PermissionDenied(exc.message) from exc
-    return model
 
 
 @dataclass
@@ -226,7 +216,7 @@ def page_build(model: RegisteredModel, candidate_number: str | None) -> Page:
 @login_required
 def model_rollout(request: HttpRequest, name: str) -> HttpResponse:
     """`?candidate=n` (default: the newest ready version) beside production."""
-    model = _model(request, name)
+    model = model_for_reader(request, name)
     page = page_build(model, request.GET.get("candidate"))
     return render(
         request,
@@ -243,7 +233,7 @@ def model_rollout(request: HttpRequest, name: str) -> HttpResponse:
 @require_POST
 def evaluate_now(request: HttpRequest, name: str) -> HttpResponse:
     """Queue an evaluation of `version` on the gate's dataset (else the newest ready one)."""
-    model = _model(request, name)
+    model = model_for_reader(request, name)
     try:
         write_check(user=request.user, perm="registry.change_registeredmodel", obj=model)
     except PermissionDeniedError as exc:
