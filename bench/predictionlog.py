@@ -7,13 +7,17 @@ columns; StandardScaler + LogisticRegression, compiled to ONNX by the registry),
 it; load comes from `wrk` (Debian package) or a Python keep-alive client, 8 connections, one row
 per request on `/api/v1/models/<name>/predict`.
 
-Each round measures the model at rate 0 and at 0.1 (alternating which goes first): the rate is changed through
-`registry.services.model_update` between the two (as `PATCH /api/v1/models/<name>/` does), and
-the load starts once the server's routes have expired (MLPLATFORM_ALIAS_TTL_SECONDS). Goal,
-printed beside the figures: throughput at 10 % within 5 % of logging off (the median of the
-rounds' ratios, each of two measures taken back to back). The rows the log
-received (Parquet partitions, and the pages' database rows within their cap) are counted at the
-end, after the server has written its last entries at exit.
+Each round measures the model at rate 0 and at 0.1 (alternating which goes first): the rate is
+changed through `registry.services.model_update` between the two (as `PATCH
+/api/v1/models/<name>/` does), and the load starts once the server's routes have expired
+(MLPLATFORM_ALIAS_TTL_SECONDS). Goal, printed beside the figures: throughput at 10 % within 5 %
+of logging off (the median of the rounds' ratios, each of two measures taken back to back). The
+rows the log received (Parquet partitions, and the pages' database rows within their cap) are
+counted after the server has written its last entries at exit.
+
+On a shared machine the HTTP figures move with other processes' load, so the same requests are
+also timed in this process through the project's WSGI stack, as CPU seconds per request (every
+thread's, the log's writer included): a CPU-bound server's throughput is their inverse.
 
 Sizes: BENCH_LOG_SECONDS (per target and round, default 3), BENCH_LOG_ROUNDS (default 5).
 """
@@ -29,7 +33,7 @@ import numpy as np
 from bench._harness import ROOT, django_setup, gunicorn, stop
 from bench.rollout import NAME as ROLLOUT_NAME
 from bench.rollout import _models
-from bench.serving import _load, _server_config, _token, _warm
+from bench.serving import _load, _server_config, _stacks, _token, _warm, _wsgi_post
 
 VAR = ROOT / "var" / "bench-predictionlog"
 GOAL_RPS_RATIO = 0.95
@@ -71,6 +75,30 @@ def _logged() -> tuple[int, int, int, int]:
         assert relation is not None
         ((rows, requests),) = relation.fetchall()
     return len(names), rows, requests, PredictionLog.objects.filter(model=model).count()
+
+
+def _cpu_per_request(token: str, body: bytes, rounds: int, calls: int) -> dict[str, list[float]]:
+    """CPU seconds per request of the project's WSGI stack in this process (every thread's, the
+    log's writer included, with its last write flushed), per target and round: unlike the HTTP
+    figures, not moved by other processes' load on a shared machine."""
+    from serving import predictionlog, traffic
+
+    app, _ = _stacks()
+    path = f"/api/v1/models/{ROLLOUT_NAME}/predict"
+    found: dict[str, list[float]] = {target: [] for target, _ in TARGETS}
+    for number in range(rounds):
+        for target, rate in TARGETS if number % 2 == 0 else TARGETS[::-1]:
+            _rate(rate)
+            traffic.cache_clear()
+            for _ in range(50):
+                _wsgi_post(app, path, body, token)
+            predictionlog.flush()
+            started = time.process_time()
+            for _ in range(calls):
+                _wsgi_post(app, path, body, token)
+            predictionlog.flush()
+            found[target].append((time.process_time() - started) / calls)
+    return found
 
 
 def main() -> None:
@@ -123,6 +151,13 @@ def main() -> None:
         f"  logged: {requests} requests in {files} Parquet files ({rows} rows); {database} "
         "database rows for the pages (capped by MLPLATFORM_LOG_DB_ROWS_PER_SECOND per process)"
     )
+    cpu = _cpu_per_request(token, body.encode(), rounds, 10_000)
+    for target, runs in cpu.items():
+        print(f"  {target:>13}: {np.median(runs) * 1e6:7.1f} µs of CPU per request (in process)")
+    cpu_ratio = float(
+        np.median([a / b for a, b in zip(cpu["logging off"], cpu["logging 10 %"], strict=True)])
+    )
+    print(f"  in process, throughput bound by CPU at 10 % over off: {cpu_ratio:.3f}")
     paired = [
         on["rps"] / off["rps"]
         for on, off in zip(results["logging 10 %"], results["logging off"], strict=True)

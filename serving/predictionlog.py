@@ -9,7 +9,7 @@ thread per process writes it twice:
 - as `PredictionLog` rows for the pages (predictions, usage charts), in batches of
   MLPLATFORM_LOG_BATCH_SIZE or every MLPLATFORM_LOG_FLUSH_SECONDS, at most
   MLPLATFORM_LOG_DB_ROWS_PER_SECOND a second per process (a cap: the pages need a sample, and
-  the database must not set the cost of logging);
+  the database rows, JSON of every input, must not set the cost of logging);
 - into Parquet partitions a monitoring job reads with DuckDB, through Django's default storage:
   `prediction-log/model=<model id>/date=<YYYY-MM-DD>/hour=<HH>/<version>-<writer id>.parquet`
   (UTC), one file per version and hour per write, written when MLPLATFORM_LOG_FILE_ROWS rows
@@ -69,20 +69,89 @@ _thread: threading.Thread | None = None
 _thread_lock = threading.Lock()
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Entry:
-    """One sampled prediction as the request path left it (converted by the writer)."""
+    """One sampled prediction, kept compact until the writer converts it: tuples and arrays,
+    which the garbage collector stops scanning, rather than the request's lists and dicts
+    (entries wait up to a second, and a growing heap of scanned objects makes every request
+    pay for full collections)."""
 
     version: ModelVersion
     protocol: str
     role: str
     request_id: str
-    columns: dict[str, Any]  # the decoded request's columns (entity keys included)
     n_rows: int
-    matrix: Matrix | None  # what the model received (served features included), if known
-    result: PredictionResult
     latency_ms: float
     at: float  # epoch seconds
+    matrix: Matrix | None  # what the model received (served features included), if known
+    # The decoded request's columns: only for an entry with a database row, or without a matrix.
+    columns: dict[str, Any] | None
+    keys: tuple[tuple[str, tuple[Any, ...]], ...]  # entity keys and their values
+    predictions: tuple[Any, ...] | None
+    probabilities: tuple[tuple[Any, ...], ...] | None
+    classes: tuple[Any, ...] | None
+    database: bool  # also written as a PredictionLog row
+
+
+def entry_make(
+    *,
+    version: ModelVersion,
+    protocol: str,
+    role: str,
+    request_id: str,
+    columns: dict[str, Any],
+    n_rows: int,
+    matrix: Matrix | None,
+    result: PredictionResult,
+    latency_ms: float,
+) -> Entry:
+    """An entry of a prediction, with what the writer needs and nothing more."""
+    at = time.time()
+    database = _database_due(at)
+    keys: tuple[tuple[str, tuple[Any, ...]], ...] = ()
+    if version.feature_service_id:
+        keys = tuple(
+            (key, tuple(columns[key]))
+            for key in enrichment.entity_keys(feature_service_id=version.feature_service_id)
+            if key in columns
+        )
+    probabilities = result.probabilities
+    return Entry(
+        version=version,
+        protocol=protocol,
+        role=role,
+        request_id=request_id,
+        n_rows=n_rows,
+        latency_ms=latency_ms,
+        at=at,
+        matrix=matrix,
+        columns=columns if database or matrix is None else None,
+        keys=keys,
+        predictions=None if result.predictions is None else tuple(result.predictions),
+        probabilities=None if probabilities is None else tuple(map(tuple, probabilities)),
+        classes=None if result.classes is None else tuple(result.classes),
+        database=database,
+    )
+
+
+_db_second = 0
+_db_written = 0
+
+
+def _database_due(at: float) -> bool:
+    """Whether this entry gets a database row: at most MLPLATFORM_LOG_DB_ROWS_PER_SECOND a
+    second in a serving process (approximately: counted without a lock); every one when
+    entries are written at once (MLPLATFORM_LOG_BACKGROUND=False: tests, commands)."""
+    global _db_second, _db_written
+    if not settings.MLPLATFORM_LOG_BACKGROUND:
+        return True
+    second = int(at)
+    if second != _db_second:
+        _db_second, _db_written = second, 0
+    if _db_written >= int(settings.MLPLATFORM_LOG_DB_ROWS_PER_SECOND):
+        return False
+    _db_written += 1
+    return True
 
 
 def sample_rate(version: ModelVersion) -> float:
@@ -119,8 +188,6 @@ _pending: dict[tuple[int, int], tuple[ModelVersion, list[pa.Table]]] = {}
 _pending_rows = 0
 _pending_since = 0.0
 _pending_lock = threading.Lock()
-_db_second = 0
-_db_written = 0
 _writing = threading.Lock()  # held while a batch is written: `flush` waits for it
 _wake = threading.Event()
 
@@ -188,18 +255,8 @@ def _tables(entries: list[Entry]) -> dict[tuple[int, int], tuple[ModelVersion, p
 
 
 def _write_rows(entries: list[Entry]) -> None:
-    """The database rows of the pages, within MLPLATFORM_LOG_DB_ROWS_PER_SECOND."""
-    global _db_second, _db_written
-    cap = int(settings.MLPLATFORM_LOG_DB_ROWS_PER_SECOND)
-    rows = []
-    for entry in entries:
-        second = int(entry.at)
-        if second != _db_second:
-            _db_second, _db_written = second, 0
-        if _db_written >= cap:
-            continue
-        _db_written += 1
-        rows.append(_row(entry))
+    """The database rows of the pages (the entries drawn for one)."""
+    rows = [_row(entry) for entry in entries if entry.database]
     if not rows:
         return
     try:
@@ -210,18 +267,18 @@ def _write_rows(entries: list[Entry]) -> None:
 
 
 def _row(entry: Entry) -> PredictionLog:
-    result = entry.result
-    outputs: dict[str, Any] = {"predictions": result.predictions}
-    if result.probabilities is not None:
-        outputs["probabilities"] = result.probabilities
-        outputs["classes"] = result.classes
+    predictions = None if entry.predictions is None else list(entry.predictions)
+    outputs: dict[str, Any] = {"predictions": predictions}
+    if entry.probabilities is not None:
+        outputs["probabilities"] = [list(row) for row in entry.probabilities]
+        outputs["classes"] = None if entry.classes is None else list(entry.classes)
     return PredictionLog(
         model_id=entry.version.model_id,
         version_id=entry.version.pk,
         protocol=entry.protocol,
         role=entry.role,
         request_id=entry.request_id,
-        inputs={name: _jsonable(values) for name, values in entry.columns.items()},
+        inputs={name: _jsonable(values) for name, values in (entry.columns or {}).items()},
         outputs=outputs,
         n_rows=entry.n_rows,
         latency_ms=entry.latency_ms,
@@ -356,75 +413,125 @@ class _Columns:
         return found
 
 
-def log_table(entries: list[Entry]) -> pa.Table:
-    """The Parquet rows of entries of ONE version (see the module's docstring)."""
-    version = entries[0].version
-    signature = version.signature
-    dtypes = signature.dtypes
-    keys = (
-        enrichment.entity_keys(feature_service_id=version.feature_service_id)
-        if version.feature_service_id
-        else []
-    )
-    classes = [str(c) for c in signature.classes] if signature.classes is not None else None
-    labels = classes is not None or signature.predict_dtype == "string"
-    counts = [entry.n_rows for entry in entries]
-    total = sum(counts)
+def _inputs(entries: list[Entry], dtypes: dict[str, str], total: int) -> dict[str, pa.Array]:
+    """The `in__` columns of entries of one version. Column by column over the whole batch when
+    every entry has a matrix of one kind (the usual case: a handful of array operations per
+    column, whatever the batch's size), else entry by entry."""
+    names = list(dtypes)
+    arrays = [e.matrix for e in entries if isinstance(e.matrix, np.ndarray)]
+    if len(arrays) == len(entries) and all(
+        m.ndim == 2 and m.shape[1] == len(names) for m in arrays
+    ):
+        stacked = np.concatenate(arrays) if len(arrays) > 1 else arrays[0]
+        return {
+            f"in__{name}": pa.array(
+                stacked[:, position].astype(np.float64, copy=False), pa.float64(), from_pandas=True
+            )
+            for position, name in enumerate(names)
+        }
+    frames = [e.matrix for e in entries if isinstance(e.matrix, pd.DataFrame)]
+    if len(frames) == len(entries) and all(set(names) <= set(m.columns) for m in frames):
+        frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+        return {
+            f"in__{name}": (
+                pa.array(_texts(frame[name].to_numpy()), pa.string())
+                if dtype == "string"
+                else pa.array(
+                    _numbers(frame[name].to_numpy(), total), pa.float64(), from_pandas=True
+                )
+            )
+            for name, dtype in dtypes.items()
+        }
     columns = _Columns(total)
     for entry in entries:
-        n = entry.n_rows
         for position, (name, dtype) in enumerate(dtypes.items()):
             values = None
             if entry.matrix is not None:
                 values = _matrix_column(entry.matrix, name, position)
-            if values is None:
+            if values is None and entry.columns is not None:
                 values = entry.columns.get(name)
             if values is None:
                 continue
             if dtype == "string":
                 columns.text(f"in__{name}", _texts(values))
             else:
-                columns.number(f"in__{name}", _numbers(values, n))
-        for key in keys:
-            if key in entry.columns:
-                columns.text(f"key__{key}", _texts(entry.columns[key]))
-        result = entry.result
-        predictions = result.predictions
-        if predictions is None and result.probabilities is not None and result.classes:
-            predictions = [
-                result.classes[int(np.argmax(row))] if None not in row else None
-                for row in result.probabilities
+                columns.number(f"in__{name}", _numbers(values, entry.n_rows))
+        columns.offset += entry.n_rows
+    return columns.arrays()
+
+
+def _outputs(entries: list[Entry], *, labels: bool, total: int) -> dict[str, pa.Array]:
+    """`out__prediction` (the label of the highest probability when only probabilities were
+    asked) and, when some entry has them, `out__proba__<class>` (null for the others)."""
+    predictions: list[Any] = []
+    classes: tuple[Any, ...] | None = None
+    for entry in entries:
+        if entry.predictions is not None:
+            predictions += entry.predictions
+        elif entry.probabilities is not None and entry.classes:
+            labels_of = entry.classes
+            predictions += [
+                labels_of[int(np.argmax(row))] if None not in row else None
+                for row in entry.probabilities
             ]
-        if predictions is not None:
-            if labels:
-                columns.text("out__prediction", _texts(predictions))
-            else:
-                numbers = _numbers(predictions, n)
-                columns.number("out__prediction", numbers)
-        if result.probabilities is not None and result.classes:
-            matrix = np.array(
-                [[np.nan if p is None else p for p in row] for row in result.probabilities],
-                dtype=np.float64,
-            ).reshape(n, len(result.classes))
-            for index, label in enumerate(result.classes):
-                columns.number(f"out__proba__{label}", matrix[:, index])
-        columns.offset += n
-    repeat = np.asarray(counts)
-    base: dict[str, pa.Array] = {
-        "request_id": pa.array(np.repeat([e.request_id for e in entries], repeat), pa.string()),
+        else:
+            predictions += [None] * entry.n_rows
+        if entry.probabilities is not None and entry.classes:
+            classes = entry.classes
+    found: dict[str, pa.Array] = {}
+    if any(p is not None for p in predictions):
+        found["out__prediction"] = (
+            pa.array(_texts(predictions), pa.string())
+            if labels
+            else pa.array(_numbers(predictions, total), pa.float64(), from_pandas=True)
+        )
+    if classes:
+        blank = [None] * len(classes)
+        rows: list[Any] = []
+        for entry in entries:
+            probabilities = entry.probabilities
+            rows += probabilities if probabilities is not None else [blank] * entry.n_rows
+        matrix = np.array(rows, dtype=np.float64).reshape(total, len(classes))
+        for index, label in enumerate(classes):
+            found[f"out__proba__{label}"] = pa.array(
+                matrix[:, index], pa.float64(), from_pandas=True
+            )
+    return found
+
+
+def log_table(entries: list[Entry]) -> pa.Table:
+    """The Parquet rows of entries of ONE version (see the module's docstring)."""
+    version = entries[0].version
+    signature = version.signature
+    keys = (
+        enrichment.entity_keys(feature_service_id=version.feature_service_id)
+        if version.feature_service_id
+        else []
+    )
+    labels = signature.classes is not None or signature.predict_dtype == "string"
+    counts = np.asarray([entry.n_rows for entry in entries])
+    total = int(counts.sum())
+    built = _inputs(entries, dict(signature.dtypes), total)
+    for key in keys:
+        values: list[Any] = []
+        for entry in entries:
+            values += dict(entry.keys).get(key, (None,) * entry.n_rows)
+        built[f"key__{key}"] = pa.array(_texts(values), pa.string())
+    built.update(_outputs(entries, labels=labels, total=total))
+    table: dict[str, pa.Array] = {
+        "request_id": pa.array(np.repeat([e.request_id for e in entries], counts), pa.string()),
         "ts": pa.array(
-            np.repeat(np.array([round(e.at * 1_000_000) for e in entries], dtype=np.int64), repeat),
+            np.repeat(np.array([round(e.at * 1e6) for e in entries], dtype=np.int64), counts),
             pa.timestamp("us", tz="UTC"),
         ),
         "version": pa.array(np.full(total, version.version, dtype=np.int32)),
-        "role": pa.array(np.repeat([e.role for e in entries], repeat), pa.string()),
-        "protocol": pa.array(np.repeat([e.protocol for e in entries], repeat), pa.string()),
+        "role": pa.array(np.repeat([e.role for e in entries], counts), pa.string()),
+        "protocol": pa.array(np.repeat([e.protocol for e in entries], counts), pa.string()),
         "row": pa.array(np.concatenate([np.arange(c, dtype=np.int32) for c in counts])),
-        "latency_ms": pa.array(np.repeat([e.latency_ms for e in entries], repeat), pa.float64()),
+        "latency_ms": pa.array(np.repeat([e.latency_ms for e in entries], counts), pa.float64()),
     }
-    built = columns.arrays()
     ordered = sorted(built, key=lambda c: (not c.startswith("in__"), not c.startswith("key__"), c))
-    return pa.table({**base, **{name: built[name] for name in ordered}})
+    return pa.table({**table, **{name: built[name] for name in ordered}})
 
 
 def partition_names(model_id: int, start: datetime, end: datetime) -> list[str]:

@@ -237,10 +237,10 @@ def prediction_log_write(
     role: str,
     matrix: Matrix | None = None,
 ) -> None:
-    """Queue one prediction log entry, sampled or not (a shadow's follows its caller's). Only
-    references are kept here: the writer converts them, off the request path."""
+    """Queue one prediction log entry, sampled or not (a shadow's follows its caller's); the
+    writer converts it, off the request path."""
     predictionlog.enqueue(
-        predictionlog.Entry(
+        predictionlog.entry_make(
             version=version,
             protocol=protocol,
             role=role,
@@ -250,7 +250,6 @@ def prediction_log_write(
             matrix=matrix,
             result=result,
             latency_ms=latency_ms,
-            at=time.time(),
         )
     )
 

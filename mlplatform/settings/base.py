@@ -325,7 +325,7 @@ MLPLATFORM_LOG_FLUSH_SECONDS = env.float("MLPLATFORM_LOG_FLUSH_SECONDS", default
 # Prediction log (serving/predictionlog.py): database rows for the pages at most this many a
 # second per process (every sampled request still goes to Parquet); a Parquet file per version
 # once this many rows wait or the oldest waited this long; partitions and rows kept this many days.
-MLPLATFORM_LOG_DB_ROWS_PER_SECOND = env.int("MLPLATFORM_LOG_DB_ROWS_PER_SECOND", default=50)
+MLPLATFORM_LOG_DB_ROWS_PER_SECOND = env.int("MLPLATFORM_LOG_DB_ROWS_PER_SECOND", default=20)
 MLPLATFORM_LOG_FILE_ROWS = env.int("MLPLATFORM_LOG_FILE_ROWS", default=100_000)
 MLPLATFORM_LOG_FILE_SECONDS = env.float("MLPLATFORM_LOG_FILE_SECONDS", default=60.0)
 MLPLATFORM_LOG_RETENTION_DAYS = env.float("MLPLATFORM_LOG_RETENTION_DAYS", default=30.0)
