@@ -4,15 +4,15 @@ A request is sampled at its model's rate (`RegisteredModel.log_sample_rate`, els
 MLPLATFORM_LOG_SAMPLE_RATE), read from the version the request resolved (cached per process with
 its route), so the decision costs no query; a shadow's entries follow their caller's decision.
 
-A sampled request is queued in memory as it is (references, no conversion) and a background
-thread per process writes it twice:
-- as `PredictionLog` rows for the pages (predictions, usage charts), in batches of
-  MLPLATFORM_LOG_BATCH_SIZE or every MLPLATFORM_LOG_FLUSH_SECONDS, at most
+A sampled request is queued in memory, compactly (`Entry`), and a background thread per process
+(woken per MLPLATFORM_LOG_BATCH_SIZE entries, else every MLPLATFORM_LOG_FLUSH_SECONDS) writes it:
+- as `PredictionLog` rows for the pages (predictions, usage charts), at most
   MLPLATFORM_LOG_DB_ROWS_PER_SECOND a second per process (a cap: the pages need a sample, and
   the database rows, JSON of every input, must not set the cost of logging);
 - into Parquet partitions a monitoring job reads with DuckDB, through Django's default storage:
   `prediction-log/model=<model id>/date=<YYYY-MM-DD>/hour=<HH>/<version>-<writer id>.parquet`
-  (UTC), one file per version and hour per write, written when MLPLATFORM_LOG_FILE_ROWS rows
+  (UTC; the writer id is the process id and a random suffix), one file per version and hour
+  per write, written when MLPLATFORM_LOG_FILE_ROWS rows
   wait or the oldest has waited MLPLATFORM_LOG_FILE_SECONDS, and at process exit.
 
 One Parquet row per predicted row: `request_id` (string), `ts` (timestamp[us, UTC]), `version`
