@@ -22,6 +22,14 @@ from tests.factories import (
 
 pytestmark = pytest.mark.django_db
 
+
+def found(pattern: str, text: str, flags: int = 0) -> re.Match[str]:
+    """The first match of `pattern` in `text`, which must be there."""
+    match = re.search(pattern, text, flags)
+    assert match is not None, f"{pattern!r} not found"
+    return match
+
+
 START = datetime(2026, 11, 30, 6, tzinfo=UTC)
 EDGES = [40.0, 70.0, 80.0, 88.0, 94.0, 100.0, 106.0, 112.0, 120.0, 130.0, 160.0]
 
@@ -161,14 +169,14 @@ def test_tab_draws_the_drift_heatmap_of_production_with_axes_and_legend(
     body = text(tab(browser_for(member)))
 
     (heatmap,) = svg(body, "heatmap")
-    assert "v1" in re.search(r'aria-label="([^"]+)"', heatmap).group(1)  # production, not v2
+    assert "v1" in found(r'aria-label="([^"]+)"', heatmap).group(1)  # production, not v2
     assert len(re.findall(r'<rect class="cell"', heatmap)) == 3 * 6  # columns by windows
     assert "amount · 2026-11-30 11:00: PSI 0.71" in heatmap
-    assert re.search(r'<rect class="cell"[^>]*fill="#c92a2a" data-value="0.71"', heatmap)
+    assert found(r'<rect class="cell"[^>]*fill="#c92a2a" data-value="0.71"', heatmap)
     for label in ("input column", "window start (hour, UTC)", "PSI", "≥ 0.5", "no value"):
         assert label in heatmap
     # row labels on the left, hour ticks along the bottom
-    assert re.search(r'text-anchor="end"[^>]*>amount<title>amount</title>', heatmap)
+    assert found(r'text-anchor="end"[^>]*>amount<title>amount</title>', heatmap)
     assert ">06:00</text>" in heatmap
 
 
@@ -177,7 +185,7 @@ def test_tab_overlays_reference_and_live_per_column(member: Any, production: Any
 
     body = text(tab(browser_for(member)))
 
-    amount = re.search(r'data-column="amount".*?</figure>', body, flags=re.S).group(0)
+    amount = found(r'data-column="amount".*?</figure>', body, flags=re.S).group(0)
     (histogram,) = svg(amount, "overlaid-histogram")
     assert 'data-series="reference"' in histogram
     assert 'data-series="live (latest window)"' in histogram
@@ -189,7 +197,7 @@ def test_tab_overlays_reference_and_live_per_column(member: Any, production: Any
     assert ">share of rows</text>" in histogram
     assert "PSI 0.710" in amount
     assert "KS 0.420" in amount
-    city = re.search(r'data-column="city".*?</figure>', body, flags=re.S).group(0)
+    city = found(r'data-column="city".*?</figure>', body, flags=re.S).group(0)
     (bars,) = svg(city, "grouped-bars")
     # values the reference never saw are counted together, under a readable name
     assert "(other) · live (latest window): 0.25</title>" in bars
@@ -205,7 +213,7 @@ def test_tab_draws_predictions_over_time_quality_skew_and_accuracy(
 
     body = text(tab(browser_for(member)))
 
-    prediction = re.search(r'id="prediction-chart".*?</figure>', body, flags=re.S).group(0)
+    prediction = found(r'id="prediction-chart".*?</figure>', body, flags=re.S).group(0)
     (lines,) = svg(prediction, "line-chart")
     assert 'data-series="yes"' in lines
     assert 'data-series="no"' in lines
@@ -213,19 +221,17 @@ def test_tab_draws_predictions_over_time_quality_skew_and_accuracy(
     assert ">window start (UTC)</text>" in lines
     assert 'id="prediction-drift-chart"' in body
     # the latest window's quality, figures above the rules' thresholds flagged
-    age = re.search(r'<tr data-column="age">.*?</tr>', body, flags=re.S).group(0)
+    age = found(r'<tr data-column="age">.*?</tr>', body, flags=re.S).group(0)
     assert '<td class="worse">0.200</td>' in age  # null rate above 0.05
-    amount = re.search(r'<tr data-column="amount">.*?</tr>', body, flags=re.S).group(0)
+    amount = found(r'<tr data-column="amount">.*?</tr>', body, flags=re.S).group(0)
     assert '<td class="worse">0.710</td>' in amount  # PSI above 0.2
     assert 'id="null-rate-chart"' in body
-    rejections = re.search(r'id="rejections".*?</table>', body, flags=re.S).group(0)
-    assert re.search(
-        r"<code>age</code></td><td>7</td>.*<code>city</code></td><td>2</td>", rejections
-    )
-    skew = re.search(r'id="skew-chart".*?</figure>', body, flags=re.S).group(0)
+    rejections = found(r'id="rejections".*?</table>', body, flags=re.S).group(0)
+    assert found(r"<code>age</code></td><td>7</td>.*<code>city</code></td><td>2</td>", rejections)
+    skew = found(r'id="skew-chart".*?</figure>', body, flags=re.S).group(0)
     assert "spend_30d: 0.15</title>" in skew
     assert ">mismatch rate</text>" in skew
-    accuracy = re.search(r'id="accuracy-accuracy-chart".*?</figure>', body, flags=re.S).group(0)
+    accuracy = found(r'id="accuracy-accuracy-chart".*?</figure>', body, flags=re.S).group(0)
     assert "11:00: 0.71</title>" in accuracy
     assert ">accuracy</text>" in accuracy
     assert 'id="labelled-chart"' in body
@@ -237,7 +243,7 @@ def test_a_models_own_rule_sets_what_is_flagged(member: Any, production: Any) ->
 
     body = text(tab(browser_for(member)))
 
-    amount = re.search(r'<tr data-column="amount">.*?</tr>', body, flags=re.S).group(0)
+    amount = found(r'<tr data-column="amount">.*?</tr>', body, flags=re.S).group(0)
     assert "<td>0.710</td>" in amount
 
 
@@ -372,7 +378,7 @@ def test_catalog_loads_a_badge_for_each_group_with_a_firing_alert(member: Any, t
     client = browser_for(member)
 
     catalog = text(client.get("/features/"))
-    loader = re.search(r'<div hx-get="([^"]+)" hx-trigger="load" hx-swap="none"', catalog)
+    loader = found(r'<div hx-get="([^"]+)" hx-trigger="load" hx-swap="none"', catalog)
     url = loader.group(1).replace("&amp;", "&")
     assert "group=customer_stats" in url
     assert "group=orders" in url
@@ -399,7 +405,7 @@ def test_run_now_queues_the_job_and_links_it(
     assert job.params["model_id"] == production.model_id
     body = text(response)
     assert f'href="/jobs/{job.pk}/" id="run-job">job #{job.pk}</a>' in body
-    assert re.search(rf'id="monitoring-jobs">.*job #{job.pk}', body)
+    assert found(rf'id="monitoring-jobs">.*job #{job.pk}', body)
     # a second click while it waits says so and queues nothing
     body = text(client.post("/models/churn/monitoring/run", follow=True))
     assert "already" in body
@@ -443,7 +449,7 @@ def test_a_regressor_gets_percentiles_over_time_and_its_error(member: Any, team:
 
     body = text(tab(browser_for(member), name="price"))
 
-    prediction = re.search(r'id="prediction-chart".*?</figure>', body, flags=re.S).group(0)
+    prediction = found(r'id="prediction-chart".*?</figure>', body, flags=re.S).group(0)
     # the median estimated from the bins: 50 for uniform counts, 90 when all sit in [80, 100]
     assert "06:00: 50</title>" in prediction
     assert "07:00: 90</title>" in prediction

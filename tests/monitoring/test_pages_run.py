@@ -17,6 +17,14 @@ from tests.conftest import client_for, team_member
 from tests.factories import ModelAliasFactory
 from tests.monitoring.conftest import log_write, rows_like_training
 
+
+def found(pattern: str, text: str, flags: int = 0) -> re.Match[str]:
+    """The first match of `pattern` in `text`, which must be there."""
+    match = re.search(pattern, text, flags)
+    assert match is not None, f"{pattern!r} not found"
+    return match
+
+
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
@@ -52,22 +60,22 @@ def test_run_now_on_a_worker_then_the_tab_draws_the_shift(
     # firing alerts, the flagged quality figures
     body = browser.get("/models/churn/monitoring/").content.decode()
     assert f'href="/jobs/{job.pk}/"' in body
-    heatmap = re.search(r'<svg class="chart heatmap".*?</svg>', body, flags=re.S).group(0)
-    cell = re.search(r'<rect class="cell"[^>]*data-value="([\d.]+)"><title>amount · ', heatmap)
+    heatmap = found(r'<svg class="chart heatmap".*?</svg>', body, flags=re.S).group(0)
+    cell = found(r'<rect class="cell"[^>]*data-value="([\d.]+)"><title>amount · ', heatmap)
     assert float(cell.group(1)) > 0.2
-    age_cell = re.search(r'<rect class="cell"[^>]*data-value="([\d.]+)"><title>age · ', heatmap)
+    age_cell = found(r'<rect class="cell"[^>]*data-value="([\d.]+)"><title>age · ', heatmap)
     assert float(age_cell.group(1)) < 0.1
-    amount = re.search(r'data-column="amount".*?</figure>', body, flags=re.S).group(0)
+    amount = found(r'data-column="amount".*?</figure>', body, flags=re.S).group(0)
     assert 'data-series="reference"' in amount
     assert 'data-series="live (latest window)"' in amount
-    city = re.search(r'data-column="city".*?</figure>', body, flags=re.S).group(0)
+    city = found(r'data-column="city".*?</figure>', body, flags=re.S).group(0)
     # lille is no reference city: counted among the others
     assert "(other) · live (latest window): 0.25</title>" in city
     firing = re.findall(r'<tr data-state="firing">(.*?)</tr>', body, flags=re.S)
     assert any("<td>amount</td>" in row for row in firing)
     assert any("<td>age</td>" in row and "null_rate" in row for row in firing)
-    age = re.search(r'<tr data-column="age">.*?</tr>', body, flags=re.S).group(0)
+    age = found(r'<tr data-column="age">.*?</tr>', body, flags=re.S).group(0)
     assert '<td class="worse">0.100</td>' in age
     assert 'id="prediction-chart"' in body
     badge = browser.get("/models/churn/monitoring/badge").content.decode()
-    assert re.search(r"\d+ alerts? firing", badge)
+    assert found(r"\d+ alerts? firing", badge)

@@ -217,9 +217,9 @@ def test_drift_alerts_fire_on_shifted_traffic_and_resolve(
     assert null_alert.state == "firing"
     assert "null_rate of age is 0.1" in null_alert.message
     assert Alert.objects.filter(state="firing").count() == 1
-    scraped = Client().get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-secret").content.decode()
-    assert 'mlplatform_alert_firing{column="amount"' not in scraped
-    assert 'mlplatform_alert_firing{column="age",group="",metric="null_rate"' in scraped
+    gauges = Client().get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-secret").content.decode()
+    assert 'mlplatform_alert_firing{column="amount"' not in gauges
+    assert 'mlplatform_alert_firing{column="age",group="",metric="null_rate"' in gauges
 
     # a run again changes nothing: still one open alert per rule, version and column
     summary = run(ana)

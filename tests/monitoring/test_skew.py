@@ -144,14 +144,14 @@ def test_skew_of_features_served_through_the_predict_api(
         group=group,
         rows=[
             {
-                "customer_id": int(row.customer_id),
+                "customer_id": int(row["customer_id"]),
                 EVENT: recent,
                 AVAILABLE: recent,
-                "f1": row.f1 + 5.0,
-                "f2": row.f2,
+                "f1": row["f1"] + 5.0,
+                "f2": row["f2"],
             }
-            for row in offline_values().itertuples()
-            if row.customer_id % 4 == 0
+            for row in offline_values().to_dict("records")
+            if row["customer_id"] % 4 == 0
         ],
     )
     ana = client_for(team_member(django_user_model, "ana", team, apps=("registry",)))
