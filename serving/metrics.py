@@ -27,6 +27,11 @@ from prometheus_client.registry import Collector
 
 from jobs.models import Job
 
+# Whether this process's metric values live in PROMETHEUS_MULTIPROC_DIR: prometheus_client decides
+# it once, when first imported (as this module imports it), so /metrics decides it the same way,
+# not by the variable at scrape time (a library may set it later: Feast's metrics module does).
+MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+
 LABELS = ["model", "version", "protocol"]
 
 REQUESTS = Counter(
@@ -240,7 +245,7 @@ def collector_register(collector: Collector) -> None:
 
 def render() -> tuple[bytes, str]:
     """The text exposition of every serving metric (all processes when multi-process)."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if MULTIPROCESS:
         registry = CollectorRegistry()
         MultiProcessCollector(registry)
         body = generate_latest(registry)
