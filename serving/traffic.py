@@ -91,6 +91,12 @@ def header_key(value: str | None) -> str | None:
     return value[:ROUTING_KEY_MAX]
 
 
+def request_key(route: Route, header: str | None, decoded: DecodedRequest) -> str | None:
+    """A request's routing key: its `X-Routing-Key` header, else its routing field's value."""
+    key = header_key(header)
+    return key if key is not None else field_key(route, decoded)
+
+
 def field_key(route: Route, decoded: DecodedRequest) -> str | None:
     """The routing key in a decoded request: its first row's value of the policy's routing
     field (None when the policy names none or the request lacks it)."""

@@ -133,10 +133,8 @@ class NativePredictLane:
             decoded = native.request(_DECODER.decode(body.decode("utf-8")))
             target, role = route.primary, traffic.PRIMARY
             if route.canary is not None:  # as NativePredictApi.choose picks
-                key = traffic.header_key(environ.get("HTTP_X_ROUTING_KEY"))
-                if key is None:
-                    key = traffic.field_key(route, decoded)
-                target, role = route.pick(key)
+                header = environ.get("HTTP_X_ROUTING_KEY")
+                target, role = route.pick(traffic.request_key(route, header, decoded))
             matrix = services.request_to_matrix(version=target, decoded=decoded)
         except (ApplicationError, ValueError, RecursionError):
             raise _Decline from None

@@ -130,11 +130,12 @@ class ServingApi(APIView):
         and the request decoded for it (`decode` decodes the body for a version)."""
         if route.canary is None:
             return route.primary, decode(route.primary)
-        key = traffic.header_key(request.META.get("HTTP_X_ROUTING_KEY"))
+        header = request.META.get("HTTP_X_ROUTING_KEY")
         decoded = None
+        key = traffic.header_key(header)
         if key is None and route.routing_field:
             decoded = decode(route.primary)
-            key = traffic.field_key(route, decoded)
+            key = traffic.request_key(route, header, decoded)
         chosen, self.role = route.pick(key)
         self.served = chosen
         if decoded is None or chosen is not route.primary:
